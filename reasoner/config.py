@@ -1,0 +1,372 @@
+"""Run configuration: typed dataclasses (the schema), one merge path, validation with clear messages.
+
+    defaults (these dataclasses) -> YAML file -> `key=value` overrides -> `RunConfig`
+
+Every field has a docstring-style comment. A bad key, a wrong type, a value outside its allowed set, or an
+impossible combination fails in `load` with the key path (e.g. `stages[1].grpo.kl_coef`) and what is allowed,
+before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from reasoner.errors import ReasonerError
+
+
+class Engine(str, Enum):
+    """Where stages run: `local` (one process, CPU or one GPU) or `verl` (a Ray cluster of GPU nodes)."""
+
+    local = "local"
+    verl = "verl"
+
+
+class StageKind(str, Enum):
+    sft = "sft"
+    grpo = "grpo"
+
+
+class DataSource(str, Enum):
+    """`synthetic`: rendered visual-math worlds; `file`: a problems .jsonl/.parquet; `mathvista`: a MathVista dir."""
+
+    synthetic = "synthetic"
+    file = "file"
+    mathvista = "mathvista"
+
+
+class SFTTargets(str, Enum):
+    """Where SFT reasoning targets come from: the dataset's reference chains, or the previous policy's own
+    verified samples (self-distillation)."""
+
+    reference = "reference"
+    self = "self"
+
+
+class Selection(str, Enum):
+    """Which verified chain to keep per problem."""
+
+    shortest = "shortest"
+    longest = "longest"
+    first = "first"
+
+
+class Difficulty(str, Enum):
+    """Pass-rate band of a GRPO stage's problems (`all` = no filtering)."""
+
+    all = "all"
+    easy = "easy"
+    medium = "medium"
+    hard = "hard"
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = None
+    """A Hugging Face model folder (e.g. a local copy of Qwen2.5-VL-7B-Instruct)."""
+    tiny_size: str | None = None
+    """Instead of `path`: build a tiny random Qwen2.5-VL offline with this size name (demo, tests)."""
+    tiny_seed: int = 0
+    """Seed of the tiny model's weights."""
+
+
+@dataclass
+class DatasetConfig:
+    source: DataSource = MISSING
+    """synthetic | file | mathvista."""
+    path: str | None = None
+    """file: a problems .jsonl/.parquet; mathvista: a folder with testmini.json (+ images/) or the parquet export."""
+    tasks: list[str] = field(default_factory=list)
+    """synthetic: task families to mix (empty = all)."""
+    level: int = 1
+    """synthetic: difficulty level 1..3."""
+    n: int = 0
+    """synthetic: how many problems; file/mathvista: keep the first n (0 = all)."""
+    seed: int = 0
+    """synthetic: generator seed (train and held-out sets must use different seeds)."""
+
+
+@dataclass
+class EvalConfig:
+    datasets: list[str] = field(default_factory=list)
+    """Names from `datasets` to evaluate after the base model and after every stage."""
+    max_new_tokens: int = 64
+    """Response budget at evaluation (greedy decoding)."""
+    batch_size: int = 16
+    """Prompts per generation batch."""
+    evaluate_base: bool = True
+    """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
+
+
+@dataclass
+class StageDataConfig:
+    dataset: str = MISSING
+    """Name from `datasets` this stage trains on."""
+    targets: SFTTargets = SFTTargets.reference
+    """SFT only: reference | self."""
+    policy: str = "previous"
+    """SFT targets=self: the stage whose model samples the chains (previous = the stage before)."""
+    samples_per_problem: int = 4
+    """SFT targets=self: chains sampled per problem (k)."""
+    temperature: float = 1.0
+    """SFT targets=self: sampling temperature."""
+    select: Selection = Selection.shortest
+    """SFT targets=self: which verified chain to keep per problem."""
+    max_new_tokens: int = 64
+    """SFT targets=self: response budget per sample."""
+    difficulty: Difficulty = Difficulty.all
+    """GRPO only: pass-rate band of problems to train on."""
+    limit: int = 0
+    """Use at most this many problems (0 = all)."""
+
+
+@dataclass
+class GRPOConfig:
+    samples_per_prompt: int = 4
+    """Completions per prompt (the group size)."""
+    prompts_per_step: int = 8
+    """Prompts per rollout batch."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    """Response budget of a rollout."""
+    updates_per_batch: int = 1
+    """Minibatch updates per rollout batch (PPO epochs x minibatches)."""
+    clip_ratio: float = 0.2
+    """PPO clip range (low and high)."""
+    kl_coef: float = 0.01
+    """Weight of the low_var_kl penalty to the frozen reference model (0 disables the reference)."""
+    format_weight: float = 0.0
+    """Weight of the format reward in the total reward (the recipe uses accuracy only)."""
+    summary_penalty: float = 0.0
+    """Penalty when no summary stands between </think> and <answer> (the recipe: -0.5)."""
+
+
+@dataclass
+class StageConfig:
+    kind: StageKind = MISSING
+    """sft | grpo."""
+    name: str = ""
+    """Unique stage name; default: kind + iteration (sft1, grpo1, sft2, ...)."""
+    init: str = "previous"
+    """Starting model: previous (the stage before, or the base for the first) | base | <stage name>."""
+    data: StageDataConfig = field(default_factory=StageDataConfig)
+    steps: int = 0
+    """Optimizer steps; 0 = one pass (`epochs`) over the data."""
+    epochs: float = 1.0
+    """Passes over the data when steps = 0."""
+    batch_size: int = 8
+    """SFT: examples per optimizer step (before accumulation)."""
+    grad_accum: int = 1
+    """Gradient accumulation micro-steps."""
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    """Linear warmup share of steps, then cosine decay."""
+    max_grad_norm: float = 1.0
+    freeze_vision: bool = True
+    """Freeze the vision tower and projector."""
+    checkpoint_every: int = 0
+    """Save a resumable checkpoint every N steps (0 = only at the end)."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """GRPO only."""
+
+
+@dataclass
+class RunConfig:
+    name: str = MISSING
+    """Run name: outputs go to <output_dir>/<name>/."""
+    engine: Engine = Engine.local
+    seed: int = 0
+    output_dir: str = "runs"
+    device: str = "auto"
+    """auto | cpu | cuda (local engine)."""
+    threads: int = 1
+    """torch CPU threads (on small shared machines one thread is fastest)."""
+    prompt: str = "reason"
+    """Prompt template (configs/prompts/<prompt>.txt) used for SFT, GRPO and evaluation."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReasonerError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ReasonerError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ReasonerError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    unknown = _unknown_keys(raw, RunConfig, "")
+    if unknown:
+        raise ReasonerError(f"{path}: " + "\n  ".join(unknown))
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
+        for item in overrides:
+            key, value = _split_override(item)
+            OmegaConf.update(cfg, _resolve_stage_key(cfg, key), value, merge=True)
+        run: RunConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ReasonerError(f"{path}: {_describe(err)}") from None
+    name_stages(run)
+    validate(run, source=str(path))
+    return run
+
+
+def _unknown_keys(raw: Any, cls: type, path: str) -> list[str]:
+    """Keys of a YAML mapping that the dataclass schema does not have, with their full paths."""
+    if not isinstance(raw, dict):
+        return []
+    hints = typing.get_type_hints(cls)
+    errors = []
+    for key, value in raw.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in hints:
+            errors.append(f"{where}: unknown key; allowed keys: {', '.join(hints)}")
+            continue
+        hint, args = typing.get_origin(hints[key]), typing.get_args(hints[key])
+        if dataclasses.is_dataclass(hints[key]):
+            errors += _unknown_keys(value, hints[key], where)
+        elif hint is dict and isinstance(value, dict) and dataclasses.is_dataclass(args[1]):
+            errors += [e for k, v in value.items() for e in _unknown_keys(v, args[1], f"{where}.{k}")]
+        elif hint is list and isinstance(value, list) and dataclasses.is_dataclass(args[0]):
+            errors += [e for i, v in enumerate(value) for e in _unknown_keys(v, args[0], f"{where}[{i}]")]
+    return errors
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ReasonerError(f"override {item!r} is not of the form key=value")
+    key, value = item.split("=", 1)
+    return key.strip(), yaml.safe_load(value) if value.strip() else ""
+
+
+def _resolve_stage_key(cfg: Any, key: str) -> str:
+    """Let overrides name stages: `stages.grpo1.steps` -> `stages.1.steps`."""
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] != "stages" or parts[1].isdigit():
+        return key
+    names = _default_names([(s.get("kind"), s.get("name")) for s in cfg.stages])
+    if parts[1] not in names:
+        raise ReasonerError(f"override {key!r}: no stage named {parts[1]!r}; stages: {', '.join(names)}")
+    return ".".join(["stages", str(names.index(parts[1])), *parts[2:]])
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or ""
+    message = str(err).splitlines()[0].strip()
+    if type(err).__name__ == "ConfigKeyError" and "not in" in message:
+        parent = getattr(err, "object_type", None)
+        allowed = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else []
+        if allowed:
+            message += f"; allowed keys: {', '.join(allowed)}"
+    return f"{key}: {message}" if key else message
+
+
+def _default_names(kinds_and_names: list[tuple[Any, Any]]) -> list[str]:
+    counts: dict[str, int] = {}
+    names = []
+    for kind, name in kinds_and_names:
+        kind = getattr(kind, "value", kind)
+        counts[kind] = counts.get(kind, 0) + 1
+        names.append(name or f"{kind}{counts[kind]}")
+    return names
+
+
+def name_stages(run: RunConfig) -> None:
+    """Give unnamed stages their default names (sft1, grpo1, sft2, ...)."""
+    names = _default_names([(s.kind, s.name) for s in run.stages])
+    for stage, name in zip(run.stages, names, strict=True):
+        stage.name = name
+
+
+def validate(run: RunConfig, source: str = "config") -> None:
+    """Check what the schema cannot: references between sections and kind-specific settings."""
+    errors = _check_model(run) + _check_datasets(run) + _check_stages(run)
+    for name in run.eval.datasets:
+        if name not in run.datasets:
+            errors.append(f"eval.datasets: {name!r} is not in datasets; defined: {', '.join(run.datasets) or 'none'}")
+    if errors:
+        raise ReasonerError(f"{source}: " + "\n  ".join(errors))
+
+
+def _check_model(run: RunConfig) -> list[str]:
+    if bool(run.model.path) == bool(run.model.tiny_size):
+        return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
+    if run.device not in ("auto", "cpu", "cuda"):
+        return [f"device: {run.device!r} is not allowed; allowed: auto, cpu, cuda"]
+    return []
+
+
+def _check_datasets(run: RunConfig) -> list[str]:
+    errors = []
+    for name, ds in run.datasets.items():
+        if ds.source in (DataSource.file, DataSource.mathvista) and not ds.path:
+            errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
+        if ds.source == DataSource.synthetic and ds.n <= 0:
+            errors.append(f"datasets.{name}.n: must be > 0 for source=synthetic")
+        if not 1 <= ds.level <= 3:
+            errors.append(f"datasets.{name}.level: {ds.level} is not allowed; allowed: 1, 2, 3")
+    return errors
+
+
+def _check_stages(run: RunConfig) -> list[str]:
+    if not run.stages:
+        return ["stages: at least one stage is required"]
+    errors, seen = [], []
+    for i, stage in enumerate(run.stages):
+        errors += [f"stages[{i}] ({stage.name}).{msg}" for msg in _check_stage(run, stage, seen)]
+        if stage.name in seen or stage.name == "base":
+            errors.append(f"stages[{i}].name: {stage.name!r} is used twice or reserved")
+        seen.append(stage.name)
+    return errors
+
+
+def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list[str]:
+    errors = []
+    if stage.data.dataset not in run.datasets:
+        errors.append(f"data.dataset: {stage.data.dataset!r} is not in datasets; defined: {', '.join(run.datasets)}")
+    if stage.init not in ("previous", "base", *earlier):
+        errors.append(f"init: {stage.init!r} is not allowed; allowed: previous, base, {', '.join(earlier)}")
+    if stage.kind == StageKind.sft:
+        if stage.grpo != GRPOConfig():
+            errors.append("grpo: settings given for an sft stage; move them to a kind=grpo stage")
+        if stage.data.difficulty != Difficulty.all:
+            errors.append("data.difficulty: only for kind=grpo stages")
+        if stage.data.targets == SFTTargets.self and stage.data.policy not in ("previous", *earlier):
+            errors.append(f"data.policy: {stage.data.policy!r} is not allowed; allowed: previous, {', '.join(earlier)}")
+        if stage.data.targets == SFTTargets.self and not earlier and stage.data.policy == "previous":
+            errors.append("data.targets: self needs an earlier stage whose model samples the chains")
+    elif stage.data.targets != SFTTargets.reference:
+        errors.append("data.targets: only for kind=sft stages")
+    for key in ("lr", "batch_size", "grad_accum", "epochs"):
+        if getattr(stage, key) <= 0:
+            errors.append(f"{key}: must be > 0, got {getattr(stage, key)}")
+    if stage.kind == StageKind.grpo and stage.grpo.samples_per_prompt < 2:
+        errors.append("grpo.samples_per_prompt: must be >= 2 (advantages are relative within a group)")
+    return errors
+
+
+def to_dict(obj: Any) -> Any:
+    """A JSON-ready dict of a config dataclass (enums as their values)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj), default=lambda o: o.value))
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of JSON-ready data (configs, hashes of inputs)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,123 @@
+"""Prompt templates: text files under configs/prompts/, rendered with `string.Template` fields and hashed.
+
+One template serves SFT targets, GRPO rollouts and evaluation, so training and evaluation see the same prompt.
+Fields a template may use: `$question`, `$choices` (lettered options, empty for free-form questions), `$hint`
+(what form the answer should take) and `$unit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "configs" / "prompts"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A prompt template file and the sha256 of its text (recorded in stage manifests)."""
+
+    name: str
+    text: str
+    sha256: str
+
+    def render(
+        self,
+        question: str,
+        *,
+        choices: Sequence[str] | None = None,
+        answer_type: str | None = None,
+        precision: int | float | None = None,
+        unit: str | None = None,
+    ) -> str:
+        """Fill the template for one problem; unknown `$fields` in the file raise a KeyError naming them."""
+        fields = {
+            "question": question.strip(),
+            "choices": format_choices(choices),
+            "hint": answer_hint(answer_type, choices, precision, unit),
+            "unit": unit or "",
+        }
+        try:
+            text = string.Template(self.text).substitute(fields)
+        except KeyError as err:
+            raise KeyError(
+                f"prompt template {self.name!r} uses unknown field ${err.args[0]}; allowed: "
+                + ", ".join("$" + k for k in fields)
+            ) from None
+        # A free-form question leaves an empty $choices line: drop blank lines so prompts stay compact.
+        return "\n".join(line for line in text.splitlines() if line.strip()).strip()
+
+
+@lru_cache(maxsize=32)
+def load_template(name_or_path: str) -> Template:
+    """Load `configs/prompts/<name>.txt`, or a template file given by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROMPTS_DIR / f"{name_or_path}.txt"
+    if not path.is_file():
+        available = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
+        raise FileNotFoundError(f"prompt template {name_or_path!r} not found at {path}; available: {available}")
+    text = path.read_text(encoding="utf-8")
+    return Template(name=path.stem, text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def format_choices(choices: Sequence[str] | None) -> str:
+    """Options as MathVista prints them: 'Choices:' then '(A) text' per line; empty for free-form."""
+    if not choices:
+        return ""
+    lines = [f"({LETTERS[i]}) {choice}" for i, choice in enumerate(choices)]
+    return "Choices:\n" + "\n".join(lines)
+
+
+def answer_hint(
+    answer_type: str | None,
+    choices: Sequence[str] | None = None,
+    precision: int | float | None = None,
+    unit: str | None = None,
+) -> str:
+    """One sentence telling the model what form the final answer takes."""
+    if choices:
+        return "Answer with the option's letter."
+    unit_note = f" (in {unit})" if unit else ""
+    if answer_type == "integer":
+        return f"Answer with an integer{unit_note}."
+    if answer_type == "float":
+        places = int(precision) if precision is not None else 1
+        return f"Answer with a number with {places} decimal place{'s' if places != 1 else ''}{unit_note}."
+    if answer_type == "list":
+        return "Answer with a Python list, e.g. [1, 2, 3]."
+    return f"Answer with the final value{unit_note}." if unit else ""
+
+
+def format_target(reasoning: str, answer: str, *, summary: str | None = None) -> str:
+    """The response format every stage trains toward: `<think>..</think>`, a summary line, `<answer>..</answer>`.
+
+    The summary between `</think>` and `<answer>` is what the recipe's format penalty checks for.
+    """
+    summary = summary or f"The answer is {answer}."
+    return f"<think>{reasoning.strip()}</think>\n{summary.strip()}\n<answer>{answer.strip()}</answer>"
+
+
+def target_answer(answer: str, choices: Sequence[str] | None) -> str:
+    """What goes inside `<answer>`: the option letter for multiple choice (the prompt asks for it), else the answer."""
+    if choices and answer in choices:
+        return LETTERS[list(choices).index(answer)]
+    return answer
+
+
+def problem_messages(problem, template: Template) -> list[dict]:
+    """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
+    text = template.render(
+        problem.question,
+        choices=problem.choices,
+        answer_type=problem.answer_type,
+        precision=problem.precision,
+        unit=problem.unit,
+    )
+    content = [{"type": "image"} for _ in problem.images] + [{"type": "text", "text": text}]
+    return [{"role": "user", "content": content}]

@@ -1,0 +1,114 @@
+"""The report across stages: report.md, report.json and accuracy.png, built only from files on disk.
+
+`reasoner report RUN_DIR` regenerates it at any time from the stage manifests and evaluation scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from reasoner.rundir import RunDir, StageDir, atomic_path, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def collect(run_dir: RunDir) -> dict[str, Any]:
+    """Everything the report shows, read from the stage folders (unfinished stages included, marked so)."""
+    stages = []
+    for stage_dir in run_dir.stage_dirs():
+        manifest = stage_dir.read_manifest() or {}
+        stages.append(
+            {
+                "dir": stage_dir.root.name,
+                "name": manifest.get("name", stage_dir.root.name),
+                "kind": manifest.get("kind", stage_dir.root.name.split("_", 1)[-1]),
+                "finished": bool(manifest),
+                "train": manifest.get("metrics", {}),
+                "seconds": manifest.get("seconds"),
+                "eval": _read_evals(stage_dir),
+            }
+        )
+    datasets = sorted({name for stage in stages for name in stage["eval"]})
+    return {"run": run_dir.root.name, "datasets": datasets, "stages": stages}
+
+
+def _read_evals(stage_dir: StageDir) -> dict[str, dict]:
+    evals = {}
+    eval_root = stage_dir.root / "eval"
+    for scores_path in sorted(eval_root.glob("*/scores.json")) if eval_root.is_dir() else []:
+        scores = read_json(scores_path)
+        evals[scores_path.parent.name] = {
+            "n": scores["n"],
+            "accuracy": scores["accuracy"],
+            "task": {k: v["accuracy"] for k, v in scores.get("breakdown", {}).get("task", {}).items()},
+        }
+    return evals
+
+
+def render_markdown(data: dict[str, Any]) -> str:
+    """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
+    lines = [f"# Run `{data['run']}`", ""]
+    for dataset in data["datasets"]:
+        rows = [s for s in data["stages"] if dataset in s["eval"]]
+        tasks = sorted({t for s in rows for t in s["eval"][dataset]["task"]})
+        lines += [f"## {dataset}", "", "| stage | n | accuracy | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
+        lines.append("|" + "---|" * (5 + len(tasks)))
+        base = prev = None
+        for stage in rows:
+            scores = stage["eval"][dataset]
+            acc = scores["accuracy"]
+            base = acc if base is None else base
+            cells = [f"{stage['name']}", str(scores["n"]), f"{acc:.1f}", _delta(acc, prev), _delta(acc, base)]
+            cells += [f"{scores['task'].get(t, float('nan')):.1f}" for t in tasks]
+            lines.append("| " + " | ".join(cells) + " |")
+            prev = acc
+        lines.append("")
+    lines += ["## Training", "", "| stage | finished | seconds | metrics |", "|---|---|---|---|"]
+    for stage in data["stages"]:
+        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(stage["train"].items()))
+        seconds = f"{stage['seconds']:.0f}" if stage["seconds"] is not None else "-"
+        lines.append(f"| {stage['name']} | {'yes' if stage['finished'] else 'no'} | {seconds} | {metrics} |")
+    return "\n".join(lines) + "\n"
+
+
+def _delta(value: float, reference: float | None) -> str:
+    return "" if reference is None else f"{value - reference:+.1f}"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    """Accuracy per stage for each evaluation set, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for dataset in data["datasets"]:
+        rows = [s for s in data["stages"] if dataset in s["eval"]]
+        ax.plot([s["name"] for s in rows], [s["eval"][dataset]["accuracy"] for s in rows], marker="o", label=dataset)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"run {data['run']}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def write_report(run_dir: RunDir) -> Path:
+    """Write report.md, report.json and accuracy.png into the run folder; returns the markdown path."""
+    data = collect(run_dir)
+    write_json_atomic(run_dir.report_json, data)
+    with atomic_path(run_dir.report_md) as tmp:
+        tmp.write_text(render_markdown(data), encoding="utf-8")
+    if data["datasets"]:
+        with atomic_path(run_dir.root / "accuracy.png") as tmp:
+            plot(data, tmp)
+    log.info("report written to %s", run_dir.report_md)
+    return run_dir.report_md

@@ -1,0 +1,87 @@
+"""Planning, pure: RunConfig -> [StagePlan] with checkpoint chaining, fingerprints and done-ness.
+
+A stage's fingerprint hashes everything that determines its model: its own settings, its dataset, the prompt
+template, the run seed and engine, and the fingerprints of the stages it starts from and samples from. A finished
+stage whose fingerprint no longer matches the config is reported as `changed`, never silently reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from reasoner.config import RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
+from reasoner.rundir import RunDir, StageDir
+
+
+class Status(str, Enum):
+    done = "done"
+    """manifest written with the same fingerprint"""
+    changed = "changed"
+    """finished, but with another config: needs --redo-from"""
+    partial = "partial"
+    """started, not finished: resumes from its last checkpoint or its start"""
+    pending = "pending"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage as planned: where it lives, which model it starts from, and its fingerprint."""
+
+    index: int
+    name: str
+    kind: str
+    """base | sft | grpo"""
+    init: str | None
+    """Name of the stage whose model this one starts from (None for the base)."""
+    policy: str | None
+    """SFT on self-distilled data: name of the stage whose model samples the chains."""
+    fingerprint: str
+    config: StageConfig | None
+
+    @property
+    def dir_name(self) -> str:
+        return f"{self.index:02d}_{self.kind}"
+
+
+def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
+    """The base (stage 00) and every configured stage, in order, with resolved start models."""
+    base = StagePlan(0, "base", "base", None, None, fingerprint(to_dict(run.model)), None)
+    plans = [base]
+    by_name = {"base": base}
+    for i, stage in enumerate(run.stages, start=1):
+        init = _resolve(stage.init, plans)
+        policy = None
+        if stage.kind == StageKind.sft and stage.data.targets == SFTTargets.self:
+            policy = _resolve(stage.data.policy, plans)
+        inputs = {
+            "stage": to_dict(stage),
+            "dataset": to_dict(run.datasets[stage.data.dataset]),
+            "prompt": prompt_sha256,
+            "seed": run.seed,
+            "engine": run.engine.value,
+            "init": by_name[init].fingerprint,
+            "policy": by_name[policy].fingerprint if policy else None,
+        }
+        current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage)
+        plans.append(current)
+        by_name[stage.name] = current
+    return plans
+
+
+def _resolve(reference: str, earlier: list[StagePlan]) -> str:
+    """`previous` means the last planned stage (the base for the first stage)."""
+    return earlier[-1].name if reference == "previous" else reference
+
+
+def status(stage_dir: StageDir, stage: StagePlan) -> Status:
+    """Whether a stage is finished with this config, finished with another, started, or untouched."""
+    manifest = stage_dir.read_manifest()
+    if manifest is not None:
+        return Status.done if manifest.get("fingerprint") == stage.fingerprint else Status.changed
+    return Status.partial if stage_dir.root.exists() else Status.pending
+
+
+def statuses(run_dir: RunDir, plans: list[StagePlan]) -> list[Status]:
+    """Status of every planned stage (fingerprints chain, so a changed upstream stage changes its dependants)."""
+    return [status(run_dir.stage(stage.dir_name), stage) for stage in plans]

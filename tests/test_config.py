@@ -1,0 +1,113 @@
+"""Config loading: one merge path, errors that name the key and the allowed values."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from reasoner import config
+from reasoner.errors import ReasonerError
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "configs" / "demo.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+name: t
+model: {tiny_size: demo}
+datasets:
+  train: {source: synthetic, n: 10}
+stages:
+  - {kind: sft, data: {dataset: train}}
+  - {kind: grpo, data: {dataset: train}, steps: 2}
+"""
+
+
+def test_demo_config_loads_with_named_stages():
+    run = config.load(DEMO)
+    assert [s.name for s in run.stages] == ["sft1", "grpo1", "sft2", "grpo2"]
+    assert run.stages[1].kind == config.StageKind.grpo
+    assert run.stages[2].data.targets == config.SFTTargets.self
+
+
+def test_overrides_by_index_and_by_stage_name(tmp_path):
+    run = config.load(write(tmp_path, MINIMAL), ["stages.grpo1.steps=7", "stages.0.lr=0.5", "seed=3"])
+    assert run.stages[1].steps == 7
+    assert run.stages[0].lr == 0.5
+    assert run.seed == 3
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("stages.0.lrr=1", "stages[0].lrr"),
+        ("stages.0.kind=sftt", "sft, grpo"),
+        ("stages.1.grpo.kl_coef=abc", "stages[1].grpo.kl_coef"),
+        ("engine=slurm", "local, verl"),
+        ("stages.grpo9.steps=1", "sft1, grpo1"),
+        ("nokey", "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(tmp_path, override, expected):
+    with pytest.raises(ReasonerError) as err:
+        config.load(write(tmp_path, MINIMAL), [override])
+    assert expected in str(err.value)
+
+
+def test_unknown_key_in_yaml_lists_allowed_keys(tmp_path):
+    text = MINIMAL.replace("steps: 2", "stepz: 2")
+    with pytest.raises(ReasonerError) as err:
+        config.load(write(tmp_path, text))
+    message = str(err.value)
+    assert "stages[1].stepz" in message and "steps" in message and str(tmp_path) in message
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("dataset: train}}", "dataset: trian}}"), "'trian' is not in datasets"),
+        (("kind: grpo,", "kind: grpo, init: sft9,"), "init: 'sft9' is not allowed; allowed: previous, base, sft1"),
+        (("{dataset: train}}", "{dataset: train, difficulty: hard}}"), "only for kind=grpo"),
+        (("model: {tiny_size: demo}", "model: {tiny_size: demo, path: /x}"), "exactly one of model.path"),
+        (("n: 10", "n: 10, level: 7"), "allowed: 1, 2, 3"),
+    ],
+)
+def test_impossible_combinations(tmp_path, edit, expected):
+    text = MINIMAL.replace(*edit, 1)
+    assert text != MINIMAL
+    with pytest.raises(ReasonerError) as err:
+        config.load(write(tmp_path, text))
+    assert expected in str(err.value)
+
+
+def test_grpo_settings_on_sft_stage_rejected(tmp_path):
+    with pytest.raises(ReasonerError, match=r"stages\[0\] \(sft1\)\.grpo"):
+        config.load(write(tmp_path, MINIMAL), ["stages.0.grpo.kl_coef=0.5"])
+
+
+def test_self_targets_need_an_earlier_stage(tmp_path):
+    text = MINIMAL.replace("{kind: sft, data: {dataset: train}}", "{kind: sft, data: {dataset: train, targets: self}}")
+    with pytest.raises(ReasonerError, match="needs an earlier stage"):
+        config.load(write(tmp_path, text))
+
+
+def test_typo_fails_fast(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(ReasonerError):
+        config.load(DEMO, ["stages.0.batch_sise=3"])
+    assert time.perf_counter() - start < 2.0
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ReasonerError, match="not found"):
+        config.load(tmp_path / "nope.yaml")
+    with pytest.raises(ReasonerError, match="not valid YAML"):
+        config.load(write(tmp_path, "name: [unclosed"))
