@@ -51,6 +51,8 @@ class SFTTargets(str, Enum):
 
     reference = "reference"
     self = "self"
+    distill = "distill"
+    """Caption -> reason -> verify -> filter with other models (`data.distill`): the recipe's iteration-1 data."""
 
 
 class Selection(str, Enum):
@@ -109,11 +111,64 @@ class EvalConfig:
 
 
 @dataclass
+class DistillConfig:
+    """SFT targets=distill: a VLM captions each image, a text reasoning model reasons from caption + question k
+    times, answers are verified against the ground truth, one chain per problem is kept, trimmed at reflection
+    markers and length-filtered; the SFT example pairs that chain with the ORIGINAL images."""
+
+    captioner: str | None = None
+    """Model folder of the captioning VLM, or `base` (the run's base model); null = use the captions already in
+    the data (synthetic sets carry ground-truth captions)."""
+    caption_prompt: str = "caption"
+    """Captioning prompt template (configs/prompts/<name>.txt)."""
+    caption_max_new_tokens: int = 512
+    """Caption budget (captions are decoded greedily)."""
+    reasoner: str = ""
+    """Model folder of the text-only reasoning model, or `base` (the run's base model). Required."""
+    reason_prompt: str = "reason_from_caption"
+    """Prompt template of the reasoner; it must use `$caption` besides the usual `$question` fields."""
+    samples_per_problem: int = 4
+    """Chains sampled per problem (k)."""
+    temperature: float = 0.6
+    """Reasoner sampling temperature."""
+    top_p: float = 0.95
+    """Reasoner nucleus sampling threshold."""
+    max_new_tokens: int = 4096
+    """Reasoner response budget per chain."""
+    max_target_tokens: int = 0
+    """Drop chains whose SFT target (after trimming) is longer than this many reasoner tokens (0 = keep all)."""
+    select: Selection = Selection.shortest
+    """Which verified chain to keep per problem."""
+    shard_size: int = 256
+    """Problems per shard; each finished shard is one file, so an interrupted run redoes only unfinished ones."""
+
+
+@dataclass
+class PassRateConfig:
+    """GRPO data.difficulty other than `all`: how pass rates are estimated and where the bands split.
+
+    hard: pass rate < hard_below; medium: hard_below <= rate < easy_from; easy: rate >= easy_from."""
+
+    model: str = "init"
+    """Whose pass rate: init (the stage's start model) | base | <an earlier stage name>."""
+    samples: int = 8
+    """Samples per problem (the pass rate is correct / samples)."""
+    temperature: float | None = None
+    """Sampling temperature (null = the stage's grpo.temperature)."""
+    max_new_tokens: int = 0
+    """Response budget per sample (0 = the stage's grpo.max_new_tokens)."""
+    hard_below: float = 0.25
+    """Pass rates below this are `hard`."""
+    easy_from: float = 0.75
+    """Pass rates at or above this are `easy`; those in between are `medium`."""
+
+
+@dataclass
 class StageDataConfig:
     dataset: str = MISSING
     """Name from `datasets` this stage trains on."""
     targets: SFTTargets = SFTTargets.reference
-    """SFT only: reference | self."""
+    """SFT only: reference | self | distill."""
     policy: str = "previous"
     """SFT targets=self: the stage whose model samples the chains (previous = the stage before)."""
     samples_per_problem: int = 4
@@ -126,6 +181,10 @@ class StageDataConfig:
     """SFT targets=self: response budget per sample."""
     difficulty: Difficulty = Difficulty.all
     """GRPO only: pass-rate band of problems to train on."""
+    pass_rate: PassRateConfig = field(default_factory=PassRateConfig)
+    """GRPO with difficulty != all: pass-rate estimation and band edges."""
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    """SFT targets=distill: captioner, reasoner and filters."""
     limit: int = 0
     """Use at most this many problems (0 = all)."""
 
@@ -183,6 +242,46 @@ class StageConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """How the `verl` engine uses a Ray cluster of GPU nodes (the `local` engine ignores this section)."""
+
+    nodes: int = 1
+    """GPU nodes that train together (verl trainer.nnodes)."""
+    gpus_per_node: int = 8
+    """GPUs per node (verl trainer.n_gpus_per_node); nodes * gpus_per_node GPUs in all."""
+    rollout_tensor_parallel: int = 2
+    """vLLM tensor-parallel size of one rollout / generation replica (the recipe: 2)."""
+    gpu_memory_utilization: float = 0.6
+    """Share of each GPU's memory vLLM may fill (weights + KV cache) while colocated with training."""
+    micro_batch_size_per_gpu: int = 2
+    """Sequences per forward/backward on one GPU when training (dynamic_batch off)."""
+    log_prob_micro_batch_size_per_gpu: int = 4
+    """Sequences per forward on one GPU when computing old / reference log-probs (dynamic_batch off)."""
+    dynamic_batch: bool = True
+    """Pack micro batches by token count (max_tokens_per_gpu) instead of a fixed number of sequences."""
+    max_tokens_per_gpu: int = 16384
+    """Token budget of one micro batch on one GPU when dynamic_batch is on."""
+    param_offload: bool = False
+    """Offload the policy's FSDP parameters to CPU between uses (slower, frees GPU memory)."""
+    optimizer_offload: bool = False
+    """Offload the optimizer state to CPU between updates (the recipe offloads both on 8 x 80 GB)."""
+    ref_param_offload: bool = True
+    """Offload the frozen GRPO reference model's parameters to CPU between uses."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    max_prompt_tokens: int = 6144
+    """Longest prompt (text + image tokens) in GRPO; longer prompts are filtered out of the data."""
+    max_sft_tokens: int = 8192
+    """Longest SFT example (prompt + target); a longer one stops the stage with an error naming it."""
+    max_image_pixels: int = 262144
+    """Images are downscaled to at most this many pixels before the vision tower (262144 = 512 x 512)."""
+    min_image_pixels: int = 3136
+    """Images are upscaled to at least this many pixels (3136 = 56 x 56, four visual tokens)."""
+    keep_checkpoints: int = 1
+    """Resumable checkpoints kept per stage (the newest; older ones are deleted as new ones land)."""
+
+
+@dataclass
 class RunConfig:
     name: str = MISSING
     """Run name: outputs go to <output_dir>/<name>/."""
@@ -199,6 +298,8 @@ class RunConfig:
     datasets: dict[str, DatasetConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     stages: list[StageConfig] = field(default_factory=list)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    """verl engine only: cluster shape, memory knobs and limits."""
 
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -270,7 +371,7 @@ def _resolve_stage_key(cfg: Any, key: str) -> str:
 def _describe(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or ""
     message = str(err).splitlines()[0].strip()
-    if type(err).__name__ == "ConfigKeyError" and "not in" in message:
+    if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in message:
         parent = getattr(err, "object_type", None)
         allowed = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else []
         if allowed:
@@ -354,11 +455,50 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
             errors.append("data.targets: self needs an earlier stage whose model samples the chains")
     elif stage.data.targets != SFTTargets.reference:
         errors.append("data.targets: only for kind=sft stages")
+    errors += _check_distill(stage) + _check_pass_rate(stage, earlier)
     for key in ("lr", "batch_size", "grad_accum", "epochs"):
         if getattr(stage, key) <= 0:
             errors.append(f"{key}: must be > 0, got {getattr(stage, key)}")
     if stage.kind == StageKind.grpo and stage.grpo.samples_per_prompt < 2:
         errors.append("grpo.samples_per_prompt: must be >= 2 (advantages are relative within a group)")
+    return errors
+
+
+def _check_distill(stage: StageConfig) -> list[str]:
+    if stage.data.targets != SFTTargets.distill:
+        return [] if stage.data.distill == DistillConfig() else ["data.distill: given, but data.targets is not distill"]
+    return check_distill(stage.data.distill)
+
+
+def check_distill(cfg: DistillConfig, where: str = "data.distill") -> list[str]:
+    """Problems with a distill section (also used by `reasoner data distill` configs), each naming its key."""
+    errors = [] if cfg.reasoner else [f"{where}.reasoner: required (a model folder, or base)"]
+    for key in ("samples_per_problem", "max_new_tokens", "caption_max_new_tokens", "shard_size"):
+        if getattr(cfg, key) < 1:
+            errors.append(f"{where}.{key}: must be >= 1, got {getattr(cfg, key)}")
+    if cfg.max_target_tokens < 0:
+        errors.append(f"{where}.max_target_tokens: must be >= 0 (0 = keep all), got {cfg.max_target_tokens}")
+    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
+        errors.append(f"{where}: need temperature >= 0 and 0 < top_p <= 1, got {cfg.temperature}, {cfg.top_p}")
+    return errors
+
+
+def _check_pass_rate(stage: StageConfig, earlier: list[str]) -> list[str]:
+    cfg = stage.data.pass_rate
+    if stage.kind != StageKind.grpo or stage.data.difficulty == Difficulty.all:
+        if cfg != PassRateConfig():
+            return ["data.pass_rate: only for kind=grpo stages with data.difficulty easy, medium or hard"]
+        return []
+    errors = []
+    if cfg.model not in ("init", "base", *earlier):
+        allowed = ", ".join(["init", "base", *earlier])
+        errors.append(f"data.pass_rate.model: {cfg.model!r} is not allowed; allowed: {allowed}")
+    if cfg.samples < 1 or cfg.max_new_tokens < 0 or (cfg.temperature is not None and cfg.temperature < 0):
+        errors.append("data.pass_rate: samples must be >= 1, max_new_tokens >= 0 and temperature >= 0 or null")
+    if not 0 <= cfg.hard_below < cfg.easy_from <= 1:
+        errors.append(
+            f"data.pass_rate: need 0 <= hard_below < easy_from <= 1, got {cfg.hard_below} and {cfg.easy_from}"
+        )
     return errors
 
 

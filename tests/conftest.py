@@ -36,3 +36,11 @@ def mathvista_dir() -> Path:
             pytest.fail(message + "; CI=true requires it")
         pytest.skip(message)
     return MATHVISTA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 'demo' Qwen2.5-VL folder (seed 0), built once per session (~2 s)."""
+    from reasoner.models.tiny import ensure_tiny_model
+
+    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)

@@ -1,0 +1,110 @@
+"""Generation throughput of the transformers backend on the tiny model, and the Ray pool's overhead.
+
+    .venv/bin/python benchmarks/bench_generation.py [--model DIR] [--requests 32] [--new-tokens 32]
+
+Prints generated tokens/s of `HFGenerator` at batch 1 and 16 (one torch thread, CPU), then the same requests
+through a `GeneratorPool` of 1 and 2 actors on a local Ray against the single in-process generator (the peer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def _images(count: int) -> list:
+    from PIL import Image, ImageDraw
+
+    images = []
+    for i in range(count):
+        side = 56 + 28 * (i % 4)  # 4..25 visual tokens
+        image = Image.new("RGB", (side, side), "white")
+        ImageDraw.Draw(image).text((side // 4, side // 3), f"{i % 10} + {(i * 3) % 10}", fill="black")
+        images.append(image)
+    return images
+
+
+def _requests(count: int) -> list:
+    from reasoner.generation import GenerationRequest, user_message
+
+    return [
+        GenerationRequest(user_message(f"What is the sum of the two digits? ({i})"), [image], id=str(i))
+        for i, image in enumerate(_images(count))
+    ]
+
+
+def _timed(generator, requests, spec) -> tuple[float, int]:
+    started = time.perf_counter()
+    results = generator.generate(requests, spec)
+    seconds = time.perf_counter() - started
+    return seconds, sum(len(c.token_ids) for group in results for c in group)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model folder (default: build the tiny 'demo' model in a temp dir)")
+    parser.add_argument("--requests", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    args = parser.parse_args()
+
+    import torch
+
+    from reasoner.generation import GeneratorConfig, GeneratorPool, HFGenerator, SamplingSpec
+    from reasoner.models.tiny import ensure_tiny_model
+
+    torch.set_num_threads(1)
+    tmp = tempfile.TemporaryDirectory()
+    model_dir = Path(args.model) if args.model else ensure_tiny_model(tmp.name)
+    requests = _requests(args.requests)
+    # Sampling at temperature 1 keeps a random model from stopping at once, so rows run to similar lengths.
+    spec = SamplingSpec(temperature=1.0, max_new_tokens=args.new_tokens, seed=0)
+    rows = []
+    for batch in (1, 16):
+        generator = HFGenerator.from_pretrained(model_dir, batch_size=batch, show_progress=False)
+        generator.generate(requests[:2], spec)  # warm-up
+        seconds, tokens = _timed(generator, requests, spec)
+        rows.append((f"hf batch {batch}", seconds, tokens, None))
+    single_seconds = rows[-1][1]
+
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for actors in (1, 2):
+            started = time.perf_counter()
+            pool = GeneratorPool(
+                GeneratorConfig(model_path=str(model_dir), batch_size=16),
+                num_actors=actors,
+                chunk_size=16,
+                show_progress=False,
+            )
+            startup = time.perf_counter() - started
+            seconds, tokens = _timed(pool, requests, spec)
+            rows.append(
+                (
+                    f"pool {actors} actor(s), batch 16 (startup {startup:.1f} s)",
+                    seconds,
+                    tokens,
+                    seconds / single_seconds,
+                )
+            )
+            pool.shutdown()
+    finally:
+        ray.shutdown()
+
+    print(f"\n{args.requests} requests x {args.new_tokens} max new tokens, {model_dir}")
+    print(f"{'backend':<44} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'vs hf batch 16':>15}")
+    for name, seconds, tokens, ratio in rows:
+        ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
+        print(f"{name:<44} {seconds:>8.2f} {tokens:>7d} {tokens / seconds:>9.1f} {ratio_text:>15}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Deduplicate imported problems, and drop those that overlap MathVista testmini (never train on the test set).
+
+- Duplicates: the same images (hash of their bytes) + the same normalised question + the same choices; the
+  first occurrence is kept.
+- MathVista overlap: a problem is dropped when one of its images is byte-identical to a testmini image (possible
+  only when the MathVista folder has its images), or when its normalised question equals a distinctive testmini
+  question. The shared copy has no images, so question text is what works there. Generic questions ("Find x.",
+  44 x "What is the age gap between these two people in image?") recur in testmini and in any training set
+  about other images; matching on them alone would drop honest training data, so a testmini question counts
+  only when it occurs once in testmini and is at least `min_question_chars` long once normalised.
+
+Every drop is recorded (id, reason, the matching id or pid); `import_record` turns the counts into the JSON
+written next to an imported file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoner.data.records import ImageRef, Problem
+
+log = logging.getLogger(__name__)
+
+MIN_QUESTION_CHARS = 30
+"""Shortest normalised testmini question that counts as an overlap on its own (shorter ones are generic)."""
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def normalize_question(text: str) -> str:
+    """Case, punctuation, whitespace and Unicode width folded away: 'What is x?' == 'what  is X'."""
+    return " ".join(_NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).split())
+
+
+def image_digest(image: ImageRef) -> str | None:
+    """sha256 of an image's encoded bytes (embedded or read from its file); None when the file is absent."""
+    if image.data is not None:
+        return hashlib.sha256(image.data).hexdigest()
+    path = image.resolved_path()
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def duplicate_key(problem: Problem) -> str:
+    """What makes two problems the same: image bytes (or paths, when absent), question text and choices."""
+    digest = hashlib.sha256()
+    for image in problem.images:
+        digest.update((image_digest(image) or f"path:{image.path}").encode())
+    digest.update(normalize_question(problem.question).encode())
+    digest.update(repr([normalize_question(c) for c in problem.choices or []]).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """One problem left out of an import, and why."""
+
+    id: str
+    reason: str
+    """duplicate | mathvista_image | mathvista_question"""
+    match: str
+    """The id of the problem it duplicates, or the MathVista pid it overlaps."""
+
+
+def deduplicate(problems: Sequence[Problem]) -> tuple[list[Problem], list[Dropped]]:
+    """Keep the first of each set of duplicates (see `duplicate_key`), in order."""
+    first: dict[str, str] = {}
+    kept, dropped = [], []
+    for problem in problems:
+        key = duplicate_key(problem)
+        if key in first:
+            dropped.append(Dropped(problem.id, "duplicate", first[key]))
+        else:
+            first[key] = problem.id
+            kept.append(problem)
+    return kept, dropped
+
+
+@dataclass
+class BenchmarkIndex:
+    """What an imported problem is checked against: a benchmark's image hashes and distinctive questions."""
+
+    name: str
+    problems: int
+    images: dict[str, str]
+    """Image sha256 -> benchmark id (only images whose bytes are present)."""
+    questions: dict[str, str]
+    """Normalised distinctive question -> benchmark id."""
+
+    @classmethod
+    def build(
+        cls, name: str, problems: Sequence[Problem], min_question_chars: int = MIN_QUESTION_CHARS
+    ) -> BenchmarkIndex:
+        """Index a benchmark's problems (see the module docstring for which questions count)."""
+        counts = Counter(normalize_question(p.question) for p in problems)
+        images, questions = {}, {}
+        for problem in problems:
+            for image in problem.images:
+                digest = image_digest(image)
+                if digest is not None:
+                    images.setdefault(digest, problem.id)
+            text = normalize_question(problem.question)
+            if counts[text] == 1 and len(text) >= min_question_chars:
+                questions[text] = problem.id
+        return cls(name, len(problems), images, questions)
+
+    def match(self, problem: Problem) -> Dropped | None:
+        """Why `problem` overlaps this benchmark (an image first, then its question), or None."""
+        for image in problem.images:
+            digest = image_digest(image)
+            if digest is not None and digest in self.images:
+                return Dropped(problem.id, f"{self.name}_image", self.images[digest])
+        pid = self.questions.get(normalize_question(problem.question))
+        return Dropped(problem.id, f"{self.name}_question", pid) if pid is not None else None
+
+
+def mathvista_index(data_dir: str | Path, *, split: str = "testmini") -> BenchmarkIndex:
+    """The overlap index of a MathVista folder (official json with optional images/, or the hub parquet)."""
+    from reasoner.data.sources import load_mathvista
+
+    index = BenchmarkIndex.build("mathvista", load_mathvista(data_dir, split=split))
+    log.info("MathVista %s: %d problems, %d images hashed, %d distinctive questions",
+             split, index.problems, len(index.images), len(index.questions))
+    return index
+
+
+def drop_overlap(problems: Sequence[Problem], index: BenchmarkIndex) -> tuple[list[Problem], list[Dropped]]:
+    """Problems that do not overlap the benchmark, and a record of those that do."""
+    kept, dropped = [], []
+    for problem in problems:
+        found = index.match(problem)
+        if found is None:
+            kept.append(problem)
+        else:
+            dropped.append(found)
+    return kept, dropped
+
+
+def clean_import(
+    problems: Sequence[Problem],
+    *,
+    dedupe: bool = False,
+    exclude: BenchmarkIndex | None = None,
+    source: dict[str, Any] | None = None,
+) -> tuple[list[Problem], dict[str, Any]]:
+    """Deduplicate and/or decontaminate imported problems; returns the kept ones and a JSON-ready record."""
+    kept, duplicates, overlaps = list(problems), [], []
+    if dedupe:
+        kept, duplicates = deduplicate(kept)
+    if exclude is not None:
+        kept, overlaps = drop_overlap(kept, exclude)
+    record: dict[str, Any] = {
+        "sources": [{**(source or {}), "loaded": len(problems)}],
+        "written": len(kept),
+        "dedupe": {"enabled": dedupe, "duplicates": len(duplicates)},
+        "overlap": None,
+        "dropped": [asdict(d) for d in duplicates + overlaps],
+    }
+    if exclude is not None:
+        reasons = Counter(d.reason for d in overlaps)
+        record["overlap"] = {
+            "benchmark": exclude.name,
+            "benchmark_problems": exclude.problems,
+            "benchmark_images_hashed": len(exclude.images),
+            "distinctive_questions": len(exclude.questions),
+            "dropped": len(overlaps),
+            "by_image": reasons[f"{exclude.name}_image"],
+            "by_question": reasons[f"{exclude.name}_question"],
+        }
+    log.info("import: %d loaded, %d duplicates, %d overlapping %s, %d kept", len(problems), len(duplicates),
+             len(overlaps), exclude.name if exclude else "nothing", len(kept))
+    return kept, record
+
+
+def record_path(out: str | Path) -> Path:
+    """Where the import record of an output file goes: `train.parquet` -> `train.sources.json`."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.sources.json")

@@ -1,0 +1,511 @@
+"""Caption-then-reason distillation: the recipe's iteration-1 SFT data (RESEARCH.md §1).
+
+    caption each image (a VLM; or the captions the data already carries)
+      -> a text-only reasoner answers from caption + question, k chains per problem
+      -> verify every chain with `rewards` (the scorer GRPO and evaluation use)
+      -> select one correct chain per problem (shortest by default)
+      -> trim it at its first reflection marker ("Wait, let me re-check...")
+      -> drop it when its SFT target is longer than `max_target_tokens`
+      -> the kept chains on the ORIGINAL images: `Problem.reasoning`, trained as `format_target(reasoning, label)`
+
+Work goes in shards of `shard_size` problems. A finished shard is one file written atomically, so a run that
+stops (crash, Ctrl-C, preemption) redoes only unfinished shards; shard i samples with seed + i, so a resumed run
+equals an uninterrupted one.
+
+    out_dir/plan.json                  what the shards are made with (another plan discards stale shards)
+    out_dir/shards/shard-00000.jsonl   per problem: caption, every chain with its verdict, the outcome
+    out_dir/distilled.jsonl            the SFT set: kept problems with caption, reasoning, metadata["distill"]
+    out_dir/stats.json                 counts per filter step, in total and per source
+
+    reasoner data distill configs/distill-demo.yaml [KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from tqdm.auto import tqdm
+
+from reasoner import config as config_mod
+from reasoner.config import DatasetConfig, DataSource, DistillConfig, ModelConfig
+from reasoner.data.records import Problem, read_problems, write_problems
+from reasoner.data.selfdistill import Sample, reasoning_of, select, trim_reflections, verify
+from reasoner.engines.base import SFTExample
+from reasoner.errors import ReasonerError
+from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message
+from reasoner.prompts import Template, format_target, load_template, problem_messages
+from reasoner.rundir import atomic_path, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+GeneratorLike = Generator | Callable[[], Generator]
+"""A generator, or a zero-argument factory (e.g. a `GeneratorConfig`) called only when a shard needs it."""
+OUTCOMES = ("no_correct", "no_reasoning", "contradicted", "too_long", "kept")
+"""Why a problem's selected chain was dropped (or `kept`); the step names count what survives each filter."""
+STEPS = ("problems", "captions", "samples", "correct", "selected", "after_trimming", "after_length_filter")
+# Rules of `rewards.extract` that mean "the text states an answer" (not a guess from its last number).
+_STATED_ANSWER_RULES = ("answer_tag", "boxed", "answer_is", "answer_label", "option_letter")
+
+
+# ------------------------------------------------------------------------------------- one problem's chain
+
+
+@dataclass(frozen=True)
+class ChainChoice:
+    """What the filters made of one problem's samples: the outcome and, past selection, the chosen chain."""
+
+    outcome: str
+    sample: int | None = None
+    """Index of the selected sample (None when no sample was correct)."""
+    reasoning: str | None = None
+    """The trimmed chain (the SFT reasoning) once it survived trimming."""
+    trimmed: bool = False
+    """True when trimming cut something off."""
+    target_tokens: int | None = None
+
+
+def states_other_answer(reasoning: str, problem: Problem) -> bool:
+    """True when a (trimmed) chain itself states a final answer that does not verify: trimming cut off the fix."""
+    [[verdict]] = verify([problem], [[reasoning]])
+    return verdict.score.rule in _STATED_ANSWER_RULES and not verdict.correct
+
+
+def choose_chain(
+    problem: Problem,
+    samples: Sequence[Sample],
+    *,
+    rule: str = "shortest",
+    max_target_tokens: int = 0,
+    count_tokens: Callable[[str], int] | None = None,
+) -> ChainChoice:
+    """Select one verified chain by `rule`, trim its reflections, then apply the length filter (in that order)."""
+    chosen = select(samples, rule)
+    if chosen is None:
+        return ChainChoice("no_correct")
+    index = next(i for i, sample in enumerate(samples) if sample is chosen)
+    reasoning = reasoning_of(chosen.text)
+    cut = trim_reflections(reasoning)
+    if not cut:
+        return ChainChoice("no_reasoning", index)
+    if states_other_answer(cut, problem):
+        return ChainChoice("contradicted", index)
+    if max_target_tokens and count_tokens is None:
+        raise ReasonerError("max_target_tokens is set but no token counter was given (see token_counter)")
+    tokens = count_tokens(format_target(cut, problem.answer_label())) if count_tokens else None
+    outcome = "too_long" if max_target_tokens and tokens > max_target_tokens else "kept"
+    return ChainChoice(outcome, index, cut, cut != reasoning, tokens)
+
+
+def token_counter(model_path: str | Path) -> Callable[[str], int]:
+    """Count tokens with the tokenizer of a model folder (for `max_target_tokens`)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+# ------------------------------------------------------------------------------------------------ prompts
+
+
+def caption_requests(problems: Sequence[Problem], template: Template) -> list[GenerationRequest]:
+    """One captioning request per problem: all of its images, then the captioning prompt."""
+    return [
+        GenerationRequest(problem_messages(p, template), images=p.load_images(), id=p.id) for p in problems
+    ]
+
+
+def _reason_template(name: str) -> Template:
+    template = load_template(name)
+    if "$caption" not in template.text and "${caption}" not in template.text:
+        raise ReasonerError(f"prompt template {template.name!r} does not use $caption; the reasoner sees no image")
+    return template
+
+
+def reason_prompt(problem: Problem, caption: str, template: Template) -> str:
+    """The reasoner's text prompt: the template with `$caption` and the problem's question fields filled in."""
+    # Escape `$` so a caption is inserted literally, never read as a template field.
+    text = string.Template(template.text).safe_substitute(caption=caption.strip().replace("$", "$$"))
+    return replace(template, text=text).render(
+        problem.question,
+        choices=problem.choices,
+        answer_type=problem.answer_type,
+        precision=problem.precision,
+        unit=problem.unit,
+    )
+
+
+def reason_requests(
+    problems: Sequence[Problem], captions: Sequence[str], template: Template
+) -> list[GenerationRequest]:
+    """Text-only requests for the reasoner: caption + question, no image."""
+    return [
+        GenerationRequest(user_message(reason_prompt(p, c, template), images=0), id=p.id)
+        for p, c in zip(problems, captions, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- shards
+
+
+@dataclass
+class _Context:
+    cfg: DistillConfig
+    seed: int
+    caption_template: Template | None
+    reason_template: Template
+    reasoner: GeneratorLike
+    captioner: GeneratorLike | None
+    count_tokens: Callable[[str], int] | None
+    built: dict[str, Generator] = field(default_factory=dict)
+
+    def generator(self, role: str) -> Generator:
+        """The captioner or reasoner, built from its factory on first use (a finished run loads no model)."""
+        if role not in self.built:
+            given = getattr(self, role)
+            self.built[role] = given if isinstance(given, Generator) else given()
+        return self.built[role]
+
+
+def _captions(problems: Sequence[Problem], ctx: _Context, seed: int) -> list[str]:
+    if ctx.captioner is None:
+        return [p.caption or "" for p in problems]
+    spec = SamplingSpec(n=1, temperature=0.0, max_new_tokens=ctx.cfg.caption_max_new_tokens, seed=seed)
+    results = ctx.generator("captioner").generate(caption_requests(problems, ctx.caption_template), spec)
+    return [group[0].text.strip() for group in results]
+
+
+def distill_shard(problems: Sequence[Problem], index: int, ctx: _Context) -> list[dict[str, Any]]:
+    """Caption, sample k chains, verify and filter one shard; one JSON-ready row per problem."""
+    seed = ctx.seed + index
+    captions = _captions(problems, ctx, seed)
+    cfg = ctx.cfg
+    spec = SamplingSpec(
+        n=cfg.samples_per_problem,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=seed,
+    )
+    requests = reason_requests(problems, captions, ctx.reason_template)
+    completions = ctx.generator("reasoner").generate(requests, spec)
+    samples = verify(problems, [[c.text for c in group] for group in completions])
+    rows = []
+    for problem, caption, group, chains in zip(problems, captions, samples, completions, strict=True):
+        choice = choose_chain(
+            problem,
+            group,
+            rule=cfg.select.value,
+            max_target_tokens=cfg.max_target_tokens,
+            count_tokens=ctx.count_tokens,
+        )
+        rows.append(
+            {
+                "id": problem.id,
+                "source": str(problem.metadata.get("source") or "unknown"),
+                "caption": caption,
+                "caption_generated": ctx.captioner is not None,
+                "samples": [
+                    {"text": s.text, "correct": s.correct, "extracted": s.score.extracted, "reason": s.score.reason,
+                     "finish_reason": c.finish_reason, "tokens": len(c.token_ids)}
+                    for s, c in zip(group, chains, strict=True)
+                ],
+                "outcome": choice.outcome,
+                "chosen": choice.sample,
+                "reasoning": choice.reasoning,
+                "trimmed": choice.trimmed,
+                "target_tokens": choice.target_tokens,
+            }
+        )
+    return rows
+
+
+def _shard_path(out_dir: Path, index: int) -> Path:
+    return out_dir / "shards" / f"shard-{index:05d}.jsonl"
+
+
+def _read_shard(path: Path, problems: Sequence[Problem]) -> list[dict[str, Any]] | None:
+    """A finished shard's rows, or None when it is absent or belongs to other problems."""
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows if [r["id"] for r in rows] == [p.id for p in problems] else None
+
+
+def _write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _plan(problems: Sequence[Problem], ctx: _Context) -> dict[str, Any]:
+    identity = [[p.id, p.question, p.answer, [im.sha256() for im in p.images]] for p in problems]
+    return {
+        "problems": len(problems),
+        "problems_fingerprint": config_mod.fingerprint(identity),
+        "config": config_mod.to_dict(ctx.cfg),
+        "seed": ctx.seed,
+        "captions": "captioner" if ctx.captioner is not None else "data",
+        "prompts": {t.name: t.sha256 for t in (ctx.caption_template, ctx.reason_template) if t is not None},
+    }
+
+
+def _start(out_dir: Path, plan: dict[str, Any]) -> None:
+    """Keep the shards of a run with the same plan; discard those of any other (they would mix settings)."""
+    previous = read_json(out_dir / "plan.json")
+    if previous is not None and previous != plan:
+        stale = sorted((out_dir / "shards").glob("shard-*.jsonl"))
+        log.warning("%s: settings or problems changed since the last run; discarding %d shards",
+                    out_dir, len(stale))
+        for path in stale:
+            path.unlink()
+    write_json_atomic(out_dir / "plan.json", plan)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class DistillResult:
+    """The distilled SFT set, its statistics, and where both were written."""
+
+    problems: list[Problem]
+    stats: dict[str, Any]
+    path: Path
+    stats_path: Path
+    shards_run: int
+    """Shards computed by this call (the others were finished before)."""
+
+
+def distill(
+    problems: Sequence[Problem],
+    out_dir: str | Path,
+    cfg: DistillConfig,
+    *,
+    reasoner: GeneratorLike,
+    captioner: GeneratorLike | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    seed: int = 0,
+) -> DistillResult:
+    """Distil SFT chains for `problems` into `out_dir` (resumable; see the module docstring).
+
+    `captioner` None uses the captions in the data (every problem must have one). Generators may be given as
+    factories so a run whose shards are all finished loads no model.
+    """
+    out_dir = Path(out_dir)
+    if captioner is None:
+        missing = [p.id for p in problems if not p.caption]
+        if missing:
+            raise ReasonerError(
+                f"{len(missing)} problems have no caption (first: {missing[0]}); "
+                "set distill.captioner to caption them"
+            )
+    ctx = _Context(
+        cfg=cfg,
+        seed=seed,
+        caption_template=load_template(cfg.caption_prompt) if captioner is not None else None,
+        reason_template=_reason_template(cfg.reason_prompt),
+        reasoner=reasoner,
+        captioner=captioner,
+        count_tokens=count_tokens,
+    )
+    _start(out_dir, _plan(problems, ctx))
+    size = cfg.shard_size
+    shards = [list(problems[start : start + size]) for start in range(0, len(problems), size)]
+    rows = [_read_shard(_shard_path(out_dir, i), shard) for i, shard in enumerate(shards)]
+    pending = [i for i, r in enumerate(rows) if r is None]
+    log.info("distill: %d problems in %d shards, %d to do", len(problems), len(shards), len(pending))
+    for i in tqdm(pending, desc="distill", unit="shard", disable=len(pending) < 2):
+        rows[i] = distill_shard(shards[i], i, ctx)
+        _write_shard(_shard_path(out_dir, i), rows[i])
+        log.info("distill: shard %d/%d done (%s)", i + 1, len(shards), _summary(count_rows(rows[i])["total"]))
+    all_rows = [row for shard in rows for row in shard]
+    return _finish(out_dir, problems, all_rows, cfg, len(pending))
+
+
+def _finish(
+    out_dir: Path, problems: Sequence[Problem], rows: list[dict[str, Any]], cfg: DistillConfig, shards_run: int
+) -> DistillResult:
+    by_id = {p.id: p for p in problems}
+    kept = [_distilled_problem(by_id[row["id"]], row, cfg) for row in rows if row["outcome"] == "kept"]
+    stats = count_rows(rows)
+    path = write_problems(kept, out_dir / "distilled.jsonl")
+    write_json_atomic(out_dir / "stats.json", stats)
+    for line in format_stats(stats).splitlines():
+        log.info("distill: %s", line)
+    return DistillResult(kept, stats, path, out_dir / "stats.json", shards_run)
+
+
+def _distilled_problem(problem: Problem, row: dict[str, Any], cfg: DistillConfig) -> Problem:
+    info = {
+        "captioner": cfg.captioner or "data",
+        "reasoner": cfg.reasoner,
+        "samples": len(row["samples"]),
+        "correct": sum(s["correct"] for s in row["samples"]),
+        "chosen": row["chosen"],
+        "trimmed": row["trimmed"],
+        "target_tokens": row["target_tokens"],
+    }
+    return replace(
+        problem, caption=row["caption"], reasoning=row["reasoning"], metadata={**problem.metadata, "distill": info}
+    )
+
+
+def count_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per filter step (`STEPS`, plus outcomes), in total and per source, from shard rows."""
+    groups: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for name in ("total", f"source:{row['source']}"):
+            group = groups.setdefault(name, dict.fromkeys(STEPS + ("captions_from_data", "trimmed") + OUTCOMES, 0))
+            _count_row(group, row)
+    total = groups.pop("total", dict.fromkeys(STEPS, 0))
+    return {"total": total, "by_source": {k.split(":", 1)[1]: v for k, v in sorted(groups.items())}}
+
+
+def _count_row(group: dict[str, int], row: dict[str, Any]) -> None:
+    outcome = row["outcome"]
+    group["problems"] += 1
+    group["captions" if row["caption_generated"] else "captions_from_data"] += 1
+    group["samples"] += len(row["samples"])
+    group["correct"] += sum(s["correct"] for s in row["samples"])
+    group["selected"] += outcome != "no_correct"
+    group["after_trimming"] += outcome in ("too_long", "kept")
+    group["after_length_filter"] += outcome == "kept"
+    group["trimmed"] += bool(row["trimmed"]) and outcome in ("too_long", "kept")
+    group[outcome] += 1
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{step} {counts.get(step, 0)}" for step in STEPS)
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    """A small table: one row per source and the total, one column per filter step."""
+    header = f"{'source':20s}" + "".join(f"{step:>20s}" for step in STEPS)
+    rows = [*stats["by_source"].items(), ("total", stats["total"])]
+    lines = [header] + [f"{name:20s}" + "".join(f"{c.get(s, 0):>20d}" for s in STEPS) for name, c in rows]
+    return "\n".join(lines)
+
+
+def sft_examples(problems: Sequence[Problem]) -> list[SFTExample]:
+    """SFT examples from a distilled set: `<think>reasoning</think> summary <answer>label</answer>` per problem."""
+    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems if p.reasoning]
+
+
+def load_distilled(out_dir: str | Path) -> list[Problem]:
+    """The distilled problems a finished run wrote to `out_dir`."""
+    return read_problems(Path(out_dir) / "distilled.jsonl")
+
+
+# ---------------------------------------------------------------------------------- `reasoner data distill`
+
+
+@dataclass
+class DistillJobConfig:
+    """A standalone distillation (`reasoner data distill CONFIG`): a dataset, the models, the distill settings."""
+
+    name: str = MISSING
+    """Outputs go to <output_dir>/<name>/."""
+    output_dir: str = "runs"
+    seed: int = 0
+    """Shard i samples with seed + i."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """What `base` means in distill.captioner / distill.reasoner (a model folder, or a tiny model to build)."""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    """The problems to distil (synthetic | file | mathvista, as in run configs)."""
+    limit: int = 0
+    """Use at most this many problems (0 = all)."""
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    backend: str = "hf"
+    """Generation backend of both models: hf | vllm."""
+    device: str = "cpu"
+    """hf backend: cpu | cuda."""
+    batch_size: int = 16
+    """hf backend: sequences per generate call."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
+def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
+    """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ReasonerError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ReasonerError(f"{path}: not valid YAML: {err}") from None
+    errors = config_mod._unknown_keys(raw, DistillJobConfig, "") if isinstance(raw, dict) else ["not a mapping"]
+    if errors:
+        raise ReasonerError(f"{path}: " + "\n  ".join(errors))
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(DistillJobConfig), raw)
+        for item in overrides:
+            key, value = config_mod._split_override(item)
+            OmegaConf.update(cfg, key, value, merge=True)
+        job: DistillJobConfig = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise ReasonerError(f"{path}: {config_mod._describe(err)}") from None
+    errors = config_mod.check_distill(job.distill, "distill") + _check_job(job)
+    if errors:
+        raise ReasonerError(f"{path}: " + "\n  ".join(errors))
+    return job
+
+
+def _check_job(job: DistillJobConfig) -> list[str]:
+    errors = []
+    uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
+    if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
+        errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
+    if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
+        errors.append(f"dataset.path: required for source={job.dataset.source.value}")
+    if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
+        errors.append("dataset.n: must be > 0 for source=synthetic")
+    if job.backend not in ("hf", "vllm"):
+        errors.append(f"backend: {job.backend!r} is not allowed; allowed: hf, vllm")
+    return errors
+
+
+def run_job(job: DistillJobConfig) -> DistillResult:
+    """Load the dataset, build the generators lazily, and distil into <output_dir>/<name>/."""
+    import torch
+
+    from reasoner.generation.pool import GeneratorConfig
+    from reasoner.pipeline import load_dataset
+
+    torch.set_num_threads(job.threads)
+    out_dir = Path(job.output_dir) / job.name
+    problems = load_dataset(job.dataset, job.name)
+    problems = problems[: job.limit] if job.limit else problems
+
+    def resolve(name: str) -> str:
+        if name != "base":
+            return name
+        if job.model.path:
+            return job.model.path
+        from reasoner.models.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model(out_dir / "models", size=job.model.tiny_size, seed=job.model.tiny_seed))
+
+    def factory(name: str) -> Callable[[], Generator]:
+        return lambda: GeneratorConfig(
+            model_path=resolve(name), backend=job.backend, device=job.device, batch_size=job.batch_size
+        )()
+
+    cfg = job.distill
+    return distill(
+        problems,
+        out_dir,
+        cfg,
+        reasoner=factory(cfg.reasoner),
+        captioner=factory(cfg.captioner) if cfg.captioner else None,
+        count_tokens=token_counter(resolve(cfg.reasoner)) if cfg.max_target_tokens else None,
+        seed=job.seed,
+    )

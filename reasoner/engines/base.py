@@ -1,0 +1,63 @@
+"""What the pipeline hands an engine: one training job per stage, and a generator per model.
+
+Engines make no algorithmic decisions about data (which problems, which targets): the pipeline builds the data,
+the engine trains on it, checkpoints into `ckpt_dir`, and exports a loadable model folder to `out_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reasoner.config import RunConfig, StageConfig
+from reasoner.data.records import Problem
+from reasoner.generation.base import Generator
+from reasoner.prompts import Template
+
+
+@dataclass
+class TrainJob:
+    """One stage's training: start model, data, and where to write."""
+
+    stage: StageConfig
+    init_model: Path
+    """HF model folder to start from."""
+    ckpt_dir: Path
+    """Resumable checkpoints; a job that finds one here continues from it."""
+    out_model: Path
+    """Where the final model folder appears (whole, by rename)."""
+    log_dir: Path
+    """Tensorboard events and metrics.jsonl."""
+    template: Template
+    seed: int
+
+
+@dataclass
+class SFTExample:
+    """A problem and the full assistant response to learn (`<think>..</think> summary <answer>..</answer>`)."""
+
+    problem: Problem
+    target: str
+
+
+class Engine(Protocol):
+    def generator(self, model_path: Path) -> Generator:
+        """A generator serving the model folder (used for evaluation and self-distillation)."""
+
+    def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:
+        """Supervised fine-tuning on `examples`; returns summary metrics for the manifest."""
+
+    def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
+        """GRPO on `problems` with verifiable rewards; returns summary metrics for the manifest."""
+
+
+def make_engine(run: RunConfig) -> Engine:
+    """The engine named by `run.engine`."""
+    if run.engine.value == "local":
+        from reasoner.engines.local import LocalEngine
+
+        return LocalEngine(run)
+    from reasoner.engines.verl import VerlEngine
+
+    return VerlEngine(run)

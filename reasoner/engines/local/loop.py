@@ -1,0 +1,179 @@
+"""The training lifecycle both local loops share: resume, step, log, checkpoint, export, summarise.
+
+A loop hands `TrainingSession.run` a step function `step -> metrics` that is a deterministic function of the step
+index (its data and its sampling seed derive from it), so continuing from a checkpoint replays exactly what an
+uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from reasoner.engines.base import TrainJob
+from reasoner.engines.local.common import (
+    Runtime,
+    build_optimizer,
+    build_scheduler,
+    export_model,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+StepFn = Callable[[int], dict[str, float]]
+OnStep = Callable[[int, dict[str, float]], None]
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Per-step metrics to tensorboard and `metrics.jsonl`; on resume, rows after the checkpoint are dropped."""
+
+    def __init__(self, log_dir: Path, resume_step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.path = log_dir / METRICS_FILE
+        kept = [row for row in self.read(self.path) if row["step"] <= resume_step]
+        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        """The rows of a metrics.jsonl (empty when missing)."""
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def clip_and_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
+    """Clip the gradient norm (when max_grad_norm > 0), take an optimizer step, zero the gradients."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if max_grad_norm > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+class TrainingSession:
+    """One stage's training state and lifecycle (setup -> resume -> steps -> checkpoint -> export)."""
+
+    def __init__(
+        self,
+        job: TrainJob,
+        kind: str,
+        runtime: Runtime,
+        model: Any,
+        processor: Any,
+        total_steps: int,
+        *,
+        postfix: Iterable[str] = (),
+        summary_keys: Iterable[str] = (),
+        on_step: OnStep | None = None,
+    ) -> None:
+        self.job, self.kind, self.runtime = job, kind, runtime
+        self.model, self.processor = model, processor
+        self.total_steps = total_steps
+        self.postfix = tuple(postfix)
+        self.summary_keys = tuple(summary_keys)
+        self.on_step = on_step
+        self.optimizer = build_optimizer(model, job.stage)
+        self.scheduler = build_scheduler(self.optimizer, total_steps, job.stage.warmup_ratio)
+
+    def step_optimizer(self) -> float:
+        """Clip, step and zero the gradients (a loop may call this several times per step)."""
+        return clip_and_step(self.model, self.optimizer, self.job.stage.max_grad_norm)
+
+    def run(self, step_fn: StepFn) -> dict[str, float]:
+        """Run the remaining steps, checkpoint and export; returns summary metrics over the whole job."""
+        seed_everything(self.job.seed)
+        start = self._resume()
+        metrics_log = MetricsLog(self.job.log_dir, start)
+        bar = tqdm(
+            total=self.total_steps, initial=start, desc=f"{self.kind} {self.job.stage.name}", unit="step"
+        )
+        try:
+            for step in range(start + 1, self.total_steps + 1):
+                self._one_step(step, step_fn, metrics_log, bar)
+        finally:
+            bar.close()
+            metrics_log.close()
+        if start < self.total_steps or latest_checkpoint(self.job.ckpt_dir) is None:
+            self._checkpoint(self.total_steps)
+        export_model(self.model, self.processor, self.job.out_model)
+        return self._summary(MetricsLog.read(self.job.log_dir / METRICS_FILE))
+
+    def _one_step(self, step: int, step_fn: StepFn, metrics_log: MetricsLog, bar: Any) -> None:
+        started = time.perf_counter()
+        lr = self.scheduler.get_last_lr()[0]
+        metrics = step_fn(step)
+        self.scheduler.step()
+        metrics = {**metrics, "train/lr": lr, "time/step_s": time.perf_counter() - started}
+        metrics_log.write(step, metrics)
+        bar.set_postfix({key.split("/")[-1]: f"{metrics[key]:.3g}" for key in self.postfix if key in metrics})
+        bar.update()
+        every = self.job.stage.checkpoint_every
+        if every > 0 and step % every == 0 and step < self.total_steps:
+            self._checkpoint(step)
+        if self.on_step is not None:
+            self.on_step(step, metrics)
+
+    def _resume(self) -> int:
+        found = latest_checkpoint(self.job.ckpt_dir)
+        if found is None:
+            return 0
+        step = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.kind)
+        if step > self.total_steps:
+            log.warning(
+                "checkpoint %s is past this job's %d steps; exporting it as is", found, self.total_steps
+            )
+            return self.total_steps
+        log.info("resuming %s from %s (step %d of %d)", self.job.stage.name, found, step, self.total_steps)
+        return step
+
+    def _checkpoint(self, step: int) -> None:
+        info = {"kind": self.kind, "stage": self.job.stage.name, "total_steps": self.total_steps}
+        save_checkpoint(self.job.ckpt_dir, step, self.model, self.optimizer, self.scheduler, info)
+
+    def _summary(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """Steps, seconds and `count/*` totals over the whole job (resumed parts included); each summary key as
+        its mean over the first and the last tenth of the steps (`<key>/first`, `<key>`)."""
+        summary: dict[str, float] = {"steps": float(self.total_steps)}
+        if not rows:
+            return summary
+        summary["seconds"] = float(sum(row.get("time/step_s", 0.0) for row in rows))
+        for key in rows[-1]:
+            if key.startswith("count/"):
+                summary[key.split("/", 1)[1]] = float(sum(row.get(key, 0.0) for row in rows))
+        tenth = max(1, len(rows) // 10)
+        for key in self.summary_keys:
+            summary[f"{key}/first"] = _mean(row.get(key) for row in rows[:tenth])
+            summary[key] = _mean(row.get(key) for row in rows[-tenth:])
+        return summary
+
+
+def _mean(values: Iterable[float | None]) -> float:
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else float("nan")

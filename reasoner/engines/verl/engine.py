@@ -1,0 +1,236 @@
+"""`VerlEngine`: the `verl` engine of the Engine protocol, and `validate_plan` for `reasoner run CONFIG --plan`.
+
+Per training stage: write the stage's verl parquet, translate the stage config into verl overrides, compose and
+validate verl's own config, launch verl's trainer on the Ray cluster (skipped when the checkpoints already reach
+the last step), then export the newest checkpoint as a Hugging Face folder. Generation (evaluation,
+self-distillation) runs on a pool of vLLM actors, one per `rollout_tensor_parallel` GPUs; the pool is shut down
+before training so verl gets every GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoner.config import ClusterConfig, RunConfig, StageConfig, StageKind
+from reasoner.data.records import Problem
+from reasoner.data.verl_format import ImageLimits, write_rl_parquet, write_sft_parquet
+from reasoner.engines.base import SFTExample, TrainJob
+from reasoner.engines.verl import overrides as ov
+from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
+from reasoner.engines.verl.export import checkpoint_step, export_model, final_metrics, latest_checkpoint
+from reasoner.errors import ReasonerError
+from reasoner.generation.base import Generator
+from reasoner.schedule import StagePlan
+
+log = logging.getLogger(__name__)
+
+TRAIN_FILE = Path("verl_data") / "train.parquet"
+"""Where a stage's verl parquet goes, inside its ckpt dir (storage every node sees)."""
+METRICS_FILE = "verl_metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class VerlStagePlan:
+    """What `validate_plan` checked for one stage: verl's config name, our overrides, the composed config."""
+
+    name: str
+    kind: str
+    config_name: str
+    overrides: list[str]
+    config: Any
+    """verl's composed and validated config (an OmegaConf DictConfig)."""
+
+
+def stage_paths(init_model: Path, ckpt_dir: Path, log_dir: Path) -> ov.StagePaths:
+    """A stage's verl paths (absolute): its parquet file lives in its checkpoint folder."""
+    ckpt_dir = ckpt_dir.absolute()
+    return ov.StagePaths(init_model.absolute(), (ckpt_dir / TRAIN_FILE,), ckpt_dir, log_dir.absolute())
+
+
+def stage_overrides(run: RunConfig, stage: StageConfig, paths: ov.StagePaths, n_items: int | None, seed: int):
+    """(verl config name, overrides) of one stage."""
+    if stage.kind == StageKind.grpo:
+        return GRPO_CONFIG, ov.grpo_overrides(run, stage, paths, n_problems=n_items, seed=seed)
+    return SFT_CONFIG, ov.sft_overrides(run, stage, paths, n_examples=n_items, seed=seed)
+
+
+def compose_stage(config_name: str, overrides: list[str], where: str):
+    """verl's composed and validated config for one stage (ReasonerError naming `where` on failure)."""
+    cfg = compose(config_name, overrides, where=where)
+    (validate_grpo if config_name == GRPO_CONFIG else validate_sft)(cfg, where=where)
+    return cfg
+
+
+def check_cluster(cluster: ClusterConfig) -> list[str]:
+    """Cluster settings verl would reject late (or never), as messages naming the key."""
+    errors = []
+    for key in ("nodes", "gpus_per_node", "rollout_tensor_parallel", "micro_batch_size_per_gpu",
+                "log_prob_micro_batch_size_per_gpu", "max_tokens_per_gpu", "max_prompt_tokens", "max_sft_tokens",
+                "max_image_pixels", "min_image_pixels", "keep_checkpoints"):  # fmt: skip
+        if getattr(cluster, key) < 1:
+            errors.append(f"cluster.{key}: must be >= 1, got {getattr(cluster, key)}")
+    if not 0 < cluster.gpu_memory_utilization <= 1:
+        errors.append(f"cluster.gpu_memory_utilization: must be in (0, 1], got {cluster.gpu_memory_utilization}")
+    gpus = cluster.nodes * cluster.gpus_per_node
+    if cluster.rollout_tensor_parallel >= 1 and gpus % cluster.rollout_tensor_parallel:
+        errors.append(f"cluster.rollout_tensor_parallel: {cluster.rollout_tensor_parallel} must divide the "
+                      f"{gpus} GPUs (nodes x gpus_per_node)")
+    if cluster.min_image_pixels > cluster.max_image_pixels:
+        errors.append("cluster.min_image_pixels: must not exceed cluster.max_image_pixels")
+    return errors
+
+
+def check_stage(stage: StageConfig) -> list[str]:
+    """Stage settings the translation could only round (messages naming the key)."""
+    grpo = stage.grpo
+    if stage.kind == StageKind.grpo and (grpo.updates_per_batch < 1 or grpo.prompts_per_step % grpo.updates_per_batch):
+        return [f"stages.{stage.name}.grpo.prompts_per_step: {grpo.prompts_per_step} must be a multiple of "
+                f"grpo.updates_per_batch ({grpo.updates_per_batch}): verl updates on equal minibatches"]
+    return []
+
+
+def validate_plan(run: RunConfig, plans: list[StagePlan], run_dir: Path | None = None) -> list[VerlStagePlan]:
+    """Compose and validate every stage's verl config (no Ray, no GPU, no model loading); raise on any error."""
+    run_dir = run_dir or Path(run.output_dir) / run.name
+    errors = check_cluster(run.cluster)
+    by_name = {plan.name: plan for plan in plans}
+    checked = []
+    for plan in plans:
+        if plan.config is None:
+            continue
+        stage_dir = run_dir / "stages" / plan.dir_name
+        if check_stage(plan.config):
+            errors += check_stage(plan.config)
+            continue
+        paths = stage_paths(_planned_model(run, run_dir, by_name[plan.init]), stage_dir / "ckpt", stage_dir / "logs")
+        config_name, overrides = stage_overrides(run, plan.config, paths, None, run.seed + plan.index)
+        try:
+            cfg = compose_stage(config_name, overrides, where=f"stages.{plan.name}")
+        except ReasonerError as err:
+            errors.append(str(err))
+            continue
+        checked.append(VerlStagePlan(plan.name, plan.kind, config_name, overrides, cfg))
+    if errors:
+        raise ReasonerError("verl engine: " + "\n  ".join(errors))
+    return checked
+
+
+def _planned_model(run: RunConfig, run_dir: Path, init: StagePlan) -> Path:
+    """Where the model a stage starts from will be (the base: model.path, or the tiny model stage 00 builds)."""
+    if init.config is None and run.model.path:
+        return Path(run.model.path)
+    return run_dir / "stages" / init.dir_name / "model"
+
+
+class VerlEngine:
+    """The Engine protocol on a Ray cluster: verl trains, a vLLM actor pool generates."""
+
+    def __init__(self, run: RunConfig):
+        self.run = run
+        self._pool = None
+        self._pool_model: Path | None = None
+
+    def generator(self, model_path: Path) -> Generator:
+        """A vLLM actor pool serving `model_path` (one live pool at a time: a new model replaces the old)."""
+        import importlib.util
+
+        from reasoner.generation.pool import GeneratorConfig, GeneratorPool
+        from reasoner.generation.vllm import INSTALL_HINT
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ReasonerError(f"the verl engine generates with vLLM, which is not installed here: {INSTALL_HINT}")
+        if self._pool is not None and self._pool_model == Path(model_path):
+            return self._pool
+        self.release_generators()
+        cluster = self.run.cluster
+        replicas = cluster.nodes * cluster.gpus_per_node // cluster.rollout_tensor_parallel
+        factory = GeneratorConfig(str(model_path), backend="vllm", max_prompt_tokens=cluster.max_prompt_tokens,
+                                  extra=vllm_engine_args(cluster))
+        self._pool = GeneratorPool(factory, num_actors=replicas, chunk_size=64,
+                                   actor_options={"num_gpus": cluster.rollout_tensor_parallel})
+        self._pool_model = Path(model_path)
+        return self._pool
+
+    def release_generators(self) -> None:
+        """Shut the generation pool down so its GPUs are free for training."""
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._pool, self._pool_model = None, None
+
+    def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:
+        """verl's Ray SFT trainer on `examples`; the exported model lands at `job.out_model`."""
+        self._check_size(job.stage, len(examples), job.stage.batch_size * job.stage.grad_accum, "SFT examples")
+        paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
+        write_sft_parquet([(e.problem, e.target) for e in examples], paths.train_files[0], job.template,
+                          limits=self._limits())
+        return self._train(job, paths, len(examples), role=None)
+
+    def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
+        """verl's GRPO (main_ppo) on `problems`; the exported model lands at `job.out_model`."""
+        self._check_size(job.stage, len(problems), job.stage.grpo.prompts_per_step, "problems")
+        paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
+        write_rl_parquet(problems, paths.train_files[0], job.template, data_source=job.stage.data.dataset,
+                         limits=self._limits())
+        return self._train(job, paths, len(problems), role="actor")
+
+    def _train(self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None) -> dict[str, float]:
+        from reasoner.engines.verl import launch
+
+        errors = check_cluster(self.run.cluster) + check_stage(job.stage)
+        if errors:
+            raise ReasonerError("verl engine: " + "\n  ".join(errors))
+        config_name, overrides = stage_overrides(self.run, job.stage, paths, n_items, job.seed)
+        cfg = compose_stage(config_name, overrides, where=f"stage {job.stage.name}")
+        _write_config(cfg, paths.log_dir / "verl_config.yaml")
+        total = int(cfg.trainer.total_training_steps)
+        done = checkpoint_step(latest_checkpoint(paths.ckpt_dir))
+        metrics_file = paths.log_dir / METRICS_FILE
+        if done < total:
+            self.release_generators()
+            _keep_previous(metrics_file)
+            log.info("stage %s: verl %s from step %d of %d", job.stage.name, config_name, done, total)
+            env = ov.launch_env(job.stage, paths, metrics_file)
+            (launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft)(cfg, env)
+        else:
+            log.info("stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total)
+        export_model(paths.ckpt_dir, job.out_model, role=role)
+        return {**final_metrics(metrics_file), "verl/total_steps": float(total)}
+
+    def _limits(self) -> ImageLimits:
+        return ImageLimits(self.run.cluster.max_image_pixels, self.run.cluster.min_image_pixels)
+
+    def _check_size(self, stage: StageConfig, n_items: int, batch: int, what: str) -> None:
+        if n_items < batch:
+            raise ReasonerError(f"stage {stage.name}: {n_items} {what} is fewer than one batch ({batch}); "
+                                "lower the batch size or add data")
+
+
+def vllm_engine_args(cluster: ClusterConfig) -> dict:
+    """`vllm.LLM` arguments of one generation replica: its GPUs, memory share and image size limits."""
+    args = {
+        "tensor_parallel_size": cluster.rollout_tensor_parallel,
+        "gpu_memory_utilization": cluster.gpu_memory_utilization,
+        "mm_processor_kwargs": {"max_pixels": cluster.max_image_pixels, "min_pixels": cluster.min_image_pixels},
+    }
+    if cluster.rollout_tensor_parallel > 1:
+        args["distributed_executor_backend"] = "mp"  # the actor owns its GPUs; no nested Ray placement
+    return args
+
+
+def _write_config(cfg, path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+
+
+def _keep_previous(metrics_file: Path) -> None:
+    """verl's file logger truncates its file: move an earlier attempt's metrics aside (resume after preemption)."""
+    if metrics_file.is_file():
+        attempt = 1
+        while metrics_file.with_suffix(f".{attempt}.jsonl").exists():
+            attempt += 1
+        metrics_file.rename(metrics_file.with_suffix(f".{attempt}.jsonl"))

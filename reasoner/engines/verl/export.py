@@ -1,0 +1,112 @@
+"""verl checkpoints -> a loadable Hugging Face model folder, and the stage's final metrics.
+
+Layouts (verl 0.9.1): GRPO writes `<ckpt>/global_step_N/actor/`, the Ray SFT trainer `<ckpt>/global_step_N/`;
+both keep FSDP shards (`model_world_size_W_rank_R.pt` + `fsdp_config.json`) and a `huggingface/` folder with the
+config and processor, plus the full weights when `save_contents` includes `hf_model`. The newest step is named by
+`<ckpt>/latest_checkpointed_iteration.txt`, written only after a save completes.
+
+Export copies `huggingface/` when it holds the weights, else merges the shards with verl's `FSDPModelMerger`
+(what `python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir OUT` runs). Either
+way the folder appears at `out_model` whole, by rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from reasoner.errors import ReasonerError
+from reasoner.rundir import atomic_dir
+
+log = logging.getLogger(__name__)
+
+TRACKER_FILE = "latest_checkpointed_iteration.txt"
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete `global_step_N` folder under `ckpt_dir`, or None before the first save."""
+    from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
+
+    with contextlib.redirect_stdout(io.StringIO()):  # verl prints "tracker file does not exist" on a fresh stage
+        found = find_latest_ckpt_path(str(ckpt_dir))
+    return Path(found) if found else None
+
+
+def checkpoint_step(path: Path | None) -> int:
+    """N of a `global_step_N` folder (0 for None)."""
+    if path is None:
+        return 0
+    match = re.fullmatch(r"global_step_(\d+)", path.name)
+    if not match:
+        raise ReasonerError(f"{path}: not a verl checkpoint folder (expected global_step_N)")
+    return int(match.group(1))
+
+
+def has_hf_weights(folder: Path) -> bool:
+    """True when a `huggingface/` folder holds model weights, not only config and processor."""
+    return folder.is_dir() and any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS)
+
+
+def export_model(ckpt_dir: Path, out_model: Path, *, role: str | None = "actor") -> Path:
+    """Turn the newest checkpoint's `role` model (None: the step folder itself, SFT) into `out_model`."""
+    step = latest_checkpoint(ckpt_dir)
+    if step is None:
+        raise ReasonerError(f"{ckpt_dir}: no finished verl checkpoint ({TRACKER_FILE} missing); the stage's "
+                            "training did not save a checkpoint")
+    shards = step / role if role else step
+    hf_dir = shards / "huggingface"
+    with atomic_dir(out_model) as tmp:
+        if has_hf_weights(hf_dir):
+            log.info("exporting %s (full Hugging Face weights) to %s", hf_dir, out_model)
+            shutil.copytree(hf_dir, tmp, dirs_exist_ok=True)
+        else:
+            log.info("merging FSDP shards of %s into %s", shards, out_model)
+            merge_fsdp_shards(shards, tmp)
+        if not (tmp / "config.json").is_file() or not has_hf_weights(tmp):
+            raise ReasonerError(f"{shards}: export produced no model weights/config.json in {out_model}")
+    return out_model
+
+
+def merge_fsdp_shards(shards: Path, target: Path) -> None:
+    """verl's FSDP model merger: shards + huggingface/ config -> a Hugging Face model folder at `target`."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    if not (shards / "fsdp_config.json").is_file():
+        raise ReasonerError(f"{shards}: fsdp_config.json missing; not an FSDP checkpoint")
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(shards),
+        target_dir=str(target),
+        hf_model_config_path=str(shards / "huggingface"),
+    )
+    merger = FSDPModelMerger(config)
+    merger.merge_and_save()
+    merger.cleanup()
+
+
+def final_metrics(metrics_file: Path) -> dict[str, float]:
+    """The last logged value of every numeric metric in verl's file logger output (`{"step", "data"}` lines)."""
+    if not metrics_file.is_file():
+        return {}
+    latest: dict[str, float] = {}
+    for line in metrics_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash: later lines still count
+            continue
+        for key, value in (record.get("data") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                latest[key] = float(value)
+        if "step" in record:
+            latest["verl/step"] = float(record["step"])
+    return latest

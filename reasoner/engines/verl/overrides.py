@@ -1,0 +1,225 @@
+"""Pure translation: our stage config -> verl 0.9.1 Hydra overrides (GRPO: `ppo_trainer`, SFT: `sft_trainer_engine`).
+
+This is the one place that knows verl's key names. Everything here is a function of the config and the stage's
+paths, so golden tests pin the exact list verl receives. Notes on the mapping:
+
+- GRPO batch sizes are in prompts, as in verl: `prompts_per_step` -> `data.train_batch_size`, and
+  `updates_per_batch` minibatches per rollout batch -> `ppo_mini_batch_size = prompts_per_step / updates`.
+- SFT examples per optimizer step = `batch_size * grad_accum` -> `data.train_batch_size` (global); how it is
+  split into micro batches per GPU is a cluster setting.
+- `epochs` may be fractional: with the data size known, it becomes an exact `total_training_steps`; verl's
+  `total_epochs` is then only an upper bound that lets that many steps happen (see `training_steps`).
+- verl 0.9.1 declares `actor.freeze_vision_tower` but no code reads it; we still set it (it documents the
+  intent and takes over if verl wires it), and `reasoner.engines.verl.freeze` does the freezing (launch env).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoner.config import RunConfig, StageConfig
+
+REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
+"""The reward adapter verl loads by path (`reward.custom_reward_function.path`)."""
+
+PROJECT_NAME = "reasoner"
+CHECKPOINT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
+"""What every checkpoint holds: resumable FSDP shards + optimizer + RNG/data state, and full HF weights."""
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    """Where one stage's verl job reads and writes (all absolute, on storage every node sees)."""
+
+    init_model: Path
+    """HF model folder the stage starts from."""
+    train_files: tuple[Path, ...]
+    """The stage's verl parquet file(s)."""
+    ckpt_dir: Path
+    """verl's `default_local_dir`: global_step_N/ checkpoints; a job that finds one resumes from it."""
+    log_dir: Path
+    """Tensorboard events and the metrics file."""
+
+
+def format_value(value: Any) -> str:
+    """A Python value as Hydra override syntax (strings quoted only where Hydra's grammar needs it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(item) for item in value) + "]"
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9_\-+./:~@]+", text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _pairs(items: Sequence[tuple[str, Any]]) -> list[str]:
+    return [f"{key}={format_value(value)}" for key, value in items]
+
+
+def steps_per_epoch(n_items: int, batch: int) -> int:
+    """Optimizer steps in one pass (verl drops the last partial batch)."""
+    return n_items // batch
+
+
+def training_steps(stage: StageConfig, n_items: int | None, batch: int) -> tuple[int | None, int]:
+    """(total_training_steps, total_epochs) for a stage; total is None when the data size is not known yet.
+
+    With a known total, total_epochs is only a bound that must not stop verl early: verl saves the final
+    checkpoint at its last step, and filtering (overlong prompts) can shrink an epoch below our count. Every
+    epoch has at least one step, so `total` epochs always suffice.
+    """
+    if n_items is None:
+        return (stage.steps or None), max(1, math.ceil(stage.steps or stage.epochs))
+    total = stage.steps or max(1, int(stage.epochs * steps_per_epoch(n_items, batch)))
+    return total, total
+
+
+def _trainer_common(run: RunConfig, stage: StageConfig, paths: StagePaths, total: int | None, epochs: int) -> list:
+    cluster = run.cluster
+    save_every = stage.checkpoint_every if stage.checkpoint_every > 0 else (total or 10**9)
+    return [
+        ("trainer.nnodes", cluster.nodes),
+        ("trainer.n_gpus_per_node", cluster.gpus_per_node),
+        ("trainer.project_name", PROJECT_NAME),
+        ("trainer.experiment_name", f"{run.name}-{stage.name}"),
+        ("trainer.logger", ["console", "file", "tensorboard"]),
+        ("trainer.total_epochs", epochs),
+        ("trainer.total_training_steps", total),
+        ("trainer.save_freq", save_every),
+        ("trainer.default_local_dir", str(paths.ckpt_dir)),
+        ("trainer.resume_mode", "auto"),
+    ]
+
+
+def _optim(prefix: str, stage: StageConfig) -> list:
+    return [
+        (f"{prefix}.lr", stage.lr),
+        (f"{prefix}.weight_decay", stage.weight_decay),
+        (f"{prefix}.lr_warmup_steps_ratio", stage.warmup_ratio),
+        (f"{prefix}.lr_scheduler_type", "cosine"),
+        (f"{prefix}.clip_grad", stage.max_grad_norm),
+    ]
+
+
+def grpo_overrides(
+    run: RunConfig, stage: StageConfig, paths: StagePaths, *, n_problems: int | None = None, seed: int | None = None
+) -> list[str]:
+    """Overrides of verl's `ppo_trainer` config for one GRPO stage (`n_problems` None: data not built yet)."""
+    grpo, cluster = stage.grpo, run.cluster
+    seed = run.seed if seed is None else seed
+    total, epochs = training_steps(stage, n_problems, grpo.prompts_per_step)
+    files = [str(path) for path in paths.train_files]
+    actor, rollout = "actor_rollout_ref.actor", "actor_rollout_ref.rollout"
+    items: list[tuple[str, Any]] = [
+        ("algorithm.adv_estimator", "grpo"),
+        ("algorithm.norm_adv_by_std_in_grpo", True),
+        ("algorithm.use_kl_in_reward", False),
+        ("data.train_files", files),
+        # verl always builds a validation set; ours is evaluated by the pipeline, so it stays tiny and unused.
+        ("data.val_files", files),
+        ("data.val_max_samples", 1),
+        ("data.train_batch_size", grpo.prompts_per_step),
+        ("data.max_prompt_length", cluster.max_prompt_tokens),
+        ("data.max_response_length", grpo.max_new_tokens),
+        ("data.filter_overlong_prompts", True),
+        ("data.truncation", "error"),
+        ("data.seed", seed),
+        ("actor_rollout_ref.model.path", str(paths.init_model)),
+        ("actor_rollout_ref.model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
+        ("actor_rollout_ref.model.use_remove_padding", True),
+        (f"{actor}.strategy", "fsdp2"),
+        *_optim(f"{actor}.optim", stage),
+        (f"{actor}.ppo_mini_batch_size", grpo.prompts_per_step // grpo.updates_per_batch),
+        (f"{actor}.ppo_epochs", 1),
+        (f"{actor}.use_dynamic_bsz", cluster.dynamic_batch),
+        (f"{actor}.ppo_max_token_len_per_gpu", cluster.max_tokens_per_gpu),
+        (f"{actor}.ppo_micro_batch_size_per_gpu", cluster.micro_batch_size_per_gpu),
+        (f"{actor}.clip_ratio", grpo.clip_ratio),
+        (f"{actor}.clip_ratio_low", grpo.clip_ratio),
+        (f"{actor}.clip_ratio_high", grpo.clip_ratio),
+        (f"{actor}.use_kl_loss", grpo.kl_coef > 0),
+        (f"{actor}.kl_loss_coef", grpo.kl_coef),
+        (f"{actor}.kl_loss_type", "low_var_kl"),
+        (f"{actor}.entropy_coeff", 0),
+        (f"{actor}.loss_agg_mode", "token-mean"),
+        (f"{actor}.freeze_vision_tower", stage.freeze_vision),
+        (f"{actor}.data_loader_seed", seed),
+        (f"{actor}.fsdp_config.param_offload", cluster.param_offload),
+        (f"{actor}.fsdp_config.optimizer_offload", cluster.optimizer_offload),
+        (f"{actor}.checkpoint.save_contents", list(CHECKPOINT_CONTENTS)),
+        ("actor_rollout_ref.ref.fsdp_config.param_offload", cluster.ref_param_offload),
+        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", cluster.log_prob_micro_batch_size_per_gpu),
+        (f"{rollout}.name", "vllm"),
+        (f"{rollout}.n", grpo.samples_per_prompt),
+        (f"{rollout}.temperature", grpo.temperature),
+        (f"{rollout}.top_p", grpo.top_p),
+        (f"{rollout}.tensor_model_parallel_size", cluster.rollout_tensor_parallel),
+        (f"{rollout}.gpu_memory_utilization", cluster.gpu_memory_utilization),
+        (f"{rollout}.log_prob_micro_batch_size_per_gpu", cluster.log_prob_micro_batch_size_per_gpu),
+        (f"{rollout}.seed", seed),
+        ("reward.custom_reward_function.path", str(REWARD_FILE)),
+        ("reward.custom_reward_function.name", "compute_score"),
+        *_trainer_common(run, stage, paths, total, epochs),
+        ("trainer.max_actor_ckpt_to_keep", cluster.keep_checkpoints),
+        ("trainer.val_before_train", False),
+        ("trainer.test_freq", -1),
+    ]
+    # reward_kwargs is not in verl's schema: `+` adds the keys (verl passes them to compute_score).
+    kwargs = [("format_weight", grpo.format_weight), ("summary_penalty", grpo.summary_penalty)]
+    return _pairs(items) + [f"+reward.custom_reward_function.reward_kwargs.{k}={format_value(v)}" for k, v in kwargs]
+
+
+def sft_overrides(
+    run: RunConfig, stage: StageConfig, paths: StagePaths, *, n_examples: int | None = None, seed: int | None = None
+) -> list[str]:
+    """Overrides of verl's `sft_trainer_engine` config (the Ray SFT trainer) for one SFT stage."""
+    cluster = run.cluster
+    batch = stage.batch_size * stage.grad_accum
+    total, epochs = training_steps(stage, n_examples, batch)
+    items: list[tuple[str, Any]] = [
+        ("data.train_files", [str(path) for path in paths.train_files]),
+        ("data.val_files", None),
+        ("data.train_batch_size", batch),
+        ("data.micro_batch_size_per_gpu", cluster.micro_batch_size_per_gpu),
+        ("data.use_dynamic_bsz", cluster.dynamic_batch),
+        ("data.max_token_len_per_gpu", cluster.max_tokens_per_gpu),
+        ("data.max_length", cluster.max_sft_tokens),
+        ("data.truncation", "error"),
+        ("data.pad_mode", "no_padding"),
+        ("data.messages_key", "messages"),
+        ("model.path", str(paths.init_model)),
+        ("model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
+        ("model.use_remove_padding", True),
+        ("engine.strategy", "fsdp2"),
+        ("engine.param_offload", cluster.param_offload),
+        ("engine.optimizer_offload", cluster.optimizer_offload),
+        *_optim("optim", stage),
+        ("checkpoint.save_contents", list(CHECKPOINT_CONTENTS)),
+        *_trainer_common(run, stage, paths, total, epochs),
+        ("trainer.max_ckpt_to_keep", cluster.keep_checkpoints),
+        ("trainer.seed", run.seed if seed is None else seed),
+    ]
+    return _pairs(items)
+
+
+def launch_env(stage: StageConfig, paths: StagePaths, metrics_file: Path) -> dict[str, str]:
+    """Environment of the verl driver actor and (by Ray's runtime_env inheritance) every worker it starts."""
+    return {
+        "TENSORBOARD_DIR": str(paths.log_dir / "tensorboard"),
+        "VERL_FILE_LOGGER_PATH": str(metrics_file),
+        # verl imports these modules in every process at `import verl`: our vision-freeze hook lives there.
+        "VERL_USE_EXTERNAL_MODULES": "reasoner.engines.verl.freeze",
+        "REASONER_FREEZE_VISION": "1" if stage.freeze_vision else "0",
+        "TOKENIZERS_PARALLELISM": "true",
+        "HF_HUB_OFFLINE": "1",
+    }

@@ -1,0 +1,302 @@
+"""Exact, GPT-free MathVista scoring: responses in, `scores.json` + `items.jsonl` out.
+
+The official harness (lupantech/MathVista `evaluation/`) asks GPT-4 to extract the answer from a response, then
+normalises it and compares strings. Here the extraction is rule-based: the response goes through
+`rewards.score_batch` (the same scorer GRPO rewards and SFT filtering use), which extracts the answer and applies
+MathVista's normalisation (option letter -> choice text, nearest choice by edit distance, integer truncation,
+float rounding to `precision`, lists as strings) before the exact comparison.
+
+Denominator: every problem of the benchmark (all 1000 of testmini), as in the official harness, which scores
+one result per problem. A problem with no response, or an empty one, counts as wrong and is reported
+(`missing`, `empty`). Responses for pids the benchmark does not have are rejected (ReasonerError): they mean
+the predictions belong to another split or data set, and silently dropping them would hide that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import rewards
+from reasoner.data.records import Problem
+from reasoner.errors import ReasonerError
+from reasoner.eval.metrics import breakdown, percent
+from reasoner.rundir import atomic_path
+from rewards.core import ANSWER_TYPES as REWARD_ANSWER_TYPES
+
+log = logging.getLogger(__name__)
+
+BENCHMARK = "mathvista_testmini"
+BREAKDOWN_FIELDS: tuple[str, ...] = (
+    "task", "skills", "grade", "question_type", "answer_type", "context", "source", "language", "category",
+)  # fmt: skip
+SCORER = {
+    "name": "reasoner rule-based MathVista scorer",
+    "version": 1,
+    "extraction": "rules (rewards.score_batch), no GPT",
+    "normalisation": "official MathVista: letter/edit distance -> choice text, int(float(x)), "
+    "round(x, precision), str(list); exact string match",
+    "denominator": "all problems; missing and empty responses count as wrong",
+}
+_NAMED = 5  # how many offending pids an error message lists
+
+
+@lru_cache(maxsize=1)
+def rewards_fingerprint() -> str:
+    """sha256 over the `rewards` package sources: identifies the exact scorer that produced a scores file."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(rewards.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def problem_labels(problem: Problem, fields: Sequence[str] = BREAKDOWN_FIELDS) -> dict[str, Any]:
+    """The breakdown labels of one problem: its metadata fields (skills stay a list), plus `answer_type` and
+    `question_type` (derived from the choices when the metadata lacks it)."""
+    labels = {name: problem.metadata.get(name) for name in fields}
+    labels["answer_type"] = problem.answer_type
+    if labels.get("question_type") is None:
+        labels["question_type"] = "multi_choice" if problem.is_multiple_choice else "free_form"
+    return labels
+
+
+def check_pids(
+    problems: Sequence[Problem], responses: Mapping[str, Any], *, where: str = "responses"
+) -> None:
+    """Raise ReasonerError when `responses` name pids that `problems` lack (a few named, all counted)."""
+    known = {problem.id for problem in problems}
+    unknown = [pid for pid in responses if pid not in known]
+    if unknown:
+        named = ", ".join(repr(pid) for pid in unknown[:_NAMED])
+        raise ReasonerError(
+            f"{where}: {len(unknown)} pid(s) are not in the {len(known)} benchmark problems (e.g. {named}); "
+            "are these predictions for another split or data set?"
+        )
+
+
+def _unscored_item(problem: Problem, reason: str) -> dict[str, Any]:
+    return {
+        "pid": problem.id, "extraction": None, "prediction": None, "correct": False,
+        "answer": problem.answer, "rule": "none", "reason": reason, "mapping": "none",
+    }  # fmt: skip
+
+
+def _reward_request(problem: Problem, response: str) -> dict[str, Any]:
+    # Our records also know "expression" answers (Geometry3K); rewards grades those on its generic path (None).
+    answer_type = problem.answer_type if problem.answer_type in REWARD_ANSWER_TYPES else None
+    return {
+        "response": response, "ground_truth": problem.answer, "answer_type": answer_type,
+        "choices": problem.choices, "precision": problem.precision, "unit": problem.unit,
+    }  # fmt: skip
+
+
+def score_items(
+    problems: Sequence[Problem], responses: Mapping[str, str | None], *, workers: int = 1
+) -> list[dict[str, Any]]:
+    """One item per problem, in problem order: `{"pid", "extraction", "prediction", "correct", "answer",
+    "rule", "reason", "mapping"}` (rule/reason/mapping as in `rewards.RewardScore`). Missing and empty
+    responses are wrong without being scored, with reason "missing" / "empty"."""
+    items: list[dict[str, Any] | None] = []
+    pending: list[tuple[int, Problem, str]] = []
+    for problem in problems:
+        response = responses.get(problem.id)
+        if response is None and problem.id not in responses:
+            items.append(_unscored_item(problem, "missing"))
+        elif not (response or "").strip():
+            items.append(_unscored_item(problem, "empty"))
+        else:
+            pending.append((len(items), problem, response))
+            items.append(None)
+    scores = rewards.score_batch([_reward_request(p, r) for _, p, r in pending], workers=workers)
+    for (index, problem, _), score in zip(pending, scores, strict=True):
+        items[index] = {
+            "pid": problem.id,
+            "extraction": score.extracted,
+            "prediction": score.prediction,
+            "correct": score.accuracy > 0,
+            "answer": problem.answer,
+            "rule": score.rule,
+            "reason": score.reason,
+            "mapping": score.mapping,
+        }
+    return [item for item in items if item is not None]
+
+
+def score_responses(
+    problems: Sequence[Problem],
+    responses: Mapping[str, str | None],
+    *,
+    workers: int = 1,
+    benchmark: str = BENCHMARK,
+    fields: Sequence[str] = BREAKDOWN_FIELDS,
+    where: str = "responses",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score responses (pid -> text) against MathVista problems: `(scores, items)`.
+
+    `scores` is the `scores.json` document (overall and per-field accuracy in percent over ALL problems,
+    missing/empty counts); `items` the `items.jsonl` rows in problem order. Unknown pids raise ReasonerError
+    naming `where`. The CLI and the pipeline both call this, so they score identically. Other problem sets
+    (the synthetic ones) pass their own `benchmark` name and breakdown `fields` (metadata keys, e.g. task, level).
+    """
+    if not problems:
+        raise ReasonerError(f"{benchmark}: no problems to score against")
+    check_pids(problems, responses, where=where)
+    items = score_items(problems, responses, workers=workers)
+    records = [
+        {**problem_labels(p, fields), "correct": item["correct"]}
+        for p, item in zip(problems, items, strict=True)
+    ]
+    reasons = Counter(item["reason"] for item in items)
+    correct = sum(item["correct"] for item in items)
+    scores = {
+        "benchmark": benchmark,
+        "n": len(items),
+        "correct": correct,
+        "accuracy": percent(correct, len(items)),
+        "missing": reasons.get("missing", 0),
+        "empty": reasons.get("empty", 0),
+        "scorer": {**SCORER, "rewards_sha256": rewards_fingerprint()},
+        "reasons": dict(reasons.most_common()),
+        "mappings": dict(Counter(item["mapping"] for item in items).most_common()),
+        "breakdown": breakdown(records, fields),
+        "missing_pids": [item["pid"] for item in items if item["reason"] == "missing"],
+    }
+    return scores, items
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def read_predictions(path: str | Path) -> dict[str, str | None]:
+    """Read a predictions JSONL (`{"pid": ..., "response": ...}` per line) into pid -> response.
+
+    Blank lines are skipped; other keys are ignored; a null response counts as empty. Malformed lines,
+    missing keys and duplicate pids raise ReasonerError naming the file and line numbers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReasonerError(f"{path}: predictions file not found")
+    responses: dict[str, str | None] = {}
+    first_line: dict[str, int] = {}
+    duplicates: list[str] = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                pid, response = _parse_prediction(line, f"{path}: line {number}")
+                if pid in first_line:
+                    duplicates.append(f"{pid!r} (lines {first_line[pid]} and {number})")
+                    continue
+                first_line[pid] = number
+                responses[pid] = response
+    except UnicodeDecodeError as err:
+        raise ReasonerError(f"{path}: not UTF-8 text: {err}") from None
+    if duplicates:
+        raise ReasonerError(
+            f"{path}: {len(duplicates)} duplicate pid(s): {', '.join(duplicates[:_NAMED])}; "
+            "keep one response per pid"
+        )
+    if not responses:
+        raise ReasonerError(f"{path}: no predictions (the file has no JSON lines)")
+    return responses
+
+
+def _parse_prediction(line: str, where: str) -> tuple[str, str | None]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ReasonerError(f"{where}: not valid JSON: {err}") from None
+    if not isinstance(row, dict):
+        raise ReasonerError(
+            f"{where}: expected a JSON object with 'pid' and 'response', got {type(row).__name__}"
+        )
+    for key in ("pid", "response"):
+        if key not in row:
+            raise ReasonerError(f"{where}: key {key!r} is missing; each line needs 'pid' and 'response'")
+    pid, response = row["pid"], row["response"]
+    # MathVista pids are numeric strings; accept a bare integer as the same pid.
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        pid = str(pid)
+    if not isinstance(pid, str) or not pid:
+        raise ReasonerError(f"{where}: 'pid' must be a non-empty string, got {pid!r}")
+    if response is not None and not isinstance(response, str):
+        raise ReasonerError(f"{where}: 'response' must be a string or null, got {type(response).__name__}")
+    return pid, response
+
+
+def load_problems(data_dir: str | Path, *, split: str = "testmini") -> list[Problem]:
+    """MathVista problems from a data folder (via `reasoner.data.sources.load_mathvista`), checked to exist."""
+    from reasoner.data.sources import load_mathvista
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ReasonerError(
+            f"{data_dir}: MathVista data folder not found (it should hold {split}.json or the hub parquet export)"
+        )
+    if not os.access(data_dir, os.R_OK | os.X_OK):
+        raise ReasonerError(f"{data_dir}: MathVista data folder is not readable")
+    return load_mathvista(data_dir, split=split)
+
+
+def write_outputs(out_dir: str | Path, scores: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> Path:
+    """Write `scores.json` and `items.jsonl` into `out_dir`, each atomically (tmp file + os.replace)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReasonerError(f"{out_dir}: cannot create the output folder: {err}") from None
+    lines = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+    _write_atomic(out_dir / "items.jsonl", lines)
+    _write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
+    return out_dir
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise ReasonerError(f"{path}: cannot write: {err}") from None
+
+
+def score_predictions_file(
+    predictions: str | Path, data_dir: str | Path, out_dir: str | Path, *, workers: int = 1
+) -> dict[str, Any]:
+    """`reasoner score mathvista`: read predictions and problems, score, write OUT/scores.json + items.jsonl."""
+    if workers < 1:
+        raise ReasonerError(f"--workers must be at least 1, got {workers}")
+    responses = read_predictions(predictions)
+    problems = load_problems(data_dir)
+    log.info("scoring %d responses against %d MathVista problems", len(responses), len(problems))
+    scores, items = score_responses(problems, responses, workers=workers, where=str(predictions))
+    write_outputs(out_dir, scores, items)
+    return scores
+
+
+def format_table(scores: Mapping[str, Any], fields: Sequence[str] = ("task", "skills")) -> str:
+    """A compact console table: overall accuracy, missing/empty counts, then accuracy per value of `fields`."""
+    lines = [
+        f"{scores['benchmark']}: accuracy {scores['accuracy']:.2f}% "
+        f"({scores['correct']}/{scores['n']}; missing {scores['missing']}, empty {scores['empty']}, "
+        "both counted wrong)"
+    ]
+    if scores["missing"]:
+        shown = ", ".join(scores["missing_pids"][:10])
+        more = " ..." if scores["missing"] > 10 else ""
+        lines.append(f"missing pids: {shown}{more}")
+    width = max(
+        [len(v) + 2 for f in fields for v in scores["breakdown"].get(f, {})] + [len(f) for f in fields]
+    )
+    for field in fields:
+        lines.append(f"{field:<{width}}  {'n':>5}  {'acc %':>6}")
+        for value, group in scores["breakdown"].get(field, {}).items():
+            lines.append(f"  {value:<{width - 2}}  {group['n']:>5}  {group['accuracy']:>6.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Evaluate a model on a problem set: greedy generation, then the same scorer as `reasoner score`.
+
+Writes `<out>/responses.jsonl`, `<out>/items.jsonl`, then `<out>/scores.json` last (its presence, with a matching
+fingerprint, marks the evaluation finished). MathVista sets get the official breakdowns; other sets are broken down
+by their metadata (`task`, `level`, `question_type`, `answer_type`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
+from reasoner.data.records import Problem
+from reasoner.data.selfdistill import requests_for
+from reasoner.eval.mathvista import score_responses
+from reasoner.generation.base import Generator, SamplingSpec
+from reasoner.prompts import Template
+from reasoner.rundir import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+GENERIC_FIELDS = ("task", "level", "question_type", "answer_type")
+
+
+def eval_fingerprint(run: RunConfig, dataset: str, model_fingerprint: str, prompt_sha256: str) -> str:
+    """What determines an evaluation's result: the model, the data, the prompt and the decoding budget."""
+    return fingerprint(
+        {
+            "model": model_fingerprint,
+            "dataset": to_dict(run.datasets[dataset]),
+            "prompt": prompt_sha256,
+            "max_new_tokens": run.eval.max_new_tokens,
+        }
+    )
+
+
+def generate_responses(
+    generator: Generator, problems: Sequence[Problem], template: Template, max_new_tokens: int
+) -> dict[str, str]:
+    """Greedy responses, pid -> text."""
+    spec = SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+    completions = generator.generate(requests_for(problems, template), spec)
+    return {p.id: group[0].text for p, group in zip(problems, completions, strict=True)}
+
+
+def score(
+    problems: Sequence[Problem], responses: dict[str, str], name: str, *, mathvista: bool = False
+) -> tuple[dict[str, Any], list[dict]]:
+    """`(scores, items)` in the `reasoner score` format; MathVista gets the official breakdown fields."""
+    if mathvista:
+        scores, items = score_responses(problems, responses)
+    else:
+        scores, items = score_responses(problems, responses, benchmark=name, fields=GENERIC_FIELDS)
+    return {**scores, "dataset": name}, items
+
+
+def evaluate(
+    generator: Generator,
+    problems: Sequence[Problem],
+    template: Template,
+    eval_config: EvalConfig,
+    name: str,
+    out: Path,
+    *,
+    fingerprint: str,
+    mathvista: bool = False,
+) -> dict[str, Any]:
+    """Generate, score and write one evaluation; returns the scores document."""
+    log.info("evaluating %d problems of %s", len(problems), name)
+    responses = generate_responses(generator, problems, template, eval_config.max_new_tokens)
+    _write_jsonl(out / "responses.jsonl", [{"pid": pid, "response": text} for pid, text in responses.items()])
+    scores, items = score(problems, responses, name, mathvista=mathvista)
+    _write_jsonl(out / "items.jsonl", items)
+    scores["fingerprint"] = fingerprint
+    write_json_atomic(out / "scores.json", scores)
+    return scores
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")

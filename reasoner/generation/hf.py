@@ -1,0 +1,146 @@
+"""The transformers generation backend: batched, left-padded `model.generate` on CPU or one GPU.
+
+A trainer hands its live policy to `HFGenerator(model, processor)` (no reload); everything else uses
+`HFGenerator.from_pretrained(path)`. Prompts longer than `max_prompt_tokens` are rejected (naming the request)
+or shortened in the middle of their longest text part, as `on_long_prompt` says.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from reasoner.errors import ReasonerError
+from reasoner.generation.base import Completion, GenerationRequest, SamplingSpec
+from reasoner.generation.limits import PreparedRequest, PromptLimiter
+from reasoner.models.inputs import encode_prompts
+from reasoner.models.loading import load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GenerationStats:
+    """Running totals of one generator, for logs and benchmarks."""
+
+    prompts: int = 0
+    truncated_prompts: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+class HFGenerator:
+    """Generate with a transformers Qwen2.5-VL-style model.
+
+    `batch_size` caps the sequences (prompts x n) per `model.generate` call. Sampling is seeded per batch from
+    `spec.seed` and the batch's first request index, inside a forked RNG so the caller's RNG state is untouched.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        batch_size: int = 16,
+        max_prompt_tokens: int | None = None,
+        on_long_prompt: str = "error",
+        show_progress: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ReasonerError(f"batch_size={batch_size}; must be >= 1")
+        self.model = model
+        self.processor = processor
+        self.batch_size = batch_size
+        self.limiter = PromptLimiter(processor, max_prompt_tokens, on_long_prompt)
+        self.show_progress = show_progress
+        self.stats = GenerationStats()
+        eos = model.generation_config.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        self.eos_token_ids.add(processor.tokenizer.convert_tokens_to_ids(processor.tokenizer.eos_token))
+        self.pad_token_id = processor.tokenizer.pad_token_id
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, device: str = "cpu", dtype: str | None = None, **kwargs: Any
+    ) -> HFGenerator:
+        """Load the model folder at `path` (see `reasoner.models.load_model`) and wrap it."""
+        model, processor = load_model(path, device=device, dtype=dtype)
+        return cls(model, processor, **kwargs)
+
+    def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
+        """Return `spec.n` completions per request, in request order."""
+        prepared = self.limiter.prepare(requests)
+        per_batch = max(1, self.batch_size // spec.n)
+        starts = range(0, len(prepared), per_batch)
+        results: list[list[Completion]] = []
+        started = time.perf_counter()
+        for start in tqdm(
+            starts, desc="generate", unit="batch", disable=not self.show_progress or len(starts) < 2
+        ):
+            results.extend(
+                self._generate_batch(prepared[start : start + per_batch], spec, seed=spec.seed + start)
+            )
+        self.stats.prompts += len(prepared)
+        self.stats.truncated_prompts = self.limiter.truncated
+        self.stats.seconds += time.perf_counter() - started
+        return results
+
+    def _generate_batch(
+        self, batch: list[PreparedRequest], spec: SamplingSpec, *, seed: int
+    ) -> list[list[Completion]]:
+        import torch
+
+        batch = self.limiter.fit(batch)
+        # Repeat each prompt n times (rather than num_return_sequences) so greedy n>1 works too.
+        rows = [item for item in batch for _ in range(spec.n)]
+        inputs = encode_prompts(self.processor, [r.messages for r in rows], [r.images for r in rows])
+        inputs = inputs.to(self.model.device)
+        prompt_len = inputs["input_ids"].shape[1]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=self._rng_devices()), torch.no_grad():
+                torch.manual_seed(seed)
+                output = self.model.generate(**inputs, generation_config=self._generation_config(spec))
+        finally:
+            self.model.train(was_training)
+        completions = [self._completion(row) for row in output[:, prompt_len:].tolist()]
+        self.stats.generated_tokens += sum(len(c.token_ids) for c in completions)
+        return [completions[i * spec.n : (i + 1) * spec.n] for i in range(len(batch))]
+
+    def _generation_config(self, spec: SamplingSpec) -> Any:
+        from transformers import GenerationConfig
+
+        # A complete config, so a checkpoint's own sampling defaults (e.g. top_k, repetition_penalty) never leak in.
+        sampling = {} if spec.greedy else {"temperature": spec.temperature, "top_p": spec.top_p, "top_k": 0}
+        return GenerationConfig(
+            max_new_tokens=spec.max_new_tokens,
+            do_sample=not spec.greedy,
+            eos_token_id=sorted(self.eos_token_ids),
+            pad_token_id=self.pad_token_id,
+            repetition_penalty=1.0,
+            use_cache=True,
+            **sampling,
+        )
+
+    def _completion(self, token_ids: list[int]) -> Completion:
+        """Cut a generated row after its first end token (kept: it is part of what the policy produced)."""
+        for i, token in enumerate(token_ids):
+            if token in self.eos_token_ids:
+                kept = token_ids[: i + 1]
+                finish = "stop"
+                break
+        else:
+            kept, finish = token_ids, "length"
+        text = self.processor.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(text=text, token_ids=tuple(kept), finish_reason=finish)
+
+    def _rng_devices(self) -> list[Any]:
+        device = self.model.device
+        return [device] if device.type == "cuda" else []

@@ -1,0 +1,292 @@
+"""`score`: one scorer for GRPO rewards, SFT data filtering and MathVista grading (`score_batch` maps it).
+
+How a response is judged, by the kind of answer:
+- multiple choice (`choices` given; MathVista answer_type "text"): the ground truth is the choice TEXT (a letter
+  ground truth is mapped to its choice); the response may give the letter or the text (`normalize.match_choice`);
+- "integer" / "float": MathVista's `str(int(float(x)))` / `str(round(float(x), precision))` on both sides;
+- "list": MathVista's `str(list)` on both sides;
+- None (generic): exact text, then letter against letter, list against list, number against number, all
+  in-process; only two math expressions that are not plain numbers go to math-verify, in a worker process
+  bounded by `timeout_s`. Text answers ("yes", "kyoto") never reach math-verify, which would equate them.
+Fast paths run in-process; math-verify is only asked when an expression must be evaluated or compared.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .equivalence import DEFAULT_TIMEOUT_S, EquivalencePool, default_pool
+from .extract import (
+    BRACKET_LIST_RE,
+    clean_answer,
+    extract_answer,
+    is_mathy,
+    is_refusal,
+    last_boxed,
+    letter_alone,
+)
+from .formatting import check_format
+from .normalize import (
+    NumberReading,
+    exact_choice,
+    fold,
+    leading_letter,
+    match_choice,
+    normalize_float,
+    normalize_integer,
+    normalize_list,
+    read_number,
+)
+
+ANSWER_TYPES = ("text", "integer", "float", "list")
+# Rules whose span starts with the answer, so its first number counts (an <answer> tag may hold a sentence).
+MARKER_RULES = ("answer_is", "answer_label")
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """How the parts add up: overall = accuracy * acc + format * fmt + summary_penalty (if summary missing).
+
+    The default (1, 0, 0) makes overall the plain 0/1 accuracy, the right thing for evaluation and data
+    filtering. The OpenVLThinker GRPO recipe is `RECIPE_WEIGHTS`: accuracy only, -0.5 when nothing stands
+    between `</think>` and `<answer>`.
+    """
+
+    accuracy: float = 1.0
+    format: float = 0.0
+    summary_penalty: float = 0.0
+
+
+RECIPE_WEIGHTS = RewardWeights(accuracy=1.0, format=0.0, summary_penalty=-0.5)
+
+
+@dataclass(frozen=True)
+class RewardScore:
+    """The score of one response.
+
+    overall: the weighted sum (see RewardWeights). accuracy: 1.0 if the answer is right, else 0.0.
+    format: 1.0 if the response is `<think>..</think>..<answer>..</answer>`. extracted: the raw answer span
+    (None: none found). prediction: what was compared with the ground truth, in MathVista's normal form (the
+    choice text for multiple choice). rule: the extraction rule that fired (see rewards.extract). reason: why
+    right or wrong: match, mismatch, no-answer, refusal, unparseable, timeout, parse-error, worker-error.
+    mapping: how the prediction was reached (letter, mention, nearest, integer, math-verify, ...).
+    summary_missing: the `</think>` is directly followed by `<answer>`.
+    """
+
+    overall: float
+    accuracy: float
+    format: float
+    extracted: str | None
+    prediction: str | None
+    rule: str
+    reason: str
+    mapping: str
+    summary_missing: bool
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    correct: bool
+    extracted: str | None
+    prediction: str | None
+    rule: str
+    reason: str
+    mapping: str
+
+
+def score(
+    response: str,
+    ground_truth: str,
+    *,
+    answer_type: str | None = None,
+    choices: Sequence[str] | None = None,
+    precision: float | int | None = None,
+    unit: str | None = None,
+    weights: RewardWeights | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> RewardScore:
+    """Score one response against its ground truth (see the module docstring for the rules).
+
+    `choices` may be any sequence (a numpy array from parquet too); `precision` the number of decimals of a
+    float answer (2 or 2.0; NaN counts as None); `unit` is stripped from the response ("years", "g").
+    `timeout_s` bounds the math-verify work this response may trigger. Raises ValueError for a bad argument.
+    """
+    weights = weights or RewardWeights()
+    choice_list, precision = _check_arguments(answer_type, choices, precision)
+    layout = check_format(response)
+    judgement = _judge(
+        response or "", str(ground_truth), answer_type, choice_list, precision, unit, timeout_s, default_pool()
+    )
+    accuracy = 1.0 if judgement.correct else 0.0
+    overall = weights.accuracy * accuracy + weights.format * layout.score
+    if layout.summary_missing:
+        overall += weights.summary_penalty
+    return RewardScore(
+        overall=overall,
+        accuracy=accuracy,
+        format=layout.score,
+        extracted=judgement.extracted,
+        prediction=judgement.prediction,
+        rule=judgement.rule,
+        reason=judgement.reason,
+        mapping=judgement.mapping,
+        summary_missing=layout.summary_missing,
+    )
+
+
+def _check_arguments(
+    answer_type: str | None, choices: Sequence[str] | None, precision: float | int | None
+) -> tuple[list[str] | None, float | None]:
+    if answer_type is not None and answer_type not in ANSWER_TYPES:
+        raise ValueError(f"answer_type {answer_type!r} is not one of {ANSWER_TYPES} or None")
+    choice_list = [str(choice) for choice in choices] if choices is not None else None
+    if precision is not None:
+        try:
+            precision = float(precision)
+        except (TypeError, ValueError):
+            raise ValueError(f"precision {precision!r} is not a number of decimals (e.g. 1, 2 or 2.0)") from None
+        precision = None if math.isnan(precision) else precision
+    return choice_list or None, precision
+
+
+def _judge(response: str, ground_truth: str, answer_type: str | None, choices: list[str] | None,
+           precision: float | None, unit: str | None, timeout_s: float, pool: EquivalencePool) -> _Judgement:
+    if choices:
+        return _judge_choice(response, ground_truth, choices)
+    if answer_type in ("integer", "float"):
+        return _judge_number(response, ground_truth, answer_type, precision, unit, timeout_s, pool)
+    if answer_type == "list":
+        return _judge_list(response, ground_truth)
+    return _judge_generic(response, ground_truth, precision, unit, timeout_s, pool)
+
+
+def _verdict(correct: bool, extracted: str | None, prediction: str | None, rule: str, mapping: str) -> _Judgement:
+    return _Judgement(correct, extracted, prediction, rule, "match" if correct else "mismatch", mapping)
+
+
+def _gold_choice(ground_truth: str, choices: list[str]) -> str:
+    """The choice text the ground truth names (MathVista gives the text; other sets give a letter)."""
+    if ground_truth in choices:
+        return ground_truth
+    named = exact_choice(clean_answer(ground_truth), choices)
+    if named is None:
+        raise ValueError(f"ground truth {ground_truth!r} is none of the choices {choices} nor a letter of one")
+    return named.prediction
+
+
+def _judge_choice(response: str, ground_truth: str, choices: list[str]) -> _Judgement:
+    extraction = extract_answer(response, "text")
+    gold = _gold_choice(ground_truth, choices)
+    normalized = match_choice(extraction.text, choices, full_text=extraction.rule == "full_text")
+    if normalized.prediction is None:
+        return _Judgement(False, extraction.text, None, extraction.rule, normalized.mapping, normalized.mapping)
+    return _verdict(normalized.prediction == gold, extraction.text, normalized.prediction, extraction.rule,
+                    normalized.mapping)
+
+
+def _to_mathvista_number(value: float, answer_type: str, precision: float | None, gold: str) -> str:
+    if answer_type == "integer":
+        return normalize_integer(value)
+    if precision is None:  # MathVista always gives one; elsewhere use as many decimals as the ground truth has
+        precision = len(gold.split(".", 1)[1]) if "." in gold else 0
+    return normalize_float(value, precision)
+
+
+def _judge_number(response: str, ground_truth: str, answer_type: str, precision: float | None, unit: str | None,
+                  timeout_s: float, pool: EquivalencePool) -> _Judgement:
+    extraction = extract_answer(response, "number")
+    if extraction.text is None:
+        return _Judgement(False, None, None, extraction.rule, "no-answer", "no-answer")
+    reading = read_number(extraction.text, unit, first=extraction.rule in MARKER_RULES)
+    value, mapping = reading.value, answer_type
+    if reading.kind == "expression":
+        verdict = pool.evaluate(reading.text, timeout_s=timeout_s)
+        if verdict.value is None:
+            return _Judgement(False, extraction.text, None, extraction.rule, verdict.reason, "math-verify")
+        value, mapping = verdict.value, "math-verify"
+    if value is None:
+        reason = "refusal" if is_refusal(extraction.text) else "unparseable"
+        return _Judgement(False, extraction.text, None, extraction.rule, reason, reason)
+    gold_value = read_number(ground_truth, unit).value
+    gold = ground_truth.strip()
+    if gold_value is not None:
+        gold = _to_mathvista_number(gold_value, answer_type, precision, gold)
+    prediction = _to_mathvista_number(value, answer_type, precision, ground_truth.strip())
+    return _verdict(prediction == gold, extraction.text, prediction, extraction.rule, mapping)
+
+
+def _judge_list(response: str, ground_truth: str) -> _Judgement:
+    extraction = extract_answer(response, "list")
+    prediction = normalize_list(extraction.text)
+    if prediction is None:
+        reason = "no-answer" if extraction.text is None else "unparseable"
+        return _Judgement(False, extraction.text, None, extraction.rule, reason, reason)
+    gold = normalize_list(ground_truth) or clean_answer(ground_truth)
+    return _verdict(prediction == gold, extraction.text, prediction, extraction.rule, "list")
+
+
+def _judge_generic(response: str, ground_truth: str, precision: float | None, unit: str | None, timeout_s: float,
+                   pool: EquivalencePool) -> _Judgement:
+    gold = clean_answer(last_boxed(ground_truth) or ground_truth)
+    gold_reading = read_number(gold, unit)
+    fallback = "number" if gold_reading.kind != "none" and is_mathy(gold) else "text"
+    extraction = extract_answer(response, fallback)
+    prediction = clean_answer(extraction.text or "")
+    if not prediction:
+        return _Judgement(False, extraction.text, None, extraction.rule, "no-answer", "no-answer")
+    if fold(prediction) == fold(gold):
+        return _verdict(True, extraction.text, prediction, extraction.rule, "exact")
+    quick = _compare_in_process(prediction, gold, gold_reading, precision, unit, extraction.rule)
+    if quick is not None:
+        correct, shown, mapping = quick
+        return _verdict(correct, extraction.text, shown, extraction.rule, mapping)
+    if is_refusal(prediction):
+        return _Judgement(False, extraction.text, None, extraction.rule, "refusal", "refusal")
+    if not (is_mathy(gold) and is_mathy(strip_unit_words(prediction, unit))):
+        return _verdict(False, extraction.text, prediction, extraction.rule, "text")
+    verdict = pool.verify(gold, strip_unit_words(prediction, unit), timeout_s=timeout_s)
+    if verdict.reason in ("match", "mismatch"):
+        return _verdict(verdict.equal, extraction.text, prediction, extraction.rule, "math-verify")
+    return _Judgement(False, extraction.text, prediction, extraction.rule, verdict.reason, "math-verify")
+
+
+def strip_unit_words(text: str, unit: str | None) -> str:
+    """`text` without the item's unit word, so "5\\sqrt{2} cm" with unit "cm" can go to math-verify."""
+    if not unit or not unit.strip():
+        return text
+    return re.sub(r"(?<![A-Za-z])" + re.escape(unit.strip()) + r"(?![A-Za-z])", " ", text).strip()
+
+
+def _compare_in_process(prediction: str, gold: str, gold_reading: NumberReading, precision: float | None,
+                        unit: str | None, rule: str) -> tuple[bool, str | None, str] | None:
+    """(correct, shown prediction, mapping) when letters, lists or plain numbers settle it; else None."""
+    gold_letter = letter_alone(gold)
+    if gold_letter is not None:
+        letter = letter_alone(prediction) or leading_letter(prediction, strict=rule == "full_text")
+        return letter == gold_letter, letter, "letter"
+    if BRACKET_LIST_RE.fullmatch(gold):
+        listed = normalize_list(prediction)
+        return listed == normalize_list(gold), listed, "list"
+    if gold_reading.kind != "number":
+        return None
+    reading = read_number(prediction, unit, first=rule in MARKER_RULES)
+    if reading.kind == "none":  # no number, no math: "B" or "blue" against "5"
+        return False, prediction, "number"
+    if reading.kind != "number":
+        return None
+    if precision is not None:
+        shown = normalize_float(reading.value, precision)
+        return shown == normalize_float(gold_reading.value, precision), shown, "float"
+    close = math.isclose(reading.value, gold_reading.value, rel_tol=1e-6, abs_tol=1e-9)
+    return close, _plain(reading.value), "number"
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else str(value)

@@ -1,0 +1,64 @@
+"""Accuracy breakdowns: percentages, multi-label fields, missing labels, ordering."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoner.eval.metrics import Tally, breakdown, group_tallies, labels_of, percent, summarize, tally
+
+
+def test_percent_rounds_to_two_decimals_and_handles_empty() -> None:
+    assert percent(2, 3) == 66.67
+    assert percent(1, 8) == 12.5
+    assert percent(0, 0) == 0.0
+    assert Tally(n=3, correct=1).to_dict() == {"n": 3, "correct": 1, "accuracy": 33.33}
+
+
+def test_labels_of_scalars_lists_and_none() -> None:
+    assert labels_of("FQA") == ["FQA"]
+    assert labels_of(3) == ["3"]
+    assert labels_of(None) == []
+    assert labels_of(["a", "b", "a", None]) == ["a", "b"]  # a repeated label counts once per record
+
+
+def test_multi_label_field_counts_each_label() -> None:
+    records = [
+        {"skills": ["arithmetic", "algebra"], "correct": True},
+        {"skills": ["arithmetic"], "correct": False},
+        {"skills": ["logic"], "correct": True},
+    ]
+    result = breakdown(records, ["skills"])["skills"]
+    assert result == {
+        "arithmetic": {"n": 2, "correct": 1, "accuracy": 50.0},
+        "algebra": {"n": 1, "correct": 1, "accuracy": 100.0},
+        "logic": {"n": 1, "correct": 1, "accuracy": 100.0},
+    }
+    assert sum(group["n"] for group in result.values()) == 4  # more than the 3 records
+
+
+def test_groups_ordered_by_size_then_name_and_missing_labels_skipped() -> None:
+    labels = ["b", "a", "b", None, "c", "a"]
+    correct = [True, False, True, True, False, True]
+    groups = group_tallies(labels, correct)
+    assert list(groups) == ["a", "b", "c"]
+    assert groups["b"] == Tally(n=2, correct=2)
+    assert sum(group.n for group in groups.values()) == 5  # the None record is in no group
+
+
+def test_summarize_overall_and_fields_including_absent_field() -> None:
+    records = [
+        {"task": "count", "level": 1, "correct": True},
+        {"task": "count", "level": 2, "correct": False},
+        {"task": "digits", "level": 1, "correct": 1.0},  # a float reward counts as correct
+        {"task": "digits", "level": 2, "correct": 0.0},
+    ]
+    result = summarize(records, ["task", "level", "grade"])
+    assert (result["n"], result["correct"], result["accuracy"]) == (4, 2, 50.0)
+    assert result["breakdown"]["level"]["1"] == {"n": 2, "correct": 2, "accuracy": 100.0}
+    assert result["breakdown"]["grade"] == {}
+    assert tally([]).accuracy == 0.0
+
+
+def test_group_tallies_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        group_tallies(["a"], [True, False])

@@ -1,0 +1,145 @@
+"""The tiny Qwen2.5-VL: built offline, reloads through the Auto classes, deterministic, and usable for generation."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasoner.errors import ReasonerError
+from reasoner.models import build_tiny_model, encode_prompts, load_model
+from reasoner.models.inputs import prompt_token_counts
+from reasoner.models.loading import load_processor
+from reasoner.models.tiny import SIZES
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+
+
+def test_folder_reloads_offline_with_auto_classes(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert processor.image_processor is not None and processor.video_processor is not None
+    assert 0.5e6 < sum(p.numel() for p in model.parameters()) < 2e6
+    assert model.config.image_token_id == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+
+
+def test_tokenizer_splits_digits_and_keeps_format_tokens_whole(tiny_model_dir: Path) -> None:
+    tokenizer = load_processor(tiny_model_dir).tokenizer
+    assert 1000 < len(tokenizer) <= SIZES["demo"].vocab_size
+    ids = tokenizer("<think>12 + 305</think><answer>317</answer>", add_special_tokens=False)["input_ids"]
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    assert pieces[0] == "<think>" and "</answer>" == pieces[-1]
+    assert [p for p in pieces if p.strip("Ġ").isdigit()] == ["1", "2", "3", "0", "5", "3", "1", "7"]
+    for token in ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<think>", "</answer>"):
+        assert len(tokenizer(token, add_special_tokens=False)["input_ids"]) == 1, token
+    # Rewards read the format tokens, so decoding without special tokens must keep them but drop <|im_end|>.
+    decoded = tokenizer.decode(
+        ids + [tokenizer.convert_tokens_to_ids("<|im_end|>")], skip_special_tokens=True
+    )
+    assert decoded == "<think>12 + 305</think><answer>317</answer>"
+
+
+def test_chat_template_renders_qwen_turns_and_image_placeholder(tiny_model_dir: Path) -> None:
+    processor = load_processor(tiny_model_dir)
+    text = processor.apply_chat_template(_user("How many?"), tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>How many?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def test_same_seed_gives_identical_folder_and_other_seed_differs(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    again = build_tiny_model(tmp_path / "again", size="demo", seed=0)
+    other = build_tiny_model(tmp_path / "other", size="demo", seed=1)
+    assert _hashes(again) == _hashes(tiny_model_dir)
+    differing = {k for k, v in _hashes(other).items() if _hashes(again)[k] != v}
+    assert differing == {"model.safetensors", "tiny_model.json"}
+
+
+def test_build_refuses_non_empty_folder_and_unknown_size(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ReasonerError, match="not empty"):
+        build_tiny_model(tmp_path / "full")
+    with pytest.raises(ReasonerError, match="allowed: \\['demo', 'small'\\]"):
+        build_tiny_model(tmp_path / "new", size="huge")
+
+
+def test_encode_prompts_left_pads_and_counts_visual_tokens(tiny_model_dir: Path, digit_images: list) -> None:
+    processor = load_processor(tiny_model_dir)
+    small, large = digit_images[0], digit_images[3]  # 56x56 -> 2x2 merged tokens, 224x224 -> 8x8
+    batch = encode_prompts(processor, [_user("a"), _user("a")], [[small], [large]])
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["input_ids"] == image_id).sum(dim=1).tolist() == [4, 64]
+    assert "mm_token_type_ids" in batch and batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 16, 16]]
+    counts = prompt_token_counts(batch)
+    assert counts[1] - counts[0] == 60
+    assert batch["attention_mask"][0, :60].sum() == 0 and batch["attention_mask"][0, -1] == 1  # left padding
+    right = encode_prompts(processor, [_user("a"), _user("a")], [[small], [large]], padding_side="right")
+    assert right["attention_mask"][0, 0] == 1 and right["attention_mask"][0, -60:].sum() == 0
+    with pytest.raises(ReasonerError, match="padding_side"):
+        encode_prompts(processor, [_user("a")], [[small]], padding_side="middle")
+
+
+def test_large_images_are_capped_at_max_visual_tokens(tiny_model_dir: Path) -> None:
+    from PIL import Image
+
+    processor = load_processor(tiny_model_dir)
+    batch = encode_prompts(processor, [_user("a")], [[Image.new("RGB", (640, 480), "white")]])
+    image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert (batch["input_ids"] == image_id).sum().item() <= SIZES["demo"].max_visual_tokens
+
+
+def test_load_model_forwards_a_batch_in_eval_mode(tiny_model_dir: Path, digit_images: list) -> None:
+    model, processor = load_model(tiny_model_dir)
+    assert not model.training and model.config._attn_implementation == "sdpa"
+    batch = encode_prompts(processor, [_user(str(i)) for i in range(8)], [[image] for image in digit_images])
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(logits).all()
+
+
+def test_load_model_errors_name_the_folder(tmp_path: Path, tiny_model_dir: Path) -> None:
+    with pytest.raises(ReasonerError, match="no config.json"):
+        load_model(tmp_path / "missing")
+    # Without the image/video processor files transformers silently returns a bare tokenizer: we must refuse.
+    broken = tmp_path / "no_image_processor"
+    shutil.copytree(tiny_model_dir, broken)
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json"):
+        (broken / name).unlink(missing_ok=True)
+    with pytest.raises(ReasonerError, match="image processor|processor"):
+        load_model(broken)
+    with pytest.raises(ReasonerError, match="allowed"):
+        load_model(tiny_model_dir, dtype="float8")
+
+
+def test_a_bare_tokenizer_is_refused_as_processor(tiny_model_dir: Path) -> None:
+    from reasoner.models.loading import check_processor
+
+    tokenizer = load_processor(tiny_model_dir).tokenizer  # what AutoProcessor returns without torchvision
+    with pytest.raises(ReasonerError, match="without an image processor.*torchvision"):
+        check_processor(tokenizer, tiny_model_dir)
+
+
+def test_cli_builds_a_tiny_model(tmp_path: Path, capsys: pytest.CaptureFixture, tiny_model_dir: Path) -> None:
+    from reasoner.cli import main
+
+    assert main(["data", "tiny-model", str(tmp_path / "m"), "--size", "demo", "--seed", "0"]) == 0
+    assert "'demo' (seed 0," in capsys.readouterr().out
+    assert _hashes(tmp_path / "m") == _hashes(tiny_model_dir)
+    assert main(["data", "tiny-model", str(tmp_path / "m")]) == 2  # not empty: a clean error, no traceback

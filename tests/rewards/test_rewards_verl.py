@@ -1,0 +1,80 @@
+"""rewards/verl.py as verl uses it: loaded by file path, fed parquet-shaped extra_info."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+VERL_FILE = Path(__file__).resolve().parents[2] / "rewards" / "verl.py"
+ANGLES = ["30°", "45°", "60°"]
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    """The adapter loaded the way verl's load_extern_object does: spec_from_file_location, no package."""
+    spec = importlib.util.spec_from_file_location("custom_module_rewards_test", VERL_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compute_score_reads_parquet_shaped_extra_info(adapter) -> None:
+    extra_info = {"answer_type": "text", "choices": np.array(ANGLES, dtype=object), "precision": math.nan,
+                  "unit": None, "num_turns": None, "rollout_reward_scores": {}}
+    result = adapter.compute_score("mathvista", "<think>a</think>\n<answer>(B)</answer>", "45°", extra_info)
+    assert result["score"] == 1.0 and result["acc"] == 1.0 and result["format"] == 1.0
+    assert result["pred"] == "45°" and result["reason"] == "match"
+    assert all(isinstance(value, (float, str)) for value in result.values())
+
+
+def test_compute_score_float_precision_and_weights(adapter) -> None:
+    extra_info = {"answer_type": "float", "choices": None, "precision": 2.0, "unit": ""}
+    result = adapter.compute_score("mathvista", "<think>a</think>\n<answer>7.071</answer>", "7.07", extra_info,
+                                   summary_penalty=-0.5)
+    assert (result["acc"], result["summary_missing"], result["score"]) == (1.0, 1.0, 0.5)
+    wrong = adapter.compute_score("geo", "The answer is 3", "4", None, reward_router_address=None)
+    assert (wrong["score"], wrong["acc"], wrong["no_answer"], wrong["reason"]) == (0.0, 0.0, 0.0, "mismatch")
+
+
+def test_choices_as_json_text_are_read_and_other_text_is_refused(adapter) -> None:
+    extra_info = {"answer_type": "text", "choices": json.dumps(ANGLES)}
+    assert adapter.compute_score("mathvista", "(C)", "60°", extra_info)["acc"] == 1.0
+    with pytest.raises(ValueError, match="must be a list of choice texts"):
+        adapter.compute_score("mathvista", "(C)", "60°", {"choices": "30°, 45°, 60°"})
+
+
+def test_loads_by_path_when_rewards_is_not_importable(tmp_path: Path) -> None:
+    """In a bare interpreter (-S: no site-packages, so no editable install) run from elsewhere."""
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('custom_module_1', {str(VERL_FILE)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "result = module.compute_score('mathvista', 'The answer is (C).', '60°', "
+        "{'answer_type': 'text', 'choices': ['30°', '45°', '60°']})\n"
+        "print(json.dumps(result))\n"
+    )
+    completed = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=60, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["score"] == 1.0
+
+
+def test_verl_custom_reward_loader_accepts_the_adapter() -> None:
+    """verl 0.9.1's own get_custom_reward_fn, with reward_kwargs, as main_ppo would call it."""
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.create({"reward": {"custom_reward_function": {
+        "path": str(VERL_FILE), "name": "compute_score", "reward_kwargs": {"summary_penalty": -0.5}}}})
+    reward_fn = get_custom_reward_fn(config)
+    result = reward_fn(data_source="mathvista", solution_str="<think>a</think>\n<answer>8</answer>",
+                       ground_truth="7", extra_info={"answer_type": "integer"})
+    assert (result["score"], result["acc"]) == (-0.5, 0.0)

@@ -1,0 +1,113 @@
+"""The demo schedule end to end on the tiny model, shortened: stages, resume, kill-and-rerun, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reasoner.errors import ReasonerError
+from reasoner.pipeline import execute, load_run
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "configs" / "demo.yaml"
+
+# The demo schedule with a few steps per stage (overrides only: the same config file users run).
+SMOKE = [
+    "datasets.train.n=48",
+    "datasets.heldout.n=12",
+    "eval.max_new_tokens=12",
+    "stages.sft1.steps=2",
+    "stages.sft1.batch_size=4",
+    "stages.grpo1.steps=2",
+    "stages.grpo1.grpo.prompts_per_step=2",
+    "stages.grpo1.grpo.max_new_tokens=12",
+    "stages.sft2.steps=2",
+    "stages.sft2.batch_size=4",
+    "stages.sft2.data.limit=12",
+    "stages.sft2.data.max_new_tokens=12",
+    "stages.grpo2.steps=2",
+    "stages.grpo2.grpo.prompts_per_step=2",
+    "stages.grpo2.grpo.max_new_tokens=12",
+]
+
+
+def smoke(tmp: Path, *extra: str) -> list[str]:
+    return [*SMOKE, f"output_dir={tmp}", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("runs")
+    run = load_run(DEMO, smoke(tmp))
+    report = execute(run)
+    return report.parent
+
+
+def manifests(run_dir: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("stages/*/manifest.json"))}
+
+
+def test_smoke_run_finishes_every_stage_with_report(finished):
+    found = manifests(finished)
+    assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
+    assert [m["name"] for m in found.values()] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    assert found["03_sft"]["init"] == "base"  # SFT-2 restarts from the base model, as the recipe does
+    assert found["03_sft"]["metrics"]["data/samples"] == 12 * 4
+    for name in ("01_sft", "02_grpo", "03_sft", "04_grpo"):
+        assert (finished / "stages" / name / "model" / "config.json").is_file()
+        scores = json.loads((finished / "stages" / name / "eval" / "heldout" / "scores.json").read_text())
+        assert scores["n"] == 12 and 0 <= scores["accuracy"] <= 100
+        assert set(scores["breakdown"]["task"]) <= {"count", "digits", "bars"}
+    report = json.loads((finished / "report.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    assert all(s["finished"] for s in report["stages"])
+    assert "| grpo2 | 12 |" in (finished / "report.md").read_text()
+    assert (finished / "accuracy.png").stat().st_size > 1000
+
+
+def test_rerun_does_no_work(finished):
+    before = {p: p.stat().st_mtime_ns for p in finished.glob("stages/*/**/*") if p.is_file()}
+    start = time.perf_counter()
+    execute(load_run(DEMO, smoke(finished.parent)))
+    assert time.perf_counter() - start < 20
+    after = {p: p.stat().st_mtime_ns for p in finished.glob("stages/*/**/*") if p.is_file()}
+    assert after == before
+
+
+def test_changed_config_of_finished_stage_is_reported(finished):
+    run = load_run(DEMO, smoke(finished.parent, "stages.grpo2.lr=0.5"))
+    with pytest.raises(ReasonerError, match="grpo2.*--redo-from grpo2"):
+        execute(run)
+
+
+def test_kill_inside_grpo_then_rerun_completes(tmp_path):
+    args = smoke(tmp_path, "stages.grpo1.steps=6", "stages.grpo1.checkpoint_every=1")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reasoner.cli", "run", str(DEMO), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    grpo = tmp_path / "demo" / "stages" / "02_grpo"
+    deadline = time.time() + 240
+    while time.time() < deadline and not any((grpo / "ckpt").glob("*")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any((grpo / "ckpt").glob("*")), "the run never reached a GRPO checkpoint"
+    assert not (grpo / "manifest.json").exists()
+    assert (tmp_path / "demo" / "stages" / "01_sft" / "manifest.json").exists()
+
+    report = execute(load_run(DEMO, args))
+    found = manifests(report.parent)
+    assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
+    assert found["02_grpo"]["metrics"]["steps"] == 6
