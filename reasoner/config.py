@@ -95,7 +95,10 @@ class DatasetConfig:
     n: int = 0
     """synthetic: how many problems; file/mathvista: keep the first n (0 = all)."""
     seed: int = 0
-    """synthetic: generator seed (train and held-out sets must use different seeds)."""
+    """synthetic: generator seed."""
+    split: str = "train"
+    """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
+    `eval` set never share a problem whatever their seeds."""
 
 
 @dataclass
@@ -421,6 +424,8 @@ def _check_datasets(run: RunConfig) -> list[str]:
             errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
         if ds.source == DataSource.synthetic and ds.n <= 0:
             errors.append(f"datasets.{name}.n: must be > 0 for source=synthetic")
+        if ds.split not in ("train", "eval"):
+            errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")
         if not 1 <= ds.level <= 3:
             errors.append(f"datasets.{name}.level: {ds.level} is not allowed; allowed: 1, 2, 3")
     return errors

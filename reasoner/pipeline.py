@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from reasoner import config as config_mod
-from reasoner.config import DataSource, RunConfig, SFTTargets
+from reasoner.config import DataSource, Difficulty, RunConfig, SFTTargets
 from reasoner.data.records import Problem
 from reasoner.engines.base import Engine, SFTExample, TrainJob, make_engine
 from reasoner.errors import ReasonerError
@@ -150,7 +150,7 @@ def load_dataset(ds: config_mod.DatasetConfig, name: str) -> list[Problem]:
     if ds.source == DataSource.synthetic:
         from reasoner.data.synthetic import TASKS, generate_mixed
 
-        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed)
+        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split)
     elif ds.source == DataSource.file:
         from reasoner.data.records import read_problems
 
@@ -193,7 +193,8 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             examples, data_stats = _sft_examples(run, stage, stage_dir, engine, problems)
             metrics = {**data_stats, **engine.train_sft(job, examples)}
         else:
-            metrics = engine.train_grpo(job, problems)
+            problems, data_stats = _grpo_problems(run, stage, stage_dir, engine, problems)
+            metrics = {**data_stats, **engine.train_grpo(job, problems)}
         model = stage_dir.model.resolve()
     stage_dir.write_manifest(
         {
@@ -210,6 +211,29 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         }
     )
     log.info("stage %s (%s): finished in %.1f s", stage.dir_name, stage.name, time.perf_counter() - start)
+
+
+def _grpo_problems(
+    run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
+) -> tuple[list[Problem], dict[str, Any]]:
+    """The stage's difficulty band of `problems` (pass rates estimated once, cached in data/)."""
+    data = stage.config.data
+    if data.difficulty == Difficulty.all:
+        return problems, {}
+    from reasoner.data.difficulty import Bands, difficulty_subset, sampling_spec
+
+    pass_rate = data.pass_rate
+    policy = model_path(run, stage.init if pass_rate.model == "init" else pass_rate.model)
+    return difficulty_subset(
+        problems,
+        data.difficulty.value,
+        stage_dir.data / "pass_rates.json",
+        generator=lambda: engine.generator(policy),
+        template=run.template,
+        spec=sampling_spec(pass_rate, stage.config.grpo, seed=run.config.seed + stage.index),
+        model=str(policy),
+        bands=Bands(pass_rate.hard_below, pass_rate.easy_from),
+    )
 
 
 def _limit(problems: list[Problem], limit: int) -> list[Problem]:
@@ -243,6 +267,8 @@ def _sft_examples(
                 f"stages.{stage.name}.data: dataset {data.dataset!r} has no reference reasoning; use targets: self"
             )
         stats = {"problems": len(problems), "kept": len(examples)}
+    elif data.targets == SFTTargets.distill:
+        examples, stats = _distilled_examples(run, stage, stage_dir, engine, problems)
     else:
         from reasoner.data.selfdistill import build_examples, sample_and_verify
         from reasoner.generation.base import SamplingSpec
@@ -263,6 +289,32 @@ def _sft_examples(
         {"targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
     )
     return examples, {f"data/{k}": v for k, v in stats.items()}
+
+
+def _distilled_examples(
+    run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
+) -> tuple[list[SFTExample], dict[str, Any]]:
+    """Iteration-1 data: caption -> reason k times -> verify -> select -> trim (sharded, resumable in data/)."""
+    from reasoner.data.distill import distill, sft_examples, token_counter
+
+    cfg = stage.config.data.distill
+
+    def folder(name: str) -> Path:
+        return model_path(run, "base") if name == "base" else Path(name)
+
+    result = distill(
+        problems,
+        stage_dir.data / "distill",
+        cfg,
+        reasoner=lambda: engine.generator(folder(cfg.reasoner)),
+        captioner=(lambda: engine.generator(folder(cfg.captioner))) if cfg.captioner else None,
+        count_tokens=token_counter(folder(cfg.reasoner)) if cfg.max_target_tokens else None,
+        seed=run.config.seed + stage.index,
+    )
+    examples = sft_examples(result.problems)
+    if not examples:
+        raise ReasonerError(f"stage {stage.name}: distillation kept no chain of {len(problems)} problems")
+    return examples, result.stats["total"]
 
 
 def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, datasets: Datasets) -> None:

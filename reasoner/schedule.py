@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from reasoner.config import RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
+from reasoner.config import Difficulty, RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
 from reasoner.rundir import RunDir, StageDir
 
 
@@ -35,7 +35,7 @@ class StagePlan:
     init: str | None
     """Name of the stage whose model this one starts from (None for the base)."""
     policy: str | None
-    """SFT on self-distilled data: name of the stage whose model samples the chains."""
+    """Name of the stage whose model samples this stage's data: self-distilled SFT chains, or GRPO pass rates."""
     fingerprint: str
     config: StageConfig | None
 
@@ -54,6 +54,10 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         policy = None
         if stage.kind == StageKind.sft and stage.data.targets == SFTTargets.self:
             policy = _resolve(stage.data.policy, plans)
+        elif stage.kind == StageKind.grpo and stage.data.difficulty != Difficulty.all:
+            # Pass rates come from another model: its fingerprint is an input of this stage's data.
+            rater = stage.data.pass_rate.model
+            policy = init if rater == "init" else rater
         inputs = {
             "stage": to_dict(stage),
             "dataset": to_dict(run.datasets[stage.data.dataset]),

@@ -62,7 +62,9 @@ def run_entrypoint(config_path: str | Path, overrides: list[str], working_dir: P
     try:
         shown = str(path.relative_to(working_dir.resolve()))
     except ValueError:
-        log.warning("%s is outside %s: the job reads it at this absolute path on the head node", path, working_dir)
+        log.warning(
+            "%s is outside %s: the job reads it at this absolute path on the head node", path, working_dir
+        )
         shown = str(path)
     return shlex.join(["python", "-m", "reasoner.cli", "run", shown, *overrides])
 
@@ -78,7 +80,9 @@ def check_run_config(config_path: str | Path, overrides: list[str]) -> None:
             "runs would be lost. Set an absolute path on storage every node sees, e.g. output_dir=/shared/runs"
         )
     if run.model.path and not Path(run.model.path).is_absolute():
-        raise ReasonerError(f"model.path: {run.model.path!r} is relative; give the absolute path on the cluster")
+        raise ReasonerError(
+            f"model.path: {run.model.path!r} is relative; give the absolute path on the cluster"
+        )
 
 
 def _client(address: str):
@@ -87,9 +91,11 @@ def _client(address: str):
     try:
         return JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ReasonerError(f"cannot reach the Ray job server at {address}: {err}. Is the head up "
-                            "(`ray start --head --dashboard-host=0.0.0.0`) and the address its dashboard URL "
-                            "(http://HEAD:8265)?") from None
+        raise ReasonerError(
+            f"cannot reach the Ray job server at {address}: {err}. Is the head up "
+            "(`ray start --head --dashboard-host=0.0.0.0`) and the address its dashboard URL "
+            "(http://HEAD:8265)?"
+        ) from None
 
 
 def submit(address: str, request: JobRequest, *, submission_id: str | None = None) -> str:
@@ -167,7 +173,9 @@ def wait_until_started(address: str, job_id: str, timeout_s: float, poll_s: floa
         time.sleep(poll_s)
 
 
-def follow(address: str, job_id: str, *, out: TextIO | None = None, pending_timeout_s: float = 120.0) -> JobState:
+def follow(
+    address: str, job_id: str, *, out: TextIO | None = None, pending_timeout_s: float = 120.0
+) -> JobState:
     """Stream the job's logs to `out` (default: stdout) until it ends; returns its final state."""
     out = out or sys.stdout
     wait_until_started(address, job_id, pending_timeout_s)
@@ -215,7 +223,9 @@ def build_request(
 ) -> JobRequest:
     """The job for `reasoner submit`: `reasoner run CONFIG overrides` (checked here first) or a given command."""
     if bool(config) == bool(entrypoint):
-        raise ReasonerError("give either CONFIG (runs `reasoner run CONFIG`) or --entrypoint COMMAND, not both")
+        raise ReasonerError(
+            "give either CONFIG (runs `reasoner run CONFIG`) or --entrypoint COMMAND, not both"
+        )
     if entrypoint and overrides:
         raise ReasonerError(f"key=value overrides {overrides} go with CONFIG, not with --entrypoint")
     if config:

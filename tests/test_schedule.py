@@ -21,7 +21,7 @@ def test_chaining_follows_init_and_policy():
 def test_fingerprints_change_downstream_only():
     before = plan(config.load(DEMO), "p")
     after = plan(config.load(DEMO, ["stages.grpo1.lr=0.5"]), "p")
-    changed = [a.fingerprint != b.fingerprint for a, b in zip(before, after)]
+    changed = [a.fingerprint != b.fingerprint for a, b in zip(before, after, strict=True)]
     # grpo1 changed; sft2 samples from grpo1, grpo2 starts from sft2: all three differ, base and sft1 do not.
     assert changed == [False, False, True, True, True]
     assert plan(config.load(DEMO), "other-prompt")[1].fingerprint != before[1].fingerprint

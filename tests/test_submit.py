@@ -51,9 +51,16 @@ def _free_ports(count: int) -> list[int]:
 def ray_address():
     """A private Ray head for this module; yields its job server URL."""
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # socket paths must stay under 107 bytes
-    gcs, dashboard, client, agent_http, agent_grpc, runtime_env, metrics, node_manager, object_manager = _free_ports(9)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-           "RAY_USAGE_STATS_ENABLED": "0", "SUBMIT_TEST_VAR": "from-head-env-must-not-leak"}
+    gcs, dashboard, client, agent_http, agent_grpc, runtime_env, metrics, node_manager, object_manager = (
+        _free_ports(9)
+    )
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "SUBMIT_TEST_VAR": "from-head-env-must-not-leak",
+    }
     command = [
         str(VENV_BIN / "ray"), "start", "--head", "--block", "--num-cpus=2", "--dashboard-host=127.0.0.1",
         f"--port={gcs}", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
@@ -100,8 +107,18 @@ def _wait_for_job_server(address: str, head: subprocess.Popen, log_path: Path, t
 
 
 def test_submit_follow_succeeds_and_streams_logs(ray_address, capsys):
-    code = main(["submit", "--entrypoint", ENTRYPOINT, "--address", ray_address, "--follow",
-                 "--env", "SUBMIT_TEST_VAR=from-job-env"])
+    code = main(
+        [
+            "submit",
+            "--entrypoint",
+            ENTRYPOINT,
+            "--address",
+            ray_address,
+            "--follow",
+            "--env",
+            "SUBMIT_TEST_VAR=from-job-env",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "submitted job " in out and ": SUCCEEDED" in out
@@ -118,7 +135,9 @@ def test_failing_job_exits_nonzero_and_status_reports_it(ray_address, capsys):
 
 
 def test_stop_running_job(ray_address, capsys):
-    job_id = submit.submit(ray_address, submit.JobRequest(entrypoint="python -c 'import time; time.sleep(120)'"))
+    job_id = submit.submit(
+        ray_address, submit.JobRequest(entrypoint="python -c 'import time; time.sleep(120)'")
+    )
     assert submit.wait_until_started(ray_address, job_id, timeout_s=30).status == "RUNNING"
     assert main(["submit", "--stop", job_id, "--address", ray_address]) == 0
     assert f"job {job_id}: STOPPED" in capsys.readouterr().out
@@ -143,14 +162,17 @@ def test_unknown_job_and_unreachable_server_are_clear_errors(ray_address):
 
 
 def test_build_request_for_a_config_runs_the_repo_copy(tmp_path):
-    request = submit.build_request("configs/demo.yaml", ["output_dir=/shared/runs", "stages.grpo1.steps=2"],
-                                   env=["A=1"])
+    request = submit.build_request(
+        "configs/demo.yaml", ["output_dir=/shared/runs", "stages.grpo1.steps=2"], env=["A=1"]
+    )
     assert request.entrypoint == (
         "python -m reasoner.cli run configs/demo.yaml output_dir=/shared/runs stages.grpo1.steps=2"
     )
     runtime_env = request.runtime_env()
     assert runtime_env["working_dir"] == str(REPO) and runtime_env["env_vars"]["A"] == "1"
-    assert "/data/" in runtime_env["excludes"] and "data/" not in runtime_env["excludes"]  # keep reasoner/data
+    assert (
+        "/data/" in runtime_env["excludes"] and "data/" not in runtime_env["excludes"]
+    )  # keep reasoner/data
 
 
 def test_build_request_rejects_what_would_fail_on_the_cluster():

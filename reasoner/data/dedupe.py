@@ -44,9 +44,10 @@ def image_digest(image: ImageRef) -> str | None:
     if image.data is not None:
         return hashlib.sha256(image.data).hexdigest()
     path = image.resolved_path()
-    if path is None or not path.is_file():
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else None
+    except OSError:  # absent, unreadable, or not a usable file name: nothing to compare
         return None
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def duplicate_key(problem: Problem) -> str:
@@ -127,8 +128,13 @@ def mathvista_index(data_dir: str | Path, *, split: str = "testmini") -> Benchma
     from reasoner.data.sources import load_mathvista
 
     index = BenchmarkIndex.build("mathvista", load_mathvista(data_dir, split=split))
-    log.info("MathVista %s: %d problems, %d images hashed, %d distinctive questions",
-             split, index.problems, len(index.images), len(index.questions))
+    log.info(
+        "MathVista %s: %d problems, %d images hashed, %d distinctive questions",
+        split,
+        index.problems,
+        len(index.images),
+        len(index.questions),
+    )
     return index
 
 
@@ -175,8 +181,14 @@ def clean_import(
             "by_image": reasons[f"{exclude.name}_image"],
             "by_question": reasons[f"{exclude.name}_question"],
         }
-    log.info("import: %d loaded, %d duplicates, %d overlapping %s, %d kept", len(problems), len(duplicates),
-             len(overlaps), exclude.name if exclude else "nothing", len(kept))
+    log.info(
+        "import: %d loaded, %d duplicates, %d overlapping %s, %d kept",
+        len(problems),
+        len(duplicates),
+        len(overlaps),
+        exclude.name if exclude else "nothing",
+        len(kept),
+    )
     return kept, record
 
 

@@ -103,8 +103,14 @@ def estimate_pass_rates(
     elif stored is not None:
         log.info("%s: pass rates of another model or settings; estimating again", path)
     todo = [p for p in problems if p.id not in correct]
-    log.info("pass rates: %d of %d problems cached in %s, %d to sample (n=%d)",
-             len(problems) - len(todo), len(problems), path, len(todo), spec.n)
+    log.info(
+        "pass rates: %d of %d problems cached in %s, %d to sample (n=%d)",
+        len(problems) - len(todo),
+        len(problems),
+        path,
+        len(todo),
+        spec.n,
+    )
     chunks = [todo[start : start + chunk_size] for start in range(0, len(todo), chunk_size)]
     if chunks and not isinstance(generator, Generator):
         generator = generator()
@@ -130,7 +136,9 @@ def split_by_band(
     split: dict[str, list[Problem]] = {band: [] for band in BANDS}
     for problem in problems:
         if problem.id not in rates:
-            raise ReasonerError(f"problem {problem.id}: no pass rate; estimate pass rates for every problem first")
+            raise ReasonerError(
+                f"problem {problem.id}: no pass rate; estimate pass rates for every problem first"
+            )
         split[bands.band_of(rates[problem.id])].append(problem)
     return split
 
@@ -158,7 +166,9 @@ def difficulty_subset(
     bands: Bands = Bands(),
 ) -> tuple[list[Problem], dict[str, float]]:
     """Estimate (or reuse) pass rates, then keep one band; also statistics for the stage manifest."""
-    rates = estimate_pass_rates(problems, path, generator=generator, template=template, spec=spec, model=model)
+    rates = estimate_pass_rates(
+        problems, path, generator=generator, template=template, spec=spec, model=model
+    )
     split = split_by_band(problems, rates, bands)
     chosen = list(problems) if band == "all" else split[band]
     if not chosen:
@@ -172,7 +182,14 @@ def difficulty_subset(
         **{f"difficulty/{name}": float(len(group)) for name, group in split.items()},
         "difficulty/kept": float(len(chosen)),
     }
-    log.info("difficulty %s: kept %d of %d problems (easy %d, medium %d, hard %d; mean pass rate %.3f)",
-             band, len(chosen), len(problems), len(split["easy"]), len(split["medium"]), len(split["hard"]),
-             stats["difficulty/mean_pass_rate"])
+    log.info(
+        "difficulty %s: kept %d of %d problems (easy %d, medium %d, hard %d; mean pass rate %.3f)",
+        band,
+        len(chosen),
+        len(problems),
+        len(split["easy"]),
+        len(split["medium"]),
+        len(split["hard"]),
+        stats["difficulty/mean_pass_rate"],
+    )
     return chosen, stats

@@ -50,8 +50,12 @@ log = logging.getLogger(__name__)
 GeneratorLike = Generator | Callable[[], Generator]
 """A generator, or a zero-argument factory (e.g. a `GeneratorConfig`) called only when a shard needs it."""
 OUTCOMES = ("no_correct", "no_reasoning", "contradicted", "too_long", "kept")
-"""Why a problem's selected chain was dropped (or `kept`); the step names count what survives each filter."""
+"""What became of a problem: no correct chain; the selected chain had no reasoning or, trimmed, stated a wrong
+answer (both fail the trimming step); its target was too long; kept."""
 STEPS = ("problems", "captions", "samples", "correct", "selected", "after_trimming", "after_length_filter")
+"""The counts in the statistics table: problems, captions made, chains sampled, chains correct, then problems
+left after selection (some chain correct), trimming and the length filter."""
+_EXTRA_COUNTS = ("captions_from_data", "empty_captions", "trimmed")
 # Rules of `rewards.extract` that mean "the text states an answer" (not a guess from its last number).
 _STATED_ANSWER_RULES = ("answer_tag", "boxed", "answer_is", "answer_label", "option_letter")
 
@@ -71,6 +75,7 @@ class ChainChoice:
     trimmed: bool = False
     """True when trimming cut something off."""
     target_tokens: int | None = None
+    """Tokens of the SFT target, when a counter was given."""
 
 
 def states_other_answer(reasoning: str, problem: Problem) -> bool:
@@ -123,10 +128,19 @@ def caption_requests(problems: Sequence[Problem], template: Template) -> list[Ge
     ]
 
 
+def _template(name: str) -> Template:
+    try:
+        return load_template(name)
+    except FileNotFoundError as err:
+        raise ReasonerError(str(err)) from None
+
+
 def _reason_template(name: str) -> Template:
-    template = load_template(name)
+    template = _template(name)
     if "$caption" not in template.text and "${caption}" not in template.text:
-        raise ReasonerError(f"prompt template {template.name!r} does not use $caption; the reasoner sees no image")
+        raise ReasonerError(
+            f"prompt template {template.name!r} does not use $caption; the reasoner sees no image"
+        )
     return template
 
 
@@ -183,7 +197,7 @@ def _captions(problems: Sequence[Problem], ctx: _Context, seed: int) -> list[str
     return [group[0].text.strip() for group in results]
 
 
-def distill_shard(problems: Sequence[Problem], index: int, ctx: _Context) -> list[dict[str, Any]]:
+def _distill_shard(problems: Sequence[Problem], index: int, ctx: _Context) -> list[dict[str, Any]]:
     """Caption, sample k chains, verify and filter one shard; one JSON-ready row per problem."""
     seed = ctx.seed + index
     captions = _captions(problems, ctx, seed)
@@ -207,24 +221,31 @@ def distill_shard(problems: Sequence[Problem], index: int, ctx: _Context) -> lis
             max_target_tokens=cfg.max_target_tokens,
             count_tokens=ctx.count_tokens,
         )
-        rows.append(
+        row = {
+            "id": problem.id,
+            "source": str(problem.metadata.get("source") or "unknown"),
+            "caption": caption,
+            "caption_generated": ctx.captioner is not None,
+        }
+        row["samples"] = [
             {
-                "id": problem.id,
-                "source": str(problem.metadata.get("source") or "unknown"),
-                "caption": caption,
-                "caption_generated": ctx.captioner is not None,
-                "samples": [
-                    {"text": s.text, "correct": s.correct, "extracted": s.score.extracted, "reason": s.score.reason,
-                     "finish_reason": c.finish_reason, "tokens": len(c.token_ids)}
-                    for s, c in zip(group, chains, strict=True)
-                ],
-                "outcome": choice.outcome,
-                "chosen": choice.sample,
-                "reasoning": choice.reasoning,
-                "trimmed": choice.trimmed,
-                "target_tokens": choice.target_tokens,
+                "text": s.text,
+                "correct": s.correct,
+                "extracted": s.score.extracted,
+                "reason": s.score.reason,
+                "finish_reason": c.finish_reason,
+                "tokens": len(c.token_ids),
             }
+            for s, c in zip(group, chains, strict=True)
+        ]
+        row.update(
+            outcome=choice.outcome,
+            chosen=choice.sample,
+            reasoning=choice.reasoning,
+            trimmed=choice.trimmed,
+            target_tokens=choice.target_tokens,
         )
+        rows.append(row)
     return rows
 
 
@@ -262,8 +283,9 @@ def _start(out_dir: Path, plan: dict[str, Any]) -> None:
     previous = read_json(out_dir / "plan.json")
     if previous is not None and previous != plan:
         stale = sorted((out_dir / "shards").glob("shard-*.jsonl"))
-        log.warning("%s: settings or problems changed since the last run; discarding %d shards",
-                    out_dir, len(stale))
+        log.warning(
+            "%s: settings or problems changed since the last run; discarding %d shards", out_dir, len(stale)
+        )
         for path in stale:
             path.unlink()
     write_json_atomic(out_dir / "plan.json", plan)
@@ -310,7 +332,7 @@ def distill(
     ctx = _Context(
         cfg=cfg,
         seed=seed,
-        caption_template=load_template(cfg.caption_prompt) if captioner is not None else None,
+        caption_template=_template(cfg.caption_prompt) if captioner is not None else None,
         reason_template=_reason_template(cfg.reason_prompt),
         reasoner=reasoner,
         captioner=captioner,
@@ -323,7 +345,7 @@ def distill(
     pending = [i for i, r in enumerate(rows) if r is None]
     log.info("distill: %d problems in %d shards, %d to do", len(problems), len(shards), len(pending))
     for i in tqdm(pending, desc="distill", unit="shard", disable=len(pending) < 2):
-        rows[i] = distill_shard(shards[i], i, ctx)
+        rows[i] = _distill_shard(shards[i], i, ctx)
         _write_shard(_shard_path(out_dir, i), rows[i])
         log.info("distill: shard %d/%d done (%s)", i + 1, len(shards), _summary(count_rows(rows[i])["total"]))
     all_rows = [row for shard in rows for row in shard]
@@ -331,7 +353,11 @@ def distill(
 
 
 def _finish(
-    out_dir: Path, problems: Sequence[Problem], rows: list[dict[str, Any]], cfg: DistillConfig, shards_run: int
+    out_dir: Path,
+    problems: Sequence[Problem],
+    rows: list[dict[str, Any]],
+    cfg: DistillConfig,
+    shards_run: int,
 ) -> DistillResult:
     by_id = {p.id: p for p in problems}
     kept = [_distilled_problem(by_id[row["id"]], row, cfg) for row in rows if row["outcome"] == "kept"]
@@ -354,7 +380,10 @@ def _distilled_problem(problem: Problem, row: dict[str, Any], cfg: DistillConfig
         "target_tokens": row["target_tokens"],
     }
     return replace(
-        problem, caption=row["caption"], reasoning=row["reasoning"], metadata={**problem.metadata, "distill": info}
+        problem,
+        caption=row["caption"],
+        reasoning=row["reasoning"],
+        metadata={**problem.metadata, "distill": info},
     )
 
 
@@ -363,7 +392,7 @@ def count_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, dict[str, int]] = {}
     for row in rows:
         for name in ("total", f"source:{row['source']}"):
-            group = groups.setdefault(name, dict.fromkeys(STEPS + ("captions_from_data", "trimmed") + OUTCOMES, 0))
+            group = groups.setdefault(name, dict.fromkeys(STEPS + _EXTRA_COUNTS + OUTCOMES, 0))
             _count_row(group, row)
     total = groups.pop("total", dict.fromkeys(STEPS, 0))
     return {"total": total, "by_source": {k.split(":", 1)[1]: v for k, v in sorted(groups.items())}}
@@ -373,6 +402,7 @@ def _count_row(group: dict[str, int], row: dict[str, Any]) -> None:
     outcome = row["outcome"]
     group["problems"] += 1
     group["captions" if row["caption_generated"] else "captions_from_data"] += 1
+    group["empty_captions"] += not row["caption"]
     group["samples"] += len(row["samples"])
     group["correct"] += sum(s["correct"] for s in row["samples"])
     group["selected"] += outcome != "no_correct"
@@ -388,9 +418,10 @@ def _summary(counts: dict[str, int]) -> str:
 
 def format_stats(stats: dict[str, Any]) -> str:
     """A small table: one row per source and the total, one column per filter step."""
-    header = f"{'source':20s}" + "".join(f"{step:>20s}" for step in STEPS)
     rows = [*stats["by_source"].items(), ("total", stats["total"])]
-    lines = [header] + [f"{name:20s}" + "".join(f"{c.get(s, 0):>20d}" for s in STEPS) for name, c in rows]
+    width = max(len(name) for name in ["source", *(name for name, _ in rows)])
+    lines = [f"{'source':{width}s}" + "".join(f"  {step}" for step in STEPS)]
+    lines += [f"{name:{width}s}" + "".join(f"  {c.get(s, 0):>{len(s)}d}" for s in STEPS) for name, c in rows]
     return "\n".join(lines)
 
 
@@ -442,7 +473,9 @@ def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfi
         raise ReasonerError(f"config file not found: {path}") from None
     except yaml.YAMLError as err:
         raise ReasonerError(f"{path}: not valid YAML: {err}") from None
-    errors = config_mod._unknown_keys(raw, DistillJobConfig, "") if isinstance(raw, dict) else ["not a mapping"]
+    errors = (
+        config_mod._unknown_keys(raw, DistillJobConfig, "") if isinstance(raw, dict) else ["not a mapping"]
+    )
     if errors:
         raise ReasonerError(f"{path}: " + "\n  ".join(errors))
     try:

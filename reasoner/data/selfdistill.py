@@ -94,10 +94,12 @@ def trim_reflections(reasoning: str) -> str:
 
 
 def reasoning_of(response: str) -> str:
-    """The text inside `<think>..</think>`, or everything before the answer when the tags are missing."""
+    """The text inside `<think>..</think>` (or before a lone `</think>`), else everything before the answer."""
     match = _THINK_RE.search(response)
     if match:
         return match.group(1).strip()
+    if "</think>" in response:  # R1-style chat templates open <think> in the prompt: only the close is generated
+        return response.split("</think>", 1)[0].strip()
     return response.split("<answer>", 1)[0].strip()
 
 
@@ -112,9 +114,11 @@ def select(samples: Sequence[Sample], rule: str = "shortest") -> Sample | None:
     return min(correct, key=key) if rule == "shortest" else max(correct, key=key)
 
 
-def distilled_target(sample: Sample) -> str:
-    """The SFT target made from a verified sample: trimmed reasoning, then its own (verified) final answer."""
-    return format_target(trim_reflections(reasoning_of(sample.text)), sample.score.extracted or "")
+def distilled_target(problem: Problem, sample: Sample) -> str:
+    """The SFT target made from a verified sample: its trimmed reasoning, then the problem's canonical answer
+    (the option letter for multiple choice), so a chain that answered "1/2" or the option text still trains
+    toward the one answer form the prompt asks for."""
+    return format_target(trim_reflections(reasoning_of(sample.text)), problem.answer_label())
 
 
 def build_examples(
@@ -128,7 +132,7 @@ def build_examples(
             continue
         reasoning = reasoning_of(chosen.text)
         trimmed += trim_reflections(reasoning) != reasoning
-        examples.append(SFTExample(problem=problem, target=distilled_target(chosen)))
+        examples.append(SFTExample(problem=problem, target=distilled_target(problem, chosen)))
     n_samples = sum(len(g) for g in samples)
     stats = {
         "problems": len(problems),

@@ -59,15 +59,23 @@ def user_content(problem: Problem, template: Template) -> str:
     )
     cleaned, removed = _PLACEHOLDERS.subn("", text)
     if removed:
-        log.warning("problem %s: removed %d literal <image>/<video>/<audio> marker(s) from the prompt text "
-                    "(verl reads each as a media slot)", problem.id, removed)
+        log.warning(
+            "problem %s: removed %d literal <image>/<video>/<audio> marker(s) from the prompt text "
+            "(verl reads each as a media slot)",
+            problem.id,
+            removed,
+        )
     return IMAGE_PLACEHOLDER * len(problem.images) + cleaned
 
 
 def image_entries(problem: Problem, limits: ImageLimits) -> list[dict[str, Any]]:
     """The problem's images as embedded encoded bytes (files are read now, so every node sees the pixels)."""
     return [
-        {"bytes": _image_bytes(image, problem.id), "max_pixels": limits.max_pixels, "min_pixels": limits.min_pixels}
+        {
+            "bytes": _image_bytes(image, problem.id),
+            "max_pixels": limits.max_pixels,
+            "min_pixels": limits.min_pixels,
+        }
         for image in problem.images
     ]
 
@@ -81,7 +89,9 @@ def _image_bytes(image: ImageRef, problem_id: str) -> bytes:
     return path.read_bytes()
 
 
-def rl_row(problem: Problem, index: int, template: Template, *, data_source: str, limits: ImageLimits) -> dict:
+def rl_row(
+    problem: Problem, index: int, template: Template, *, data_source: str, limits: ImageLimits
+) -> dict:
     """One RLHFDataset row for a problem (see the module docstring)."""
     return {
         "data_source": data_source,

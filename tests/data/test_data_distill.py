@@ -31,16 +31,35 @@ from reasoner.prompts import format_target, load_template
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _problem(answer: str, answer_type: str, *, choices: list[str] | None = None, precision: int | None = None,
-             question: str = "How many red shapes are there?") -> Problem:
-    return Problem(id=f"p-{answer}", question=question, answer=answer, answer_type=answer_type, choices=choices,
-                   precision=precision, caption="Seven red squares and two blue circles on white.")
+def _problem(
+    answer: str,
+    answer_type: str,
+    *,
+    choices: list[str] | None = None,
+    precision: int | None = None,
+    question: str = "How many red shapes are there?",
+) -> Problem:
+    return Problem(
+        id=f"p-{answer}",
+        question=question,
+        answer=answer,
+        answer_type=answer_type,
+        choices=choices,
+        precision=precision,
+        caption="Seven red squares and two blue circles on white.",
+    )
 
 
 def _score(text: str, problem: Problem) -> rewards.RewardScore:
     answer_type = None if problem.answer_type == "expression" else problem.answer_type
-    return rewards.score(text, problem.answer, answer_type=answer_type, choices=problem.choices,
-                         precision=problem.precision, unit=problem.unit)
+    return rewards.score(
+        text,
+        problem.answer,
+        answer_type=answer_type,
+        choices=problem.choices,
+        precision=problem.precision,
+        unit=problem.unit,
+    )
 
 
 SEVEN = _problem("7", "integer")
@@ -48,29 +67,59 @@ HALF = _problem("0.5", "float", precision=1, question="What fraction of the shap
 COLOUR = _problem("purple", "text", choices=["purple", "red", "green"], question="Which bar is the tallest?")
 ROOT = _problem("2\\sqrt{3}", "expression", question="Find x.")
 
-PADDING = " I go over the description once more, row by row and column by column, to make sure no shape is missed."
+PADDING = (
+    " I go over the description once more, row by row and column by column, to make sure no shape is missed."
+)
 LONG = f"<think>The description lists the shapes by row.{PADDING * 3} Red squares: 3 in the top row and 4 in the bottom row, so 3 + 4 = 7.</think>\nThere are 7 red shapes.\n<answer>7</answer>"  # noqa: E501
-LOOP = ("<think>Red squares: 3 in the top row and 4 in the bottom row, so 3 + 4 = 7. Wait, let me re-check the "
-        "bottom row. Hmm, the bottom row has 4 red squares. Yes, 7.</think>\nThere are 7 red shapes.\n<answer>7</answer>")
+LOOP = (
+    "<think>Red squares: 3 in the top row and 4 in the bottom row, so 3 + 4 = 7. Wait, let me re-check the "
+    "bottom row. Hmm, the bottom row has 4 red squares. Yes, 7.</think>\nThere are 7 red shapes.\n<answer>7</answer>"
+)
 WRONG = "<think>I see 3 in the top row and 3 below, 6 in all.</think>\nThere are 6.\n<answer>6</answer>"
 NO_ANSWER = "<think>Red squares: 3 in the top row and 4 in the bottom row, so"
 SEVERAL = "<think>3 + 4 = 7.</think>\nFirst I thought <answer>6</answer> but it is <answer>7</answer>"
-FIXED_BY_REFLECTION = ("<think>3 + 3 = 6, so the answer is 6. But wait, the bottom row has 4 squares: 3 + 4 = 7."
-                       "</think>\nThere are 7.\n<answer>7</answer>")
+FIXED_BY_REFLECTION = (
+    "<think>3 + 3 = 6, so the answer is 6. But wait, the bottom row has 4 squares: 3 + 4 = 7."
+    "</think>\nThere are 7.\n<answer>7</answer>"
+)
 ONLY_ANSWER = "<answer>7</answer>"
+# An R1-style reasoner: the chat template opens <think>, so only its close is generated; the answer is boxed.
+R1_STYLE = (
+    "Okay, the description says 3 red squares on top and 4 below. 3 + 4 = 7.\n\nWait, let me double-check "
+    "the colours. Hmm, the circles are blue, so they do not count. Yes.\n</think>\n\nThere are "
+    "$\\boxed{7}$ red shapes."
+)
 
 
 def test_verify_judges_realistic_chains_like_the_scorer() -> None:
     cases = [
         (SEVEN, [LONG, LOOP, WRONG, NO_ANSWER, SEVERAL, FIXED_BY_REFLECTION], [1, 1, 0, 0, 1, 1]),
-        (HALF, ["<think>4 of 8 shapes are red: 4/8 = 1/2.</think>\nHalf.\n<answer>1/2</answer>",
+        (
+            HALF,
+            [
+                "<think>4 of 8 shapes are red: 4/8 = 1/2.</think>\nHalf.\n<answer>1/2</answer>",
                 "<think>4 of 8.</think>\nHalf.\n<answer>0.50</answer>",
-                "<think>3 of 8.</think>\nSo 0.4.\n<answer>0.4</answer>"], [1, 1, 0]),
-        (COLOUR, ["<think>Purple is tallest.</think>\nPurple.\n<answer>purple</answer>",
-                  "<think>Purple is tallest.</think>\nOption A.\n<answer>A</answer>",
-                  "<think>Red looks tallest.</think>\nRed.\n<answer>(B) red</answer>"], [1, 1, 0]),
-        (ROOT, ["<think>x = \\sqrt{12}</think>\nSo x is 2 root 3.\n<answer>\\sqrt{12}</answer>",
-                "<think>x = 3</think>\nx is 3.\n<answer>3</answer>"], [1, 0]),
+                "<think>3 of 8.</think>\nSo 0.4.\n<answer>0.4</answer>",
+            ],
+            [1, 1, 0],
+        ),
+        (
+            COLOUR,
+            [
+                "<think>Purple is tallest.</think>\nPurple.\n<answer>purple</answer>",
+                "<think>Purple is tallest.</think>\nOption A.\n<answer>A</answer>",
+                "<think>Red looks tallest.</think>\nRed.\n<answer>(B) red</answer>",
+            ],
+            [1, 1, 0],
+        ),
+        (
+            ROOT,
+            [
+                "<think>x = \\sqrt{12}</think>\nSo x is 2 root 3.\n<answer>\\sqrt{12}</answer>",
+                "<think>x = 3</think>\nx is 3.\n<answer>3</answer>",
+            ],
+            [1, 0],
+        ),
     ]
     for problem, texts, expected in cases:
         [samples] = verify([problem], [texts])
@@ -85,6 +134,10 @@ def test_selection_takes_the_shortest_correct_chain_and_trims_its_reflection_loo
     assert choice.reasoning == "Red squares: 3 in the top row and 4 in the bottom row, so 3 + 4 = 7."
     assert choose_chain(SEVEN, samples, rule="longest").sample == 1
     assert choose_chain(SEVEN, samples, rule="first").sample == 1
+    [samples] = verify([SEVEN], [[R1_STYLE, LONG]])
+    r1 = choose_chain(SEVEN, samples)
+    assert samples[0].correct and r1.sample == 0
+    assert r1.reasoning == "Okay, the description says 3 red squares on top and 4 below. 3 + 4 = 7."
     # The SFT target pairs the trimmed chain with the verified ground-truth label.
     [[target]] = verify([SEVEN], [[format_target(choice.reasoning, SEVEN.answer_label())]])
     assert target.correct and target.score.format == 1.0
@@ -101,7 +154,9 @@ def test_trimming_drops_a_chain_whose_kept_part_states_a_wrong_answer() -> None:
 
 
 def test_targets_carry_the_answer_in_the_prompted_form() -> None:
-    [half] = verify([HALF], [["<think>4 of 8 shapes are red: 4/8 = 1/2.</think>\nHalf.\n<answer>1/2</answer>"]])
+    [half] = verify(
+        [HALF], [["<think>4 of 8 shapes are red: 4/8 = 1/2.</think>\nHalf.\n<answer>1/2</answer>"]]
+    )
     [colour] = verify([COLOUR], [["<think>Purple is tallest.</think>\nPurple.\n<answer>purple</answer>"]])
     for problem, samples, label in ((HALF, half, "0.5"), (COLOUR, colour, "A")):
         choice = choose_chain(problem, samples)
@@ -116,7 +171,10 @@ def test_length_filter_counts_target_tokens_with_a_real_tokenizer(tiny_model_dir
     kept = choose_chain(SEVEN, samples, max_target_tokens=1000, count_tokens=count)
     assert kept.outcome == "kept"
     assert kept.target_tokens == count(format_target(kept.reasoning, "7")) > 10
-    assert choose_chain(SEVEN, samples, max_target_tokens=kept.target_tokens, count_tokens=count).outcome == "kept"
+    assert (
+        choose_chain(SEVEN, samples, max_target_tokens=kept.target_tokens, count_tokens=count).outcome
+        == "kept"
+    )
     too_long = choose_chain(SEVEN, samples, max_target_tokens=kept.target_tokens - 1, count_tokens=count)
     assert too_long.outcome == "too_long"
     with pytest.raises(ReasonerError, match="token counter"):
@@ -178,8 +236,16 @@ def world() -> list[Problem]:
     return generate_mixed(["count", "digits", "bars"], 6, level=1, seed=3)
 
 
-TINY_CFG = DistillConfig(captioner="tiny", caption_max_new_tokens=16, reasoner="tiny", samples_per_problem=2,
-                         temperature=1.0, top_p=1.0, max_new_tokens=16, shard_size=2)
+TINY_CFG = DistillConfig(
+    captioner="tiny",
+    caption_max_new_tokens=16,
+    reasoner="tiny",
+    samples_per_problem=2,
+    temperature=1.0,
+    top_p=1.0,
+    max_new_tokens=16,
+    shard_size=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +277,10 @@ def test_tiny_model_distillation_statistics_match_what_was_generated(tiny_run, t
     problems = {p.id: p for p in world}
     for call in reason_calls:
         for request in call:
-            assert request.images == [] and problems[request.id].question in request.messages[0]["content"][-1]["text"]
+            assert (
+                request.images == []
+                and problems[request.id].question in request.messages[0]["content"][-1]["text"]
+            )
     # Every verdict is the scorer's verdict on the same text; the step counts follow from the rows.
     for row in rows:
         assert [s["correct"] for s in row["samples"]] == [
@@ -229,7 +298,9 @@ def test_tiny_model_distillation_statistics_match_what_was_generated(tiny_run, t
 
 def test_skipping_the_captioner_uses_the_captions_in_the_data(tiny, world, tmp_path: Path) -> None:
     counting = CountingGenerator(tiny)
-    cfg = DistillConfig(reasoner="tiny", samples_per_problem=2, temperature=1.0, max_new_tokens=16, shard_size=4)
+    cfg = DistillConfig(
+        reasoner="tiny", samples_per_problem=2, temperature=1.0, max_new_tokens=16, shard_size=4
+    )
     result = distill(world, tmp_path, cfg, reasoner=counting, seed=0)
     assert len(counting.calls) == 2 and all(r.images == [] for call in counting.calls for r in call)
     prompts = {r.id: r.messages[0]["content"][-1]["text"] for call in counting.calls for r in call}
@@ -244,7 +315,9 @@ def test_skipping_the_captioner_uses_the_captions_in_the_data(tiny, world, tmp_p
 
 def test_kept_chains_are_trimmed_shortest_ones_on_the_original_images(world, tmp_path: Path) -> None:
     cfg = DistillConfig(reasoner="reference", samples_per_problem=3, max_target_tokens=40, shard_size=4)
-    result = distill(world, tmp_path, cfg, reasoner=ReferenceReasoner(world), count_tokens=lambda t: len(t.split()))
+    result = distill(
+        world, tmp_path, cfg, reasoner=ReferenceReasoner(world), count_tokens=lambda t: len(t.split())
+    )
     total = result.stats["total"]
     assert (total["samples"], total["correct"], total["selected"]) == (18, 12, 6)
     assert total["after_trimming"] == total["trimmed"] == 6
@@ -253,7 +326,9 @@ def test_kept_chains_are_trimmed_shortest_ones_on_the_original_images(world, tmp
         original = next(p for p in world if p.id == problem.id)
         assert problem.reasoning == original.reasoning and problem.images == original.images
     examples = sft_examples(load_distilled(tmp_path))
-    assert [e.target for e in examples] == [format_target(p.reasoning, p.answer_label()) for p in result.problems]
+    assert [e.target for e in examples] == [
+        format_target(p.reasoning, p.answer_label()) for p in result.problems
+    ]
 
 
 def test_an_interrupted_run_redoes_only_unfinished_shards(tiny_run, tiny, world, tmp_path: Path) -> None:
@@ -266,9 +341,15 @@ def test_an_interrupted_run_redoes_only_unfinished_shards(tiny_run, tiny, world,
     result = distill(world, tmp_path, TINY_CFG, reasoner=resumed, captioner=resumed, seed=5)
     assert len(resumed.calls) == 4 and result.shards_run == 2
     assert {r.id for call in resumed.calls for r in call} == {p.id for p in world[2:]}
-    for name in ("shards/shard-00000.jsonl", "shards/shard-00001.jsonl", "shards/shard-00002.jsonl", "stats.json",
-                 "distilled.jsonl"):
+    for name in (
+        "shards/shard-00000.jsonl",
+        "shards/shard-00001.jsonl",
+        "shards/shard-00002.jsonl",
+        "stats.json",
+        "distilled.jsonl",
+    ):
         assert (tmp_path / name).read_bytes() == (full_dir / name).read_bytes(), name
+
     # A finished run loads no model; another seed discards the stale shards and redoes them all.
     def no_model():
         raise AssertionError("a finished run must not build a generator")
@@ -280,15 +361,25 @@ def test_an_interrupted_run_redoes_only_unfinished_shards(tiny_run, tiny, world,
 
 
 def test_cli_distill_runs_the_demo_config(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
-    argv = ["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), f"output_dir={tmp_path}",
-            f"model.path={tiny_model_dir}", "model.tiny_size=null", "dataset.n=4", "distill.shard_size=2"]
+    argv = [
+        "data",
+        "distill",
+        str(REPO / "configs" / "distill-demo.yaml"),
+        f"output_dir={tmp_path}",
+        f"model.path={tiny_model_dir}",
+        "model.tiny_size=null",
+        "dataset.n=4",
+        "distill.shard_size=2",
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     stats = json.loads((tmp_path / "distill-demo" / "stats.json").read_text())
     assert stats["total"]["problems"] == 4 and stats["total"]["samples"] == 8
     assert "after_length_filter" in out and "distilled.jsonl" in out
     assert len(list((tmp_path / "distill-demo" / "shards").glob("*.jsonl"))) == 2
-    assert cli.main(["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "distill.samples=3"]) == 2
+    assert (
+        cli.main(["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "distill.samples=3"]) == 2
+    )
     assert "distill.samples" in capsys.readouterr().err
 
 
@@ -308,13 +399,19 @@ def test_run_config_distill_section_is_validated(tmp_path: Path) -> None:
     assert run.stages[0].data.distill.reasoner == "base" and run.stages[0].data.distill.captioner is None
     bad = [
         ("{kind: sft, data: {dataset: train, targets: distill}}", "data.distill.reasoner: required"),
-        ("{kind: sft, data: {dataset: train, targets: distill, distill: {reasoner: base, shard_size: 0}}}",
-         "data.distill.shard_size"),
+        (
+            "{kind: sft, data: {dataset: train, targets: distill, distill: {reasoner: base, shard_size: 0}}}",
+            "data.distill.shard_size",
+        ),
         ("{kind: sft, data: {dataset: train, distill: {reasoner: base}}}", "data.targets is not distill"),
-        ("{kind: grpo, data: {dataset: train, targets: distill, distill: {reasoner: base}}}",
-         "only for kind=sft"),
-        ("{kind: sft, data: {dataset: train, targets: distill, distill: {reasoner: base, k: 2}}}",
-         "stages[0].data.distill.k: unknown key"),
+        (
+            "{kind: grpo, data: {dataset: train, targets: distill, distill: {reasoner: base}}}",
+            "only for kind=sft",
+        ),
+        (
+            "{kind: sft, data: {dataset: train, targets: distill, distill: {reasoner: base, k: 2}}}",
+            "stages[0].data.distill.k: unknown key",
+        ),
     ]
     for stage, message in bad:
         with pytest.raises(ReasonerError, match=message.replace("[", r"\[").replace(".", r"\.")):

@@ -34,13 +34,23 @@ from reasoner.engines.verl.overrides import (
 )  # fmt: skip
 from reasoner.errors import ReasonerError
 
-PATHS = StagePaths(Path("/runs/g/base"), (Path("/runs/g/train.parquet"),), Path("/runs/g/ckpt"), Path("/runs/g/logs"))
+PATHS = StagePaths(
+    Path("/runs/g/base"), (Path("/runs/g/train.parquet"),), Path("/runs/g/ckpt"), Path("/runs/g/logs")
+)
 
 
 @pytest.fixture(scope="module")
 def run() -> RunConfig:
-    grpo = GRPOConfig(samples_per_prompt=5, prompts_per_step=64, updates_per_batch=4, temperature=1.0, top_p=0.99,
-                      max_new_tokens=2048, kl_coef=0.01, summary_penalty=-0.5)
+    grpo = GRPOConfig(
+        samples_per_prompt=5,
+        prompts_per_step=64,
+        updates_per_batch=4,
+        temperature=1.0,
+        top_p=0.99,
+        max_new_tokens=2048,
+        kl_coef=0.01,
+        summary_penalty=-0.5,
+    )
     run = RunConfig(
         name="golden", engine=Engine.verl, seed=3, model=ModelConfig(path="/models/base"),
         datasets={"pool": DatasetConfig(source=DataSource.file, path="/data/pool.parquet")},
@@ -184,7 +194,10 @@ def test_verl_composes_the_golden_lists_into_the_values_we_meant(run):
     assert (actor.ppo_mini_batch_size * rollout.n, grpo.data.train_batch_size * rollout.n) == (80, 320)
     assert actor.kl_loss_coef == 0.01 and actor.optim.lr == 1e-6 and rollout.top_p == 0.99
     assert grpo.actor_rollout_ref.ref.log_prob_use_dynamic_bsz is True  # follows the actor by interpolation
-    assert dict(grpo.reward.custom_reward_function.reward_kwargs) == {"format_weight": 0.0, "summary_penalty": -0.5}
+    assert dict(grpo.reward.custom_reward_function.reward_kwargs) == {
+        "format_weight": 0.0,
+        "summary_penalty": -0.5,
+    }
     sft = compose_stage(SFT_CONFIG, GOLDEN_SFT, where="golden")
     assert (sft.engine.strategy, sft.data.train_batch_size, sft.trainer.max_ckpt_to_keep) == ("fsdp2", 32, 2)
 
@@ -223,10 +236,14 @@ def test_verl_rejects_bad_keys_and_batch_splits_with_clear_errors(run):
     with pytest.raises(ReasonerError, match=r"\['model_engine=megatron'\] would switch a verl config group"):
         compose(GRPO_CONFIG, ["model_engine=megatron"])  # config groups are not ours to switch
     uneven = [o.replace("trainer.n_gpus_per_node=4", "trainer.n_gpus_per_node=3") for o in GOLDEN_GRPO]
-    with pytest.raises(ReasonerError, match=r"ppo_mini_batch_size x rollout.n \(16 x 5\) must be divisible by the 6"):
+    with pytest.raises(
+        ReasonerError, match=r"ppo_mini_batch_size x rollout.n \(16 x 5\) must be divisible by the 6"
+    ):
         compose_stage(GRPO_CONFIG, uneven, where="stage x")
     uneven = [o.replace("trainer.n_gpus_per_node=4", "trainer.n_gpus_per_node=3") for o in GOLDEN_SFT]
-    with pytest.raises(ReasonerError, match=r"train_batch_size \(32\) must be divisible by the number of GPUs \(6\)"):
+    with pytest.raises(
+        ReasonerError, match=r"train_batch_size \(32\) must be divisible by the number of GPUs \(6\)"
+    ):
         compose_stage(SFT_CONFIG, uneven, where="stage x")
 
 

@@ -38,11 +38,15 @@ def validated() -> dict:
 @pytest.mark.parametrize("recipe", VERL_RECIPES, ids=lambda p: p.stem)
 def test_recipe_passes_verl_validation(recipe, validated):
     header = recipe.read_text(encoding="utf-8").splitlines()[:12]
-    assert any(f"reasoner submit configs/{recipe.name}" in line for line in header), "header names the command"
+    assert any(f"reasoner submit configs/{recipe.name}" in line for line in header), (
+        "header names the command"
+    )
     run, plans, checked = validated[recipe.name]
     assert [c.name for c in checked] == [s.name for s in run.stages]
     for index, (stage, check) in enumerate(zip(run.stages, checked, strict=True)):
-        starts_from = plans[index]  # plans[0] is the base; a stage starts from the one before it unless init: base
+        starts_from = plans[
+            index
+        ]  # plans[0] is the base; a stage starts from the one before it unless init: base
         if stage.kind.value == "grpo":
             assert check.config.actor_rollout_ref.actor.freeze_vision_tower == stage.freeze_vision
             assert check.config.actor_rollout_ref.model.path.endswith(f"stages/{starts_from.dir_name}/model")
@@ -55,7 +59,12 @@ def test_7b_recipe_carries_the_published_hyperparameters(validated):
     by_name = {c.name: c.config for c in checked}
     grpo1, grpo3, sft1 = by_name["grpo1"], by_name["grpo3"], by_name["sft1"]
     actor, rollout = grpo1.actor_rollout_ref.actor, grpo1.actor_rollout_ref.rollout
-    assert (rollout.n, rollout.temperature, rollout.top_p, rollout.tensor_model_parallel_size) == (5, 1.0, 0.99, 2)
+    assert (rollout.n, rollout.temperature, rollout.top_p, rollout.tensor_model_parallel_size) == (
+        5,
+        1.0,
+        0.99,
+        2,
+    )
     assert (grpo1.data.train_batch_size, actor.ppo_mini_batch_size) == (512, 128)
     assert (actor.optim.lr, actor.optim.weight_decay, actor.optim.clip_grad) == (1e-6, 0.01, 1.0)
     assert (actor.use_kl_loss, actor.kl_loss_type, actor.kl_loss_coef) == (True, "low_var_kl", 0.01)
@@ -64,8 +73,16 @@ def test_7b_recipe_carries_the_published_hyperparameters(validated):
     kwargs = grpo1.reward.custom_reward_function.reward_kwargs
     assert (kwargs.summary_penalty, kwargs.format_weight) == (-0.5, 0.0)
     assert actor.freeze_vision_tower and not grpo3.actor_rollout_ref.actor.freeze_vision_tower
-    assert [s.data.difficulty.value for s in run.stages if s.kind.value == "grpo"] == ["medium", "medium", "hard"]
-    assert (sft1.optim.lr, sft1.optim.lr_scheduler_type, sft1.optim.lr_warmup_steps_ratio) == (5e-6, "cosine", 0.1)
+    assert [s.data.difficulty.value for s in run.stages if s.kind.value == "grpo"] == [
+        "medium",
+        "medium",
+        "hard",
+    ]
+    assert (sft1.optim.lr, sft1.optim.lr_scheduler_type, sft1.optim.lr_warmup_steps_ratio) == (
+        5e-6,
+        "cosine",
+        0.1,
+    )
 
 
 def test_tiny_demo_on_the_verl_engine_plans_the_built_base_model():
@@ -75,12 +92,19 @@ def test_tiny_demo_on_the_verl_engine_plans_the_built_base_model():
 
 
 def test_cluster_and_stage_settings_verl_cannot_honour_are_all_reported():
-    run, plans = plan_of(CONFIGS / "openvlthinker-3b.yaml",
-                         ["cluster.gpus_per_node=6", "cluster.rollout_tensor_parallel=4",
-                          "stages.grpo2.grpo.updates_per_batch=3"])
+    run, plans = plan_of(
+        CONFIGS / "openvlthinker-3b.yaml",
+        [
+            "cluster.gpus_per_node=6",
+            "cluster.rollout_tensor_parallel=4",
+            "stages.grpo2.grpo.updates_per_batch=3",
+        ],
+    )
     with pytest.raises(ReasonerError) as err:
         validate_plan(run, plans)
     message = str(err.value)
     assert "cluster.rollout_tensor_parallel: 4 must divide the 6 GPUs" in message
-    assert "stages.grpo2.grpo.prompts_per_step: 512 must be a multiple of grpo.updates_per_batch (3)" in message
+    assert (
+        "stages.grpo2.grpo.prompts_per_step: 512 must be a multiple of grpo.updates_per_batch (3)" in message
+    )
     assert "stages.sft1: verl's validation of the sft_trainer_engine config failed" in message

@@ -1,14 +1,19 @@
 """Synthetic visual-math worlds: small rendered images with program-derived answers, captions and reasoning.
 
 Built so that a tiny, randomly initialised Qwen2.5-VL (one visual token per 28x28 pixel cell) learns them in
-minutes on a CPU: at level 1 every object is a large, solid, high-contrast shape or a thick 7-segment digit
-aligned to the 28-px token grid, in images of 4-9 visual tokens. Levels 2-3 add objects, colours, jitter and
-distractors in bigger images. Everything is deterministic given (task, level, seed).
+minutes on a CPU: at level 1 every object is a large, solid, high-contrast shape, bar or thick 7-segment digit
+aligned to the 28-px token grid, in images of 4-9 visual tokens, and only questions whose answer needs one
+perceptual skill (count the inked cells, read a digit, find the tallest column). Levels 2-3 add objects,
+colours, jitter, distractors, arithmetic and number options in bigger images (8-36 tokens).
 
-Tasks:
-- `count`:  "How many red shapes are there?" (integer or multiple choice); "Which color has the most shapes?"
-- `digits`: read, add, subtract or compare 7-segment numbers.
-- `bars`:   read a bar's value, find the tallest / shortest bar, add two bars.
+Worlds (`TASKS`), per level: image size / visual tokens / question kinds
+- `count`:  56x56/4 "how many shapes" | 112x112/16 + "how many red", "which color most" | 168x168/36 + shapes
+- `digits`: 56x56/4 read, larger | 112x56/8 add, difference, larger | 112x112/16 three digits, sum of red
+- `bars`:   84x84/9 tallest, value | 112x112/16 + shortest, half-cell units | 168x168/36 six bars, sum
+
+Every problem has an integer answer or is multiple choice (answer = choice text; the reasoning trace ends with
+"That is option B."). Everything is deterministic given (task, level, seed, split); train and eval sets are
+disjoint parts of each world (`split_of`), whatever their seeds.
 """
 
 from __future__ import annotations

@@ -37,16 +37,17 @@ class CountLevel:
     grid: int
     colours: tuple[str, ...]
     max_count: int  # of the asked-about colour, counted from 1
-    size: tuple[int, int]  # shape side in px, min and max; fixed size = centred in the cell
+    size: tuple[int, int]  # shape side in px, min and max
     kinds: tuple[str, ...]  # question kinds, drawn uniformly (repeat one to weight it)
     number_choices: float = 0.5  # chance that a count is asked as multiple choice over four numbers
     fill: float = 0.5  # chance that a cell left over holds a distractor
+    centred: bool = False  # shapes centred in their 28-px token cell (else jittered inside it)
 
 
-# Level 1 asks only "how many shapes" of single-colour scenes, free-form: each 28-px token is then simply
-# ink or blank, and a tiny model need not also learn to find a number among lettered options.
+# Level 1 asks only "how many shapes" of single-colour 2x2 scenes, free-form: each of the 4 visual tokens is
+# then simply ink or blank, and a tiny model need not also learn to find a number among lettered options.
 _COUNT_LEVELS = {
-    1: CountLevel(3, ("red", "blue", "green"), 4, (22, 22), ("total",), number_choices=0.0),
+    1: CountLevel(2, ("red", "blue", "green"), 4, (18, 24), ("total",), number_choices=0.0, centred=True),
     2: CountLevel(4, ("red", "blue", "green"), 6, (16, 22), ("total", "count", "count", "most")),
     3: CountLevel(6, ("red", "blue", "green", "orange"), 9, (12, 20), ("count", "shape", "most")),
 }
@@ -75,7 +76,7 @@ def _count_scene(
     for cell, colour in zip(cells[: len(colours)], colours, strict=True):
         size = rng.randint(*cfg.size)
         slack = CELL - size - 2  # keep >= 2 px between shapes in neighbouring cells
-        if cfg.size[0] == cfg.size[1]:  # level 1: centred in its token cell
+        if cfg.centred:
             dx = dy = slack // 2
         else:
             dx, dy = rng.randint(0, slack), rng.randint(0, slack)

@@ -78,15 +78,12 @@ def encode(
     """Tokenize prompts with their (decoded) images, left-padded, and compute their rotary positions."""
     batch = encode_prompts(processor, messages_batch, images_batch, padding_side="left")
     inputs = {key: value.to(device) for key, value in batch.items()}
-    grid = inputs.get("image_grid_thw")
     positions, _ = model.model.get_rope_index(
         inputs["input_ids"],
         mm_token_type_ids=inputs["mm_token_type_ids"],
-        image_grid_thw=grid,
+        image_grid_thw=inputs.get("image_grid_thw"),
         attention_mask=inputs["attention_mask"],
-    )  # [3, B, P]
-    if grid is None:  # text-only prompts: plain positions over the real tokens
-        positions = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp(min=0).expand(3, -1, -1)
+    )  # [3, B, P]; padding positions are 0 and masked out
     return EncodedPrompts(inputs, [len(images) for images in images_batch], positions)
 
 

@@ -1,10 +1,12 @@
-"""Compose verl's own Hydra configs with our overrides and run verl's own validation, on CPU, before any launch.
+"""Compose verl's own Hydra configs with our overrides and run verl's own validation, on CPU, before launch.
 
-GRPO: `ppo_trainer` + `verl.utils.config.validate_config` (what `python -m verl.trainer.main_ppo` runs first) +
-the dataclass conversions verl's workers do (`omega_conf_to_dataclass` of the rollout and algorithm sections;
-the reference section is renamed by the worker first), none of which loads a model, and that the reward file exists. SFT: `sft_trainer_engine` + the conversions `SFTTrainer._build_config`
-does (engine, optim, checkpoint, profiler); the `model` section is left out because converting it loads the
-tokenizer and processor from the model folder, which may not exist yet at planning time.
+GRPO: `ppo_trainer` + `verl.utils.config.validate_config` (what `python -m verl.trainer.main_ppo` runs first)
++ the dataclass conversions verl's workers do (`omega_conf_to_dataclass` of the rollout and algorithm
+sections; the reference section is renamed by the worker first), none of which loads a model, + batch-split
+rules verl relies on but checks only without dynamic batching, + the reward file exists.
+SFT: `sft_trainer_engine` + the conversions `SFTTrainer._build_config` does (engine, optim, checkpoint,
+profiler); the `model` section is left out because converting it loads the tokenizer and processor from the
+model folder, which may not exist yet at planning time.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ def verl_config_dir() -> Path:
     import verl
 
     if verl.__version__ != VERL_VERSION:
-        raise ReasonerError(f"verl {verl.__version__} is installed; this project's translation is written and "
-                            f"tested for verl=={VERL_VERSION} (pip install -c constraints.txt ...)")
+        raise ReasonerError(
+            f"verl {verl.__version__} is installed; this project's translation is written and "
+            f"tested for verl=={VERL_VERSION} (pip install -c constraints.txt ...)"
+        )
     return Path(verl.__file__).resolve().parent / "trainer" / "config"
 
 
@@ -54,11 +58,15 @@ def compose(config_name: str, overrides: list[str], *, where: str = "verl"):
         parsed = OverridesParser.create().parse_overrides(overrides=list(overrides))
         groups = [o.input_line for o in parsed if (verl_config_dir() / o.key_or_group.lstrip("+~")).is_dir()]
         if groups:
-            raise ReasonerError(f"{where}: {groups} would switch a verl config group; only values can be overridden")
+            raise ReasonerError(
+                f"{where}: {groups} would switch a verl config group; only values can be overridden"
+            )
         ConfigLoaderImpl._apply_overrides_to_config(parsed, cfg)
         return cfg
     except (HydraException, OmegaConfBaseException) as err:
-        raise ReasonerError(f"{where}: verl's {config_name} config rejected the overrides: {_first_lines(err)}") from None
+        raise ReasonerError(
+            f"{where}: verl's {config_name} config rejected the overrides: {_first_lines(err)}"
+        ) from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,9 +103,13 @@ def _check_batch_split(cfg) -> None:
     n = cfg.actor_rollout_ref.rollout.n
     prompts, mini = cfg.data.train_batch_size, cfg.actor_rollout_ref.actor.ppo_mini_batch_size
     if prompts % mini:
-        raise ValueError(f"data.train_batch_size ({prompts}) must be a multiple of ppo_mini_batch_size ({mini})")
+        raise ValueError(
+            f"data.train_batch_size ({prompts}) must be a multiple of ppo_mini_batch_size ({mini})"
+        )
     if (mini * n) % gpus:
-        raise ValueError(f"ppo_mini_batch_size x rollout.n ({mini} x {n}) must be divisible by the {gpus} GPUs")
+        raise ValueError(
+            f"ppo_mini_batch_size x rollout.n ({mini} x {n}) must be divisible by the {gpus} GPUs"
+        )
 
 
 def validate_sft(cfg, *, where: str = "verl") -> None:
@@ -109,8 +121,10 @@ def validate_sft(cfg, *, where: str = "verl") -> None:
             omega_conf_to_dataclass(cfg[section])
         world = cfg.trainer.nnodes * cfg.trainer.n_gpus_per_node
         if cfg.data.train_batch_size % world:
-            raise ValueError(f"data.train_batch_size ({cfg.data.train_batch_size}) must be divisible by the "
-                             f"number of GPUs ({world}): each data-parallel rank takes an equal share")
+            raise ValueError(
+                f"data.train_batch_size ({cfg.data.train_batch_size}) must be divisible by the "
+                f"number of GPUs ({world}): each data-parallel rank takes an equal share"
+            )
 
     _run_checks(checks, "sft_trainer_engine", where)
 
@@ -124,9 +138,18 @@ def _run_checks(checks, config_name: str, where: str) -> None:
         warnings.simplefilter("ignore")
         try:
             checks()
-        except (AssertionError, ValueError, TypeError, KeyError, HydraException, OmegaConfBaseException) as err:
-            raise ReasonerError(f"{where}: verl's validation of the {config_name} config failed: "
-                                f"{_first_lines(err) or type(err).__name__}") from None
+        except (
+            AssertionError,
+            ValueError,
+            TypeError,
+            KeyError,
+            HydraException,
+            OmegaConfBaseException,
+        ) as err:
+            raise ReasonerError(
+                f"{where}: verl's validation of the {config_name} config failed: "
+                f"{_first_lines(err) or type(err).__name__}"
+            ) from None
 
 
 def _first_lines(err: BaseException, limit: int = 3) -> str:

@@ -73,11 +73,15 @@ def check_cluster(cluster: ClusterConfig) -> list[str]:
         if getattr(cluster, key) < 1:
             errors.append(f"cluster.{key}: must be >= 1, got {getattr(cluster, key)}")
     if not 0 < cluster.gpu_memory_utilization <= 1:
-        errors.append(f"cluster.gpu_memory_utilization: must be in (0, 1], got {cluster.gpu_memory_utilization}")
+        errors.append(
+            f"cluster.gpu_memory_utilization: must be in (0, 1], got {cluster.gpu_memory_utilization}"
+        )
     gpus = cluster.nodes * cluster.gpus_per_node
     if cluster.rollout_tensor_parallel >= 1 and gpus % cluster.rollout_tensor_parallel:
-        errors.append(f"cluster.rollout_tensor_parallel: {cluster.rollout_tensor_parallel} must divide the "
-                      f"{gpus} GPUs (nodes x gpus_per_node)")
+        errors.append(
+            f"cluster.rollout_tensor_parallel: {cluster.rollout_tensor_parallel} must divide the "
+            f"{gpus} GPUs (nodes x gpus_per_node)"
+        )
     if cluster.min_image_pixels > cluster.max_image_pixels:
         errors.append("cluster.min_image_pixels: must not exceed cluster.max_image_pixels")
     return errors
@@ -86,9 +90,13 @@ def check_cluster(cluster: ClusterConfig) -> list[str]:
 def check_stage(stage: StageConfig) -> list[str]:
     """Stage settings the translation could only round (messages naming the key)."""
     grpo = stage.grpo
-    if stage.kind == StageKind.grpo and (grpo.updates_per_batch < 1 or grpo.prompts_per_step % grpo.updates_per_batch):
-        return [f"stages.{stage.name}.grpo.prompts_per_step: {grpo.prompts_per_step} must be a multiple of "
-                f"grpo.updates_per_batch ({grpo.updates_per_batch}): verl updates on equal minibatches"]
+    if stage.kind == StageKind.grpo and (
+        grpo.updates_per_batch < 1 or grpo.prompts_per_step % grpo.updates_per_batch
+    ):
+        return [
+            f"stages.{stage.name}.grpo.prompts_per_step: {grpo.prompts_per_step} must be a multiple of "
+            f"grpo.updates_per_batch ({grpo.updates_per_batch}): verl updates on equal minibatches"
+        ]
     return []
 
 
@@ -105,7 +113,9 @@ def validate_plan(run: RunConfig, plans: list[StagePlan], run_dir: Path | None =
         if check_stage(plan.config):
             errors += check_stage(plan.config)
             continue
-        paths = stage_paths(_planned_model(run, run_dir, by_name[plan.init]), stage_dir / "ckpt", stage_dir / "logs")
+        paths = stage_paths(
+            _planned_model(run, run_dir, by_name[plan.init]), stage_dir / "ckpt", stage_dir / "logs"
+        )
         config_name, overrides = stage_overrides(run, plan.config, paths, None, run.seed + plan.index)
         try:
             cfg = compose_stage(config_name, overrides, where=f"stages.{plan.name}")
@@ -141,16 +151,26 @@ class VerlEngine:
         from reasoner.generation.vllm import INSTALL_HINT
 
         if importlib.util.find_spec("vllm") is None:
-            raise ReasonerError(f"the verl engine generates with vLLM, which is not installed here: {INSTALL_HINT}")
+            raise ReasonerError(
+                f"the verl engine generates with vLLM, which is not installed here: {INSTALL_HINT}"
+            )
         if self._pool is not None and self._pool_model == Path(model_path):
             return self._pool
         self.release_generators()
         cluster = self.run.cluster
         replicas = cluster.nodes * cluster.gpus_per_node // cluster.rollout_tensor_parallel
-        factory = GeneratorConfig(str(model_path), backend="vllm", max_prompt_tokens=cluster.max_prompt_tokens,
-                                  extra=vllm_engine_args(cluster))
-        self._pool = GeneratorPool(factory, num_actors=replicas, chunk_size=64,
-                                   actor_options={"num_gpus": cluster.rollout_tensor_parallel})
+        factory = GeneratorConfig(
+            str(model_path),
+            backend="vllm",
+            max_prompt_tokens=cluster.max_prompt_tokens,
+            extra=vllm_engine_args(cluster),
+        )
+        self._pool = GeneratorPool(
+            factory,
+            num_actors=replicas,
+            chunk_size=64,
+            actor_options={"num_gpus": cluster.rollout_tensor_parallel},
+        )
         self._pool_model = Path(model_path)
         return self._pool
 
@@ -162,18 +182,29 @@ class VerlEngine:
 
     def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:
         """verl's Ray SFT trainer on `examples`; the exported model lands at `job.out_model`."""
-        self._check_size(job.stage, len(examples), job.stage.batch_size * job.stage.grad_accum, "SFT examples")
+        self._check_size(
+            job.stage, len(examples), job.stage.batch_size * job.stage.grad_accum, "SFT examples"
+        )
         paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
-        write_sft_parquet([(e.problem, e.target) for e in examples], paths.train_files[0], job.template,
-                          limits=self._limits())
+        write_sft_parquet(
+            [(e.problem, e.target) for e in examples],
+            paths.train_files[0],
+            job.template,
+            limits=self._limits(),
+        )
         return self._train(job, paths, len(examples), role=None)
 
     def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
         """verl's GRPO (main_ppo) on `problems`; the exported model lands at `job.out_model`."""
         self._check_size(job.stage, len(problems), job.stage.grpo.prompts_per_step, "problems")
         paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
-        write_rl_parquet(problems, paths.train_files[0], job.template, data_source=job.stage.data.dataset,
-                         limits=self._limits())
+        write_rl_parquet(
+            problems,
+            paths.train_files[0],
+            job.template,
+            data_source=job.stage.data.dataset,
+            limits=self._limits(),
+        )
         return self._train(job, paths, len(problems), role="actor")
 
     def _train(self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None) -> dict[str, float]:
@@ -195,7 +226,9 @@ class VerlEngine:
             env = ov.launch_env(job.stage, paths, metrics_file)
             (launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft)(cfg, env)
         else:
-            log.info("stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total)
+            log.info(
+                "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total
+            )
         export_model(paths.ckpt_dir, job.out_model, role=role)
         return {**final_metrics(metrics_file), "verl/total_steps": float(total)}
 
@@ -204,8 +237,10 @@ class VerlEngine:
 
     def _check_size(self, stage: StageConfig, n_items: int, batch: int, what: str) -> None:
         if n_items < batch:
-            raise ReasonerError(f"stage {stage.name}: {n_items} {what} is fewer than one batch ({batch}); "
-                                "lower the batch size or add data")
+            raise ReasonerError(
+                f"stage {stage.name}: {n_items} {what} is fewer than one batch ({batch}); "
+                "lower the batch size or add data"
+            )
 
 
 def vllm_engine_args(cluster: ClusterConfig) -> dict:
@@ -213,7 +248,10 @@ def vllm_engine_args(cluster: ClusterConfig) -> dict:
     args = {
         "tensor_parallel_size": cluster.rollout_tensor_parallel,
         "gpu_memory_utilization": cluster.gpu_memory_utilization,
-        "mm_processor_kwargs": {"max_pixels": cluster.max_image_pixels, "min_pixels": cluster.min_image_pixels},
+        "mm_processor_kwargs": {
+            "max_pixels": cluster.max_image_pixels,
+            "min_pixels": cluster.min_image_pixels,
+        },
     }
     if cluster.rollout_tensor_parallel > 1:
         args["distributed_executor_backend"] = "mp"  # the actor owns its GPUs; no nested Ray placement

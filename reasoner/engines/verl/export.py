@@ -33,7 +33,9 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest complete `global_step_N` folder under `ckpt_dir`, or None before the first save."""
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
-    with contextlib.redirect_stdout(io.StringIO()):  # verl prints "tracker file does not exist" on a fresh stage
+    with contextlib.redirect_stdout(
+        io.StringIO()
+    ):  # verl prints "tracker file does not exist" on a fresh stage
         found = find_latest_ckpt_path(str(ckpt_dir))
     return Path(found) if found else None
 
@@ -57,8 +59,10 @@ def export_model(ckpt_dir: Path, out_model: Path, *, role: str | None = "actor")
     """Turn the newest checkpoint's `role` model (None: the step folder itself, SFT) into `out_model`."""
     step = latest_checkpoint(ckpt_dir)
     if step is None:
-        raise ReasonerError(f"{ckpt_dir}: no finished verl checkpoint ({TRACKER_FILE} missing); the stage's "
-                            "training did not save a checkpoint")
+        raise ReasonerError(
+            f"{ckpt_dir}: no finished verl checkpoint ({TRACKER_FILE} missing); the stage's "
+            "training did not save a checkpoint"
+        )
     shards = step / role if role else step
     hf_dir = shards / "huggingface"
     with atomic_dir(out_model) as tmp:

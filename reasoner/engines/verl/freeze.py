@@ -50,8 +50,10 @@ def install() -> bool:
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
     if verl.__version__ != PATCHED_VERL_VERSION:
-        raise RuntimeError(f"reasoner.engines.verl.freeze patches verl {PATCHED_VERL_VERSION}, found "
-                           f"{verl.__version__}; check that FSDPEngine._build_module still builds the bare model")
+        raise RuntimeError(
+            f"reasoner.engines.verl.freeze patches verl {PATCHED_VERL_VERSION}, found "
+            f"{verl.__version__}; check that FSDPEngine._build_module still builds the bare model"
+        )
     original = FSDPEngine._build_module
     if getattr(original, "_reasoner_freeze", False):
         return False

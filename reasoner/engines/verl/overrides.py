@@ -84,7 +84,9 @@ def training_steps(stage: StageConfig, n_items: int | None, batch: int) -> tuple
     return total, total
 
 
-def _trainer_common(run: RunConfig, stage: StageConfig, paths: StagePaths, total: int | None, epochs: int) -> list:
+def _trainer_common(
+    run: RunConfig, stage: StageConfig, paths: StagePaths, total: int | None, epochs: int
+) -> list:
     cluster = run.cluster
     save_every = stage.checkpoint_every if stage.checkpoint_every > 0 else (total or 10**9)
     return [
@@ -112,7 +114,12 @@ def _optim(prefix: str, stage: StageConfig) -> list:
 
 
 def grpo_overrides(
-    run: RunConfig, stage: StageConfig, paths: StagePaths, *, n_problems: int | None = None, seed: int | None = None
+    run: RunConfig,
+    stage: StageConfig,
+    paths: StagePaths,
+    *,
+    n_problems: int | None = None,
+    seed: int | None = None,
 ) -> list[str]:
     """Overrides of verl's `ppo_trainer` config for one GRPO stage (`n_problems` None: data not built yet)."""
     grpo, cluster = stage.grpo, run.cluster
@@ -158,7 +165,10 @@ def grpo_overrides(
         (f"{actor}.fsdp_config.optimizer_offload", cluster.optimizer_offload),
         (f"{actor}.checkpoint.save_contents", list(CHECKPOINT_CONTENTS)),
         ("actor_rollout_ref.ref.fsdp_config.param_offload", cluster.ref_param_offload),
-        ("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", cluster.log_prob_micro_batch_size_per_gpu),
+        (
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
+            cluster.log_prob_micro_batch_size_per_gpu,
+        ),
         (f"{rollout}.name", "vllm"),
         (f"{rollout}.n", grpo.samples_per_prompt),
         (f"{rollout}.temperature", grpo.temperature),
@@ -176,11 +186,18 @@ def grpo_overrides(
     ]
     # reward_kwargs is not in verl's schema: `+` adds the keys (verl passes them to compute_score).
     kwargs = [("format_weight", grpo.format_weight), ("summary_penalty", grpo.summary_penalty)]
-    return _pairs(items) + [f"+reward.custom_reward_function.reward_kwargs.{k}={format_value(v)}" for k, v in kwargs]
+    return _pairs(items) + [
+        f"+reward.custom_reward_function.reward_kwargs.{k}={format_value(v)}" for k, v in kwargs
+    ]
 
 
 def sft_overrides(
-    run: RunConfig, stage: StageConfig, paths: StagePaths, *, n_examples: int | None = None, seed: int | None = None
+    run: RunConfig,
+    stage: StageConfig,
+    paths: StagePaths,
+    *,
+    n_examples: int | None = None,
+    seed: int | None = None,
 ) -> list[str]:
     """Overrides of verl's `sft_trainer_engine` config (the Ray SFT trainer) for one SFT stage."""
     cluster = run.cluster

@@ -1,0 +1,173 @@
+"""verl checkpoints -> Hugging Face folders (verl's own FSDP merger, or the saved hf_model), and the engine's
+resume path: a stage whose checkpoints already reach the last step is exported without launching anything.
+
+The checkpoints are written by hand in the layout verl 0.9.1's FSDPCheckpointManager saves (rank shards,
+fsdp_config.json, huggingface/ with config + processor, the step tracker): producing one with verl itself needs
+a GPU. The weights are the tiny model's, shifted, so an export that read the init model instead would fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasoner.config import (
+    DatasetConfig,
+    DataSource,
+    Engine,
+    GRPOConfig,
+    ModelConfig,
+    RunConfig,
+    StageConfig,
+    StageDataConfig,
+    StageKind,
+)
+from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.engines.base import TrainJob
+from reasoner.engines.verl import VerlEngine
+from reasoner.engines.verl.export import checkpoint_step, export_model, final_metrics, latest_checkpoint
+from reasoner.errors import ReasonerError
+from reasoner.models.loading import load_model
+from reasoner.models.tiny import ensure_tiny_model
+from reasoner.prompts import load_template
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
+
+
+@pytest.fixture(scope="module")
+def shifted_state(tiny_dir) -> dict[str, torch.Tensor]:
+    model, _ = load_model(tiny_dir)
+    return {name: tensor.detach() + 0.5 for name, tensor in model.state_dict().items()}
+
+
+def write_checkpoint(
+    ckpt_dir: Path,
+    step: int,
+    tiny_dir: Path,
+    state: dict,
+    *,
+    role: str | None = "actor",
+    hf_weights: bool = False,
+) -> Path:
+    """One verl FSDP checkpoint (world size 1) at global_step_<step>, and the tracker naming it."""
+    shards = ckpt_dir / f"global_step_{step}" / (role or "")
+    hf = shards / "huggingface"
+    hf.mkdir(parents=True)
+    torch.save(state, shards / "model_world_size_1_rank_0.pt")
+    (shards / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+    for item in tiny_dir.iterdir():
+        if item.is_file() and item.suffix != ".safetensors":
+            shutil.copy(item, hf / item.name)
+    if hf_weights:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, hf / "model.safetensors")
+    (ckpt_dir / "latest_checkpointed_iteration.txt").write_text(str(step))
+    return shards
+
+
+def assert_weights(model_dir: Path, state: dict, *, bf16: bool = False) -> None:
+    """The folder loads (model + image processor) with exactly `state`'s weights (rounded to bf16: verl's merger
+    saves bf16)."""
+    model, processor = load_model(model_dir)
+    assert processor.image_processor is not None
+    loaded = model.state_dict()
+    assert set(loaded) == set(state)
+    for name, tensor in state.items():
+        expected = tensor.to(torch.bfloat16).float() if bf16 else tensor.float()
+        assert torch.equal(loaded[name].float(), expected), name
+
+
+def test_merge_fsdp_shards_with_verls_merger(tmp_path, tiny_dir, shifted_state):
+    write_checkpoint(tmp_path / "ckpt", 1, tiny_dir, {k: v * 0 for k, v in shifted_state.items()})
+    write_checkpoint(tmp_path / "ckpt", 3, tiny_dir, shifted_state)  # the tracker names the newest
+    assert checkpoint_step(latest_checkpoint(tmp_path / "ckpt")) == 3
+    export_model(tmp_path / "ckpt", tmp_path / "model")
+    assert_weights(tmp_path / "model", shifted_state, bf16=True)
+    assert not list(tmp_path.glob(".model.*"))  # the staging folder is gone
+
+
+def test_saved_hf_model_is_copied_and_sft_layout_has_no_role(tmp_path, tiny_dir, shifted_state):
+    write_checkpoint(tmp_path / "ckpt", 2, tiny_dir, shifted_state, role=None, hf_weights=True)
+    export_model(tmp_path / "ckpt", tmp_path / "model", role=None)
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert_weights(tmp_path / "model", shifted_state)
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ReasonerError, match="no finished verl checkpoint"):
+        export_model(tmp_path / "ckpt", tmp_path / "model")
+    assert latest_checkpoint(tmp_path) is None and checkpoint_step(None) == 0
+
+
+def test_final_metrics_keep_the_last_value_and_survive_a_cut_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(
+        '{"step": 1, "data": {"critic/score/mean": 0.2, "note": "x"}}\n'
+        '{"step": 2, "data": {"critic/score/mean": 0.4, "actor/pg_loss": -0.1}}\n{"step": 3, "da'
+    )
+    assert final_metrics(path) == {"critic/score/mean": 0.4, "actor/pg_loss": -0.1, "verl/step": 2.0}
+    assert final_metrics(tmp_path / "absent.jsonl") == {}
+
+
+def grpo_run(tiny_dir: Path) -> RunConfig:
+    stage = StageConfig(
+        kind=StageKind.grpo,
+        name="grpo1",
+        data=StageDataConfig(dataset="train"),
+        epochs=1.0,
+        grpo=GRPOConfig(samples_per_prompt=4, prompts_per_step=4),
+    )
+    return RunConfig(
+        name="t",
+        engine=Engine.verl,
+        model=ModelConfig(path=str(tiny_dir)),
+        stages=[stage],
+        datasets={"train": DatasetConfig(source=DataSource.synthetic, n=8)},
+    )
+
+
+def test_finished_stage_is_exported_without_a_launch(tmp_path, tiny_dir, shifted_state):
+    run = grpo_run(tiny_dir)
+    job = TrainJob(
+        run.stages[0],
+        tiny_dir,
+        tmp_path / "ckpt",
+        tmp_path / "model",
+        tmp_path / "logs",
+        load_template("reason"),
+        seed=1,
+    )
+    problems = generate_mixed(list(TASKS), 8, level=1, seed=4)
+    write_checkpoint(job.ckpt_dir, 2, tiny_dir, shifted_state)  # 8 problems / 4 per step = the last step
+    job.log_dir.mkdir()
+    (job.log_dir / "verl_metrics.jsonl").write_text('{"step": 2, "data": {"critic/score/mean": 0.75}}\n')
+    metrics = VerlEngine(run).train_grpo(job, problems)
+    assert metrics == {"critic/score/mean": 0.75, "verl/step": 2.0, "verl/total_steps": 2.0}
+    assert_weights(job.out_model, shifted_state, bf16=True)
+    assert (job.ckpt_dir / "verl_data" / "train.parquet").is_file()
+    assert "total_training_steps: 2" in (job.log_dir / "verl_config.yaml").read_text()
+
+
+def test_engine_rejects_too_little_data_and_generation_without_vllm(tmp_path, tiny_dir):
+    run = grpo_run(tiny_dir)
+    job = TrainJob(
+        run.stages[0],
+        tiny_dir,
+        tmp_path / "ckpt",
+        tmp_path / "model",
+        tmp_path / "logs",
+        load_template("reason"),
+        seed=1,
+    )
+    with pytest.raises(ReasonerError, match="3 problems is fewer than one batch \\(4\\)"):
+        VerlEngine(run).train_grpo(job, generate_mixed(list(TASKS), 3, level=1, seed=4))
+    with pytest.raises(ReasonerError, match="vLLM, which is not installed"):
+        VerlEngine(run).generator(tiny_dir)
