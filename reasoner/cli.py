@@ -257,13 +257,49 @@ def _run_submit(args: argparse.Namespace) -> int:
     return 0 if state.status == "SUCCEEDED" else 1
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "eval",
+        help="evaluate a model folder on MathVista or a problems file (generate, then score exactly)",
+        description="Writes OUT/responses.jsonl, OUT/items.jsonl and OUT/scores.json (as `reasoner score`).",
+    )
+    parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL-style model folder")
+    parser.add_argument("--data", required=True, metavar="PATH", help="MathVista folder (with images) or .jsonl/.parquet")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")
+    parser.add_argument("--device", default="cpu", help="hf backend: cpu or cuda (default cpu)")
+    parser.add_argument("--prompt", default="reason", help="prompt template name (default reason)")
+    parser.add_argument("--max-new-tokens", type=int, default=512, help="response budget (default 512)")
+    parser.add_argument("--batch-size", type=int, default=16, help="hf backend: prompts per batch (default 16)")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N problems only")
+    parser.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reasoner.eval.mathvista import format_table
+    from reasoner.eval.runner import evaluate_model
+    from reasoner.generation.pool import GeneratorConfig
+
+    generator = GeneratorConfig(
+        args.model, backend=args.backend, device=args.device, batch_size=args.batch_size, show_progress=True
+    )()
+    scores = evaluate_model(
+        generator, args.data, Path(args.out), prompt=args.prompt, max_new_tokens=args.max_new_tokens, limit=args.limit
+    )
+    print(format_table(scores, fields=[f for f in ("task", "skills", "level") if f in scores["breakdown"]]))
+    print(f"wrote {args.out}/scores.json, items.jsonl and responses.jsonl")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; each `_add_*` function registers one command and its handler."""
     parser = argparse.ArgumentParser(prog="reasoner", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
-        _add_run, _add_report, _add_score, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
+        _add_run, _add_report, _add_eval, _add_score, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
         _add_data_distill,
     ):
         add(sub)

@@ -15,6 +15,25 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parent.parent
 MATHVISTA_DIR = REPO.parent / "shared" / "data" / "mathvista"
 
+# configs/demo.yaml shortened to a few steps per stage, by overrides only (the same file users run).
+DEMO_SMOKE_OVERRIDES = [
+    "datasets.train.n=48",
+    "datasets.heldout.n=12",
+    "eval.max_new_tokens=12",
+    "stages.sft1.steps=2",
+    "stages.sft1.batch_size=4",
+    "stages.grpo1.steps=2",
+    "stages.grpo1.grpo.prompts_per_step=2",
+    "stages.grpo1.grpo.max_new_tokens=12",
+    "stages.sft2.steps=2",
+    "stages.sft2.batch_size=4",
+    "stages.sft2.data.limit=12",
+    "stages.sft2.data.max_new_tokens=12",
+    "stages.grpo2.steps=2",
+    "stages.grpo2.grpo.prompts_per_step=2",
+    "stages.grpo2.grpo.max_new_tokens=12",
+]
+
 
 def _set_torch_threads() -> None:
     try:
@@ -44,3 +63,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from reasoner.models.tiny import ensure_tiny_model
 
     return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_smoke() -> list[str]:
+    """Overrides that shorten configs/demo.yaml to a few steps per stage."""
+    return list(DEMO_SMOKE_OVERRIDES)

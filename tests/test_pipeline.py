@@ -18,32 +18,14 @@ from reasoner.pipeline import execute, load_run
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yaml"
 
-# The demo schedule with a few steps per stage (overrides only: the same config file users run).
-SMOKE = [
-    "datasets.train.n=48",
-    "datasets.heldout.n=12",
-    "eval.max_new_tokens=12",
-    "stages.sft1.steps=2",
-    "stages.sft1.batch_size=4",
-    "stages.grpo1.steps=2",
-    "stages.grpo1.grpo.prompts_per_step=2",
-    "stages.grpo1.grpo.max_new_tokens=12",
-    "stages.sft2.steps=2",
-    "stages.sft2.batch_size=4",
-    "stages.sft2.data.limit=12",
-    "stages.sft2.data.max_new_tokens=12",
-    "stages.grpo2.steps=2",
-    "stages.grpo2.grpo.prompts_per_step=2",
-    "stages.grpo2.grpo.max_new_tokens=12",
-]
-
-
-def smoke(tmp: Path, *extra: str) -> list[str]:
-    return [*SMOKE, f"output_dir={tmp}", *extra]
+@pytest.fixture(scope="module")
+def smoke(demo_smoke):
+    """The shortened demo's overrides, writing under `tmp`."""
+    return lambda tmp, *extra: [*demo_smoke, f"output_dir={tmp}", *extra]
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
+def finished(tmp_path_factory, smoke) -> Path:
     tmp = tmp_path_factory.mktemp("runs")
     run = load_run(DEMO, smoke(tmp))
     report = execute(run)
@@ -72,7 +54,7 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     assert (finished / "accuracy.png").stat().st_size > 1000
 
 
-def test_rerun_does_no_work(finished):
+def test_rerun_does_no_work(finished, smoke):
     before = {p: p.stat().st_mtime_ns for p in finished.glob("stages/*/**/*") if p.is_file()}
     start = time.perf_counter()
     execute(load_run(DEMO, smoke(finished.parent)))
@@ -81,13 +63,13 @@ def test_rerun_does_no_work(finished):
     assert after == before
 
 
-def test_changed_config_of_finished_stage_is_reported(finished):
+def test_changed_config_of_finished_stage_is_reported(finished, smoke):
     run = load_run(DEMO, smoke(finished.parent, "stages.grpo2.lr=0.5"))
     with pytest.raises(ReasonerError, match="grpo2.*--redo-from grpo2"):
         execute(run)
 
 
-def test_kill_inside_grpo_then_rerun_completes(tmp_path):
+def test_kill_inside_grpo_then_rerun_completes(tmp_path, smoke):
     args = smoke(tmp_path, "stages.grpo1.steps=6", "stages.grpo1.checkpoint_every=1")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(

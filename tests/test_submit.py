@@ -184,3 +184,14 @@ def test_build_request_rejects_what_would_fail_on_the_cluster():
         submit.build_request("configs/demo.yaml", [], entrypoint="echo hi")
     with pytest.raises(ReasonerError, match="KEY=VALUE"):
         submit.build_request(None, [], entrypoint="echo hi", env=["novalue"])
+
+
+def test_submitted_demo_schedule_succeeds_and_writes_its_report(ray_address, demo_smoke, tmp_path, capsys):
+    """The shortened demo (local engine) as a Ray job through `reasoner submit CONFIG`, followed to the end."""
+    overrides = [*demo_smoke, f"output_dir={tmp_path}", "eval.datasets=[heldout]"]
+    code = main(["submit", str(REPO / "configs" / "demo.yaml"), *overrides, "--address", ray_address, "--follow"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    report = tmp_path / "demo" / "report.md"
+    assert report.is_file(), out[-3000:]
+    assert "| grpo2 |" in report.read_text()

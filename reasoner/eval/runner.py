@@ -83,3 +83,36 @@ def evaluate(
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+
+
+def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem], bool]:
+    """Problems to evaluate on: a MathVista folder (testmini.json or the parquet export) or a problems file.
+
+    Returns the problems and whether they are MathVista (which gets the official breakdowns)."""
+    from reasoner.data.records import read_problems
+    from reasoner.data.sources import load_mathvista
+
+    path = Path(data)
+    mathvista = path.is_dir()
+    problems = load_mathvista(path) if mathvista else read_problems(path)
+    return (problems[:limit] if limit else problems), mathvista
+
+
+def evaluate_model(
+    generator: Generator,
+    data: str | Path,
+    out: Path,
+    *,
+    prompt: str = "reason",
+    max_new_tokens: int = 512,
+    limit: int = 0,
+) -> dict[str, Any]:
+    """`reasoner eval`: one model folder on one data set, outside any run."""
+    from reasoner.prompts import load_template
+
+    problems, mathvista = load_eval_problems(data, limit)
+    template = load_template(prompt)
+    eval_config = EvalConfig(max_new_tokens=max_new_tokens)
+    name = "mathvista" if mathvista else Path(data).stem
+    fp = fingerprint({"data": str(data), "prompt": template.sha256, "max_new_tokens": max_new_tokens})
+    return evaluate(generator, problems, template, eval_config, name, out, fingerprint=fp, mathvista=mathvista)
