@@ -106,6 +106,8 @@ class _Worker:
 
     def wait_ready(self) -> None:
         """Block until the worker has imported math-verify; raises RuntimeError if it cannot."""
+        if self.ready:  # its greeting was read already (a warm-up after earlier use)
+            return
         line = self._read_line(time.monotonic() + STARTUP_TIMEOUT_S)
         if line is None:
             raise RuntimeError(f"math-verify worker did not start within {STARTUP_TIMEOUT_S:.0f} s")

@@ -126,3 +126,12 @@ def test_asyncio_run_in_executor_gives_the_same_scores(warm_pool) -> None:
         return await asyncio.gather(*(loop.run_in_executor(None, _score, item) for item in items))
 
     assert asyncio.run(score_all()) == expected
+
+
+def test_warm_up_after_use_does_not_wait_for_a_second_greeting() -> None:
+    pool = default_pool()
+    pool.warm_up(1)
+    assert score("\\boxed{\\sqrt{12}}", "2\\sqrt{3}").accuracy == 1.0  # a worker answers, goes back idle
+    start = time.monotonic()
+    pool.warm_up(1)  # the same, already greeted worker
+    assert time.monotonic() - start < 5
