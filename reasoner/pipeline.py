@@ -99,14 +99,15 @@ def check_inputs(run: Run) -> None:
 
 def execute(run: Run, *, redo_from: str | None = None) -> Path:
     """Run every unfinished stage and evaluation, then write the report; returns report.md's path."""
-    if redo_from:
-        _forget_from(run, redo_from)
-    changed = [p.name for p, s in zip(run.plans, statuses(run.dir, run.plans), strict=True) if s == Status.changed]
+    kept = run.plans if not redo_from else run.plans[: _stage_index(run, redo_from)]
+    changed = [p.name for p, s in zip(kept, statuses(run.dir, kept), strict=True) if s == Status.changed]
     if changed:
         raise ReasonerError(
             f"stages {', '.join(changed)} of run {run.config.name!r} finished with a different config; "
             f"rerun with --redo-from {changed[0]} to redo them, or set name=<new name> for a new run"
         )
+    if redo_from:
+        _forget_from(run, redo_from)
     run.dir.root.mkdir(parents=True, exist_ok=True)
     (run.dir.root / "config.yaml").write_text(yaml.safe_dump(config_mod.to_dict(run.config), sort_keys=False))
     engine = make_engine(run.config)
@@ -121,11 +122,15 @@ def execute(run: Run, *, redo_from: str | None = None) -> Path:
     return write_report(run.dir)
 
 
-def _forget_from(run: Run, name: str) -> None:
+def _stage_index(run: Run, name: str) -> int:
     names = [p.name for p in run.plans]
     if name not in names:
         raise ReasonerError(f"--redo-from {name!r}: no such stage; stages: {', '.join(names)}")
-    for stage in run.plans[names.index(name) :]:
+    return names.index(name)
+
+
+def _forget_from(run: Run, name: str) -> None:
+    for stage in run.plans[_stage_index(run, name) :]:
         stage_dir = run.dir.stage(stage.dir_name)
         if stage_dir.root.exists():
             log.info("removing %s to redo it", stage_dir.root)

@@ -103,13 +103,6 @@ def format_target(reasoning: str, answer: str, *, summary: str | None = None) ->
     return f"<think>{reasoning.strip()}</think>\n{summary.strip()}\n<answer>{answer.strip()}</answer>"
 
 
-def target_answer(answer: str, choices: Sequence[str] | None) -> str:
-    """What goes inside `<answer>`: the option letter for multiple choice (the prompt asks for it), else the answer."""
-    if choices and answer in choices:
-        return LETTERS[list(choices).index(answer)]
-    return answer
-
-
 def problem_messages(problem, template: Template) -> list[dict]:
     """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
     text = template.render(

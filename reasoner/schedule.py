@@ -64,6 +64,8 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "prompt": prompt_sha256,
             "seed": run.seed,
             "engine": run.engine.value,
+            # Prompt/image limits change what a verl stage trains on; the local engine does not read them.
+            "cluster": to_dict(run.cluster) if run.engine.value == "verl" else None,
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
         }

@@ -247,11 +247,11 @@ def warm_dir(tiny_dir, tmp_path_factory) -> Path:
     """The tiny model after 30 SFT steps: it writes the answer format and is right sometimes, so sampled
     groups carry a reward signal (the untrained model's rewards are constant within each group)."""
     from reasoner.engines.base import SFTExample
-    from reasoner.prompts import format_target, target_answer
+    from reasoner.prompts import format_target
 
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
     examples = [
-        SFTExample(p, format_target(p.reasoning, target_answer(p.answer, p.choices))) for p in problems
+        SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems
     ]
     root = tmp_path_factory.mktemp("warm")
     stage = StageConfig(kind=StageKind.sft, name="warm", steps=30, batch_size=8, lr=3e-3)

@@ -14,7 +14,7 @@ from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import ensure_tiny_model
-from reasoner.prompts import format_target, load_template, target_answer
+from reasoner.prompts import format_target, load_template
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def examples() -> list[SFTExample]:
     problems = generate_mixed(list(TASKS), 12, level=1, seed=5)
-    return [SFTExample(p, format_target(p.reasoning, target_answer(p.answer, p.choices))) for p in problems]
+    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
 
 
 def make_job(root: Path, init: Path, **stage) -> TrainJob:

@@ -15,7 +15,7 @@ from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.data.verl_format import ImageLimits, user_content, write_rl_parquet, write_sft_parquet
 from reasoner.errors import ReasonerError
 from reasoner.models.tiny import ensure_tiny_model
-from reasoner.prompts import format_target, load_template, target_answer
+from reasoner.prompts import format_target, load_template
 
 LIMITS = ImageLimits(max_pixels=112 * 112, min_pixels=56 * 56)
 
@@ -123,7 +123,7 @@ def test_sft_parquet_loads_with_multiturn_sft_dataset_and_trains_only_the_target
 
     template = load_template("reason")
     pairs = [
-        (p, format_target(f"reasoning for {p.id}", target_answer(p.answer, p.choices))) for p in problems
+        (p, format_target(f"reasoning for {p.id}", p.answer_label())) for p in problems
     ]
     path = write_sft_parquet(pairs, tmp_path / "sft.parquet", template, limits=LIMITS)
     config = OmegaConf.create({"max_length": 4096, "pad_mode": "no_padding", "truncation": "error"})
