@@ -93,3 +93,40 @@ def test_kill_inside_grpo_then_rerun_completes(tmp_path, smoke):
     found = manifests(report.parent)
     assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
     assert found["02_grpo"]["metrics"]["steps"] == 6
+
+
+CURRICULUM = """
+name: curriculum
+model: {tiny_size: demo}
+datasets:
+  train: {source: synthetic, n: 8, seed: 3}
+  heldout: {source: synthetic, n: 4, seed: 4, split: eval}
+eval: {datasets: [heldout], max_new_tokens: 8}
+stages:
+  - kind: sft
+    data:
+      dataset: train
+      targets: distill
+      distill: {reasoner: base, samples_per_problem: 2, max_new_tokens: 12, shard_size: 4}
+    steps: 1
+    batch_size: 2
+  - kind: grpo
+    data: {dataset: train, difficulty: hard, pass_rate: {samples: 2, max_new_tokens: 8}}
+    steps: 1
+    grpo: {prompts_per_step: 2, max_new_tokens: 8}
+"""
+
+
+def test_distilled_sft_then_grpo_on_a_difficulty_band(tmp_path):
+    """Iteration-1 distillation (the synthetic captions stand in for a captioner) and a pass-rate band, wired."""
+    config = tmp_path / "curriculum.yaml"
+    config.write_text(CURRICULUM)
+    report = execute(load_run(config, [f"output_dir={tmp_path}"]))
+    found = manifests(report.parent)
+    assert list(found) == ["00_base", "01_sft", "02_grpo"]
+    stages = report.parent / "stages"
+    stats = json.loads((stages / "01_sft" / "data" / "distill" / "stats.json").read_text())
+    assert stats["total"]["problems"] == 8 and stats["total"]["samples"] == 16
+    rates = json.loads((stages / "02_grpo" / "data" / "pass_rates.json").read_text())
+    assert rates  # estimated by the stage's start model (sft1), cached next to the data
+    assert found["02_grpo"]["init"] == "sft1"
