@@ -136,7 +136,8 @@ def _add_data_distill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_data_distill(args: argparse.Namespace) -> int:
-    from reasoner.data.distill import format_stats, load_job, run_job
+    from reasoner.data.distill import format_stats
+    from reasoner.data.distill_job import load_job, run_job
 
     result = run_job(load_job(args.config, args.overrides))
     print(format_stats(result.stats))

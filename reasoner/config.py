@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -307,6 +308,16 @@ class RunConfig:
 
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
+    run = load_structured(RunConfig, path, overrides)
+    name_stages(run)
+    validate(run, source=str(path))
+    return run
+
+
+def load_structured(schema: type, path: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """The one merge path: `schema` defaults -> YAML file -> overrides -> a `schema` instance.
+
+    Unknown keys, wrong types and values outside an enum fail with the file, the key path and what is allowed."""
     path = Path(path)
     if not path.is_file():
         raise ReasonerError(f"config file not found: {path}")
@@ -316,20 +327,17 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunCo
         raise ReasonerError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ReasonerError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
-    unknown = _unknown_keys(raw, RunConfig, "")
+    unknown = _unknown_keys(raw, schema, "")
     if unknown:
         raise ReasonerError(f"{path}: " + "\n  ".join(unknown))
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), raw)
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), raw)
         for item in overrides:
             key, value = _split_override(item)
             OmegaConf.update(cfg, _resolve_stage_key(cfg, key), value, merge=True)
-        run: RunConfig = OmegaConf.to_object(cfg)
+        return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
         raise ReasonerError(f"{path}: {_describe(err)}") from None
-    name_stages(run)
-    validate(run, source=str(path))
-    return run
 
 
 def _unknown_keys(raw: Any, cls: type, path: str) -> list[str]:
@@ -363,7 +371,7 @@ def _split_override(item: str) -> tuple[str, Any]:
 def _resolve_stage_key(cfg: Any, key: str) -> str:
     """Let overrides name stages: `stages.grpo1.steps` -> `stages.1.steps`."""
     parts = key.split(".")
-    if len(parts) < 2 or parts[0] != "stages" or parts[1].isdigit():
+    if len(parts) < 2 or parts[0] != "stages" or parts[1].isdigit() or "stages" not in cfg:
         return key
     names = _default_names([(s.get("kind"), s.get("name")) for s in cfg.stages])
     if parts[1] not in names:

@@ -14,8 +14,10 @@ DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 def test_chaining_follows_init_and_policy():
     plans = plan(config.load(DEMO), prompt_sha256="p")
     assert [p.dir_name for p in plans] == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
-    assert [p.init for p in plans] == [None, "base", "sft1", "base", "sft2"]
-    assert plans[3].policy == "grpo1"  # SFT-2 restarts from base on chains sampled by GRPO-1
+    assert [p.init for p in plans] == [None, "base", "sft1", "grpo1", "sft2"]
+    assert plans[3].policy == "grpo1"  # SFT-2 trains on chains sampled by GRPO-1
+    restarted = plan(config.load(DEMO, ["stages.sft2.init=base"]), prompt_sha256="p")
+    assert restarted[3].init == "base" and restarted[3].fingerprint != plans[3].fingerprint
 
 
 def test_fingerprints_change_downstream_only():

@@ -30,13 +30,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm.auto import tqdm
 
 from reasoner import config as config_mod
-from reasoner.config import DatasetConfig, DataSource, DistillConfig, ModelConfig
+from reasoner.config import DistillConfig
 from reasoner.data.records import Problem, read_problems, write_problems
 from reasoner.data.selfdistill import Sample, reasoning_of, select, trim_reflections, verify
 from reasoner.engines.base import SFTExample
@@ -433,112 +430,3 @@ def sft_examples(problems: Sequence[Problem]) -> list[SFTExample]:
 def load_distilled(out_dir: str | Path) -> list[Problem]:
     """The distilled problems a finished run wrote to `out_dir`."""
     return read_problems(Path(out_dir) / "distilled.jsonl")
-
-
-# ---------------------------------------------------------------------------------- `reasoner data distill`
-
-
-@dataclass
-class DistillJobConfig:
-    """A standalone distillation (`reasoner data distill CONFIG`): a dataset, the models, the distill settings."""
-
-    name: str = MISSING
-    """Outputs go to <output_dir>/<name>/."""
-    output_dir: str = "runs"
-    seed: int = 0
-    """Shard i samples with seed + i."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """What `base` means in distill.captioner / distill.reasoner (a model folder, or a tiny model to build)."""
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    """The problems to distil (synthetic | file | mathvista, as in run configs)."""
-    limit: int = 0
-    """Use at most this many problems (0 = all)."""
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    backend: str = "hf"
-    """Generation backend of both models: hf | vllm."""
-    device: str = "cpu"
-    """hf backend: cpu | cuda."""
-    batch_size: int = 16
-    """hf backend: sequences per generate call."""
-    threads: int = 1
-    """torch CPU threads."""
-
-
-def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
-    """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ReasonerError(f"config file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise ReasonerError(f"{path}: not valid YAML: {err}") from None
-    errors = (
-        config_mod._unknown_keys(raw, DistillJobConfig, "") if isinstance(raw, dict) else ["not a mapping"]
-    )
-    if errors:
-        raise ReasonerError(f"{path}: " + "\n  ".join(errors))
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(DistillJobConfig), raw)
-        for item in overrides:
-            key, value = config_mod._split_override(item)
-            OmegaConf.update(cfg, key, value, merge=True)
-        job: DistillJobConfig = OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as err:
-        raise ReasonerError(f"{path}: {config_mod._describe(err)}") from None
-    errors = config_mod.check_distill(job.distill, "distill") + _check_job(job)
-    if errors:
-        raise ReasonerError(f"{path}: " + "\n  ".join(errors))
-    return job
-
-
-def _check_job(job: DistillJobConfig) -> list[str]:
-    errors = []
-    uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
-    if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
-        errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
-    if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
-        errors.append(f"dataset.path: required for source={job.dataset.source.value}")
-    if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
-        errors.append("dataset.n: must be > 0 for source=synthetic")
-    if job.backend not in ("hf", "vllm"):
-        errors.append(f"backend: {job.backend!r} is not allowed; allowed: hf, vllm")
-    return errors
-
-
-def run_job(job: DistillJobConfig) -> DistillResult:
-    """Load the dataset, build the generators lazily, and distil into <output_dir>/<name>/."""
-    import torch
-
-    from reasoner.generation.pool import GeneratorConfig
-    from reasoner.pipeline import load_dataset
-
-    torch.set_num_threads(job.threads)
-    out_dir = Path(job.output_dir) / job.name
-    problems = load_dataset(job.dataset, job.name)
-    problems = problems[: job.limit] if job.limit else problems
-
-    def resolve(name: str) -> str:
-        if name != "base":
-            return name
-        if job.model.path:
-            return job.model.path
-        from reasoner.models.tiny import ensure_tiny_model
-
-        return str(ensure_tiny_model(out_dir / "models", size=job.model.tiny_size, seed=job.model.tiny_seed))
-
-    def factory(name: str) -> Callable[[], Generator]:
-        return lambda: GeneratorConfig(
-            model_path=resolve(name), backend=job.backend, device=job.device, batch_size=job.batch_size
-        )()
-
-    cfg = job.distill
-    return distill(
-        problems,
-        out_dir,
-        cfg,
-        reasoner=factory(cfg.reasoner),
-        captioner=factory(cfg.captioner) if cfg.captioner else None,
-        count_tokens=token_counter(resolve(cfg.reasoner)) if cfg.max_target_tokens else None,
-        seed=job.seed,
-    )

@@ -1,0 +1,111 @@
+"""`reasoner data distill CONFIG`: a standalone iteration-1 distillation outside any run schedule.
+
+    reasoner data distill configs/distill-demo.yaml [key=value ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import MISSING
+
+from reasoner.config import (
+    DatasetConfig,
+    DataSource,
+    DistillConfig,
+    ModelConfig,
+    check_distill,
+    load_structured,
+)
+from reasoner.data.distill import DistillResult, distill, token_counter
+from reasoner.errors import ReasonerError
+from reasoner.generation.base import Generator
+
+
+@dataclass
+class DistillJobConfig:
+    """A standalone distillation (`reasoner data distill CONFIG`): a dataset, the models, the distill settings."""
+
+    name: str = MISSING
+    """Outputs go to <output_dir>/<name>/."""
+    output_dir: str = "runs"
+    seed: int = 0
+    """Shard i samples with seed + i."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """What `base` means in distill.captioner / distill.reasoner (a model folder, or a tiny model to build)."""
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    """The problems to distil (synthetic | file | mathvista, as in run configs)."""
+    limit: int = 0
+    """Use at most this many problems (0 = all)."""
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    backend: str = "hf"
+    """Generation backend of both models: hf | vllm."""
+    device: str = "cpu"
+    """hf backend: cpu | cuda."""
+    batch_size: int = 16
+    """hf backend: sequences per generate call."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
+def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
+    """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
+    job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
+    errors = check_distill(job.distill, "distill") + _check_job(job)
+    if errors:
+        raise ReasonerError(f"{path}: " + "\n  ".join(errors))
+    return job
+
+
+def _check_job(job: DistillJobConfig) -> list[str]:
+    errors = []
+    uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
+    if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
+        errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
+    if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
+        errors.append(f"dataset.path: required for source={job.dataset.source.value}")
+    if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
+        errors.append("dataset.n: must be > 0 for source=synthetic")
+    if job.backend not in ("hf", "vllm"):
+        errors.append(f"backend: {job.backend!r} is not allowed; allowed: hf, vllm")
+    return errors
+
+
+def run_job(job: DistillJobConfig) -> DistillResult:
+    """Load the dataset, build the generators lazily, and distil into <output_dir>/<name>/."""
+    import torch
+
+    from reasoner.generation.pool import GeneratorConfig
+    from reasoner.pipeline import load_dataset
+
+    torch.set_num_threads(job.threads)
+    out_dir = Path(job.output_dir) / job.name
+    problems = load_dataset(job.dataset, job.name)
+    problems = problems[: job.limit] if job.limit else problems
+
+    def resolve(name: str) -> str:
+        if name != "base":
+            return name
+        if job.model.path:
+            return job.model.path
+        from reasoner.models.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model(out_dir / "models", size=job.model.tiny_size, seed=job.model.tiny_seed))
+
+    def factory(name: str) -> Callable[[], Generator]:
+        return lambda: GeneratorConfig(
+            model_path=resolve(name), backend=job.backend, device=job.device, batch_size=job.batch_size
+        )()
+
+    cfg = job.distill
+    return distill(
+        problems,
+        out_dir,
+        cfg,
+        reasoner=factory(cfg.reasoner),
+        captioner=factory(cfg.captioner) if cfg.captioner else None,
+        count_tokens=token_counter(resolve(cfg.reasoner)) if cfg.max_target_tokens else None,
+        seed=job.seed,
+    )
