@@ -40,7 +40,7 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     found = manifests(finished)
     assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
     assert [m["name"] for m in found.values()] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
-    assert found["03_sft"]["init"] == "base"  # SFT-2 restarts from the base model, as the recipe does
+    assert found["03_sft"]["init"] == "grpo1"  # the demo's SFT-2 continues from GRPO-1 on GRPO-1's own chains
     assert found["03_sft"]["metrics"]["data/samples"] == 12 * 4
     for name in ("01_sft", "02_grpo", "03_sft", "04_grpo"):
         assert (finished / "stages" / name / "model" / "config.json").is_file()
