@@ -196,10 +196,11 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         if stage.kind == "sft":
             examples, data_stats = _sft_examples(run, stage, stage_dir, engine, problems)
-            metrics = {**data_stats, **engine.train_sft(job, examples)}
+            metrics = engine.train_sft(job, examples)
         else:
             problems, data_stats = _grpo_problems(run, stage, stage_dir, engine, problems)
-            metrics = {**data_stats, **engine.train_grpo(job, problems)}
+            metrics = engine.train_grpo(job, problems)
+        metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model.resolve()
     stage_dir.write_manifest(
         {
@@ -293,7 +294,7 @@ def _sft_examples(
         stage_dir.data / "targets.json",
         {"targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
     )
-    return examples, {f"data/{k}": v for k, v in stats.items()}
+    return examples, stats
 
 
 def _distilled_examples(
