@@ -192,7 +192,7 @@ def test_cli_import_mathvista(
     loaded = read_problems(out)
     assert [replace(p, images=[]) for p in loaded] == [replace(p, images=[]) for p in mathvista_official[:20]]
     # the relative image path now points at the data folder, from wherever the output lives
-    assert loaded[0].images[0].resolved_path() == mathvista_dir / "images" / "1.jpg"
+    assert loaded[0].images[0].resolved_path().resolve() == (mathvista_dir / "images" / "1.jpg").resolve()
 
 
 def test_cli_import_generic_and_errors(tmp_path: Path, capsys) -> None:
