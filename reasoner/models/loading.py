@@ -6,6 +6,7 @@ check live in one place.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,60 @@ def load_model(path: str | Path, *, device: str = "cpu", dtype: str | Any | None
     folder = Path(path)
     if not (folder / "config.json").is_file():
         raise ReasonerError(f"model folder {folder} has no config.json (expected a saved Hugging Face model)")
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
-    processor = load_processor(folder)
+    # A config without a vision tower is a text-only LLM (the distillation reasoner, e.g. an R1 distill).
+    text_only = "vision_config" not in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    processor = TextProcessor.from_pretrained(folder) if text_only else load_processor(folder)
+    auto_model = AutoModelForCausalLM if text_only else AutoModelForImageTextToText
     torch_dtype = _resolve_dtype(dtype, device)
     try:
-        model = AutoModelForImageTextToText.from_pretrained(
-            folder, dtype=torch_dtype, attn_implementation="sdpa"
-        )
+        model = auto_model.from_pretrained(folder, dtype=torch_dtype, attn_implementation="sdpa")
     except (OSError, ValueError) as err:
         raise ReasonerError(f"cannot load the model in {folder}: {err}") from err
     model.to(device).eval()
     log.info("loaded %s (%s, %s) from %s", type(model).__name__, device, torch_dtype, folder)
     return model, processor
+
+
+class TextProcessor:
+    """A text-only LLM's tokenizer behind the processor interface the generators use (no images).
+
+    Chat content given as a list of text parts is joined into one string, the form text-only chat templates
+    expect."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.chat_template = tokenizer.chat_template
+
+    @classmethod
+    def from_pretrained(cls, folder: Path) -> TextProcessor:
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as err:
+            raise ReasonerError(f"cannot load the tokenizer in {folder}: {err}") from err
+        if not tokenizer.chat_template:
+            raise ReasonerError(f"{folder}: the tokenizer has no chat template")
+        return cls(tokenizer)
+
+    def apply_chat_template(self, messages: list[dict], **kwargs: Any) -> Any:
+        return self.tokenizer.apply_chat_template([_flatten(m) for m in messages], **kwargs)
+
+    def __call__(self, *, text: list[str], images: Any = None, **kwargs: Any) -> Any:
+        if images:
+            raise ReasonerError("a text-only model was given images; give it text-only requests")
+        return self.tokenizer(text=text, **kwargs)
+
+
+def _flatten(message: dict) -> dict:
+    content = message["content"]
+    if isinstance(content, list):
+        if any(part.get("type") != "text" for part in content):
+            raise ReasonerError("a text-only model was given an image part; give it text-only requests")
+        content = "".join(part["text"] for part in content)
+    return {**message, "content": content}
 
 
 def load_processor(path: str | Path) -> Any:
