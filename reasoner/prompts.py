@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from reasoner.errors import ReasonerError
+
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "configs" / "prompts"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -35,22 +37,26 @@ class Template:
         precision: int | float | None = None,
         unit: str | None = None,
     ) -> str:
-        """Fill the template for one problem; unknown `$fields` in the file raise a KeyError naming them."""
+        """Fill the template for one problem; unknown `$fields` in the file raise a ReasonerError naming them."""
         fields = {
             "question": question.strip(),
             "choices": format_choices(choices),
             "hint": answer_hint(answer_type, choices, precision, unit),
             "unit": unit or "",
         }
+        # A free-form question leaves an empty $choices line: drop blank lines so prompts stay compact.
+        text = self.substitute(fields)
+        return "\n".join(line for line in text.splitlines() if line.strip()).strip()
+
+    def substitute(self, fields: dict[str, str]) -> str:
+        """The template with `$name` fields filled; a field the file uses but `fields` lacks is named."""
         try:
-            text = string.Template(self.text).substitute(fields)
+            return string.Template(self.text).substitute(fields)
         except KeyError as err:
-            raise KeyError(
+            raise ReasonerError(
                 f"prompt template {self.name!r} uses unknown field ${err.args[0]}; allowed: "
                 + ", ".join("$" + k for k in fields)
             ) from None
-        # A free-form question leaves an empty $choices line: drop blank lines so prompts stay compact.
-        return "\n".join(line for line in text.splitlines() if line.strip()).strip()
 
 
 @lru_cache(maxsize=32)

@@ -16,7 +16,6 @@ and the hints in configs/prompts/mathvista_hints.txt; rendered here, they reprod
 from __future__ import annotations
 
 import hashlib
-import string
 from typing import Literal
 
 from reasoner.data.records import Problem
@@ -79,13 +78,7 @@ def mathvista_query(problem: Problem) -> str:
         "unit": f" (Unit: {problem.unit})" if problem.unit else "",
         "choices": format_choices(problem.choices),
     }
-    try:
-        text = string.Template(template.text).substitute(fields)
-    except KeyError as err:
-        raise ReasonerError(
-            f"prompt template {template.name!r} uses unknown field ${err.args[0]}; allowed: "
-            + ", ".join("$" + key for key in fields)
-        ) from None
+    text = template.substitute(fields)
     # The official builder joins the non-empty parts and strips the result: an empty $choices line (free-form)
     # and trailing spaces of the last choice or question disappear the same way here.
     return text.strip()
