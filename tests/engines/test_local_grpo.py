@@ -177,11 +177,9 @@ def policy_gradient(model, batch: Batch, cfg: GRPOConfig) -> torch.Tensor:
     return grads
 
 
-def test_rewards_reach_the_gradient(varied_model, problems):
-    model, processor = varied_model
-    cfg = GRPOConfig(samples_per_prompt=4, prompts_per_step=3, max_new_tokens=6, kl_coef=0.0)
-    prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
-    result = rollout(
+def sample_groups(model, processor, prompts, *, seed: int):
+    """Four sampled responses of up to 6 tokens per prompt, seeded."""
+    return rollout(
         model,
         processor,
         prompts,
@@ -190,8 +188,15 @@ def test_rewards_reach_the_gradient(varied_model, problems):
         top_p=1.0,
         max_new_tokens=6,
         stop=StopRule.for_model(model, processor),
-        generator=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(seed),
     )
+
+
+def test_rewards_reach_the_gradient(varied_model, problems):
+    model, processor = varied_model
+    cfg = GRPOConfig(samples_per_prompt=4, prompts_per_step=3, max_new_tokens=6, kl_coef=0.0)
+    prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
+    result = sample_groups(model, processor, prompts, seed=0)
     rewards = torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1])
     equal = make_batch(model, None, prompts, result, torch.ones(12), cfg)
     assert (equal.advantages == 0).all()
@@ -208,18 +213,7 @@ def test_a_small_step_favours_rewarded_samples(varied_model, problems):
     model, processor = copy.deepcopy(varied_model[0]), varied_model[1]
     cfg = GRPOConfig(samples_per_prompt=4, prompts_per_step=3, max_new_tokens=6, kl_coef=0.0)
     prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
-    stop = StopRule.for_model(model, processor)
-    result = rollout(
-        model,
-        processor,
-        prompts,
-        group=4,
-        temperature=1.0,
-        top_p=1.0,
-        max_new_tokens=6,
-        stop=stop,
-        generator=torch.Generator().manual_seed(1),
-    )
+    result = sample_groups(model, processor, prompts, seed=1)
     batch = make_batch(
         model, None, prompts, result, torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1]), cfg
     )
