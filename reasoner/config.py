@@ -33,6 +33,14 @@ class Engine(str, Enum):
     verl = "verl"
 
 
+class ClusterDevice(str, Enum):
+    """What the `verl` engine trains on: `gpu` (vLLM rollouts, NCCL) or `cpu` (verl's same trainers on the CPU, with
+    a transformers rollout and gloo: for debugging a schedule on a laptop and for CI; see engines/verl/cpu)."""
+
+    gpu = "gpu"
+    cpu = "cpu"
+
+
 class StageKind(str, Enum):
     sft = "sft"
     grpo = "grpo"
@@ -249,6 +257,8 @@ class StageConfig:
 class ClusterConfig:
     """How the `verl` engine uses a Ray cluster of GPU nodes (the `local` engine ignores this section)."""
 
+    device: ClusterDevice = ClusterDevice.gpu
+    """`gpu`, or `cpu` to run verl's real trainers on CPU processes (gpus_per_node then counts training ranks)."""
     nodes: int = 1
     """GPU nodes that train together (verl trainer.nnodes)."""
     gpus_per_node: int = 8

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoner.config import ClusterConfig, RunConfig, StageConfig, StageKind
+from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records import Problem
 from reasoner.data.verl_format import ImageLimits, write_rl_parquet, write_sft_parquet
 from reasoner.engines.base import SFTExample, TrainJob
@@ -51,10 +51,14 @@ def stage_paths(init_model: Path, ckpt_dir: Path, log_dir: Path) -> ov.StagePath
 
 
 def stage_overrides(run: RunConfig, stage: StageConfig, paths: ov.StagePaths, n_items: int | None, seed: int):
-    """(verl config name, overrides) of one stage."""
+    """(verl config name, overrides) of one stage: the GPU translation, plus the CPU list on a CPU cluster."""
     if stage.kind == StageKind.grpo:
-        return GRPO_CONFIG, ov.grpo_overrides(run, stage, paths, n_problems=n_items, seed=seed)
-    return SFT_CONFIG, ov.sft_overrides(run, stage, paths, n_examples=n_items, seed=seed)
+        name, overrides = GRPO_CONFIG, ov.grpo_overrides(run, stage, paths, n_problems=n_items, seed=seed)
+    else:
+        name, overrides = SFT_CONFIG, ov.sft_overrides(run, stage, paths, n_examples=n_items, seed=seed)
+    if run.cluster.device == ClusterDevice.cpu:
+        overrides += ov.cpu_overrides(name)
+    return name, overrides
 
 
 def compose_stage(config_name: str, overrides: list[str], where: str):
@@ -81,6 +85,10 @@ def check_cluster(cluster: ClusterConfig) -> list[str]:
         errors.append(
             f"cluster.rollout_tensor_parallel: {cluster.rollout_tensor_parallel} must divide the "
             f"{gpus} GPUs (nodes x gpus_per_node)"
+        )
+    if cluster.device == ClusterDevice.cpu and cluster.rollout_tensor_parallel != 1:
+        errors.append(
+            f"cluster.rollout_tensor_parallel: must be 1 with cluster.device: cpu, got {cluster.rollout_tensor_parallel}"
         )
     if cluster.min_image_pixels > cluster.max_image_pixels:
         errors.append("cluster.min_image_pixels: must not exceed cluster.max_image_pixels")
@@ -144,33 +152,32 @@ class VerlEngine:
         self._pool_model: Path | None = None
 
     def generator(self, model_path: Path) -> Generator:
-        """A vLLM actor pool serving `model_path` (one live pool at a time: a new model replaces the old)."""
-        import importlib.util
+        """A generation pool serving `model_path` (one live pool at a time: a new model replaces the old).
 
+        GPU clusters: vLLM actors, one per `rollout_tensor_parallel` GPUs. CPU clusters: one transformers actor.
+        """
+        from reasoner.engines.verl import launch
         from reasoner.generation.pool import GeneratorConfig, GeneratorPool
-        from reasoner.generation.vllm import INSTALL_HINT
 
-        if importlib.util.find_spec("vllm") is None:
-            raise ReasonerError(
-                f"the verl engine generates with vLLM, which is not installed here: {INSTALL_HINT}"
-            )
         if self._pool is not None and self._pool_model == Path(model_path):
             return self._pool
         self.release_generators()
         cluster = self.run.cluster
-        replicas = cluster.nodes * cluster.gpus_per_node // cluster.rollout_tensor_parallel
-        factory = GeneratorConfig(
-            str(model_path),
-            backend="vllm",
-            max_prompt_tokens=cluster.max_prompt_tokens,
-            extra=vllm_engine_args(cluster),
-        )
-        self._pool = GeneratorPool(
-            factory,
-            num_actors=replicas,
-            chunk_size=64,
-            actor_options={"num_gpus": cluster.rollout_tensor_parallel},
-        )
+        if cluster.device == ClusterDevice.cpu:
+            factory = GeneratorConfig(str(model_path), backend="hf", max_prompt_tokens=cluster.max_prompt_tokens)
+            replicas, options = 1, {"num_cpus": 1}
+        else:
+            _require_vllm()
+            replicas = cluster.nodes * cluster.gpus_per_node // cluster.rollout_tensor_parallel
+            options = {"num_gpus": cluster.rollout_tensor_parallel}
+            factory = GeneratorConfig(
+                str(model_path),
+                backend="vllm",
+                max_prompt_tokens=cluster.max_prompt_tokens,
+                extra=vllm_engine_args(cluster),
+            )
+        launch.join_ray(cluster)
+        self._pool = GeneratorPool(factory, num_actors=replicas, chunk_size=64, actor_options=options)
         self._pool_model = Path(model_path)
         return self._pool
 
@@ -223,8 +230,9 @@ class VerlEngine:
             self.release_generators()
             _keep_previous(metrics_file)
             log.info("stage %s: verl %s from step %d of %d", job.stage.name, config_name, done, total)
-            env = ov.launch_env(job.stage, paths, metrics_file)
-            (launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft)(cfg, env)
+            cpu = self.run.cluster.device == ClusterDevice.cpu
+            env = ov.launch_env(job.stage, paths, metrics_file, cpu=cpu)
+            (launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft)(cfg, env, self.run.cluster)
         else:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total
@@ -241,6 +249,15 @@ class VerlEngine:
                 f"stage {stage.name}: {n_items} {what} is fewer than one batch ({batch}); "
                 "lower the batch size or add data"
             )
+
+
+def _require_vllm() -> None:
+    import importlib.util
+
+    from reasoner.generation.vllm import INSTALL_HINT
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ReasonerError(f"the verl engine generates with vLLM, which is not installed here: {INSTALL_HINT}")
 
 
 def vllm_engine_args(cluster: ClusterConfig) -> dict:

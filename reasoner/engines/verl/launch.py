@@ -1,40 +1,72 @@
-"""The GPU-only boundary: start verl's trainers on the Ray cluster. Nothing here runs in the CPU test suite.
+"""Start verl's trainers on the Ray cluster: the boundary where a validated config is handed to verl.
 
 Everything up to these calls (overrides, composition, validation, data files) is built and checked by tested
 code; these functions only hand a validated config to verl. Each trainer runs inside a driver actor whose
-runtime environment carries `env` (log locations, the vision-freeze flag), which every worker verl starts
-inherits. Inside a Ray job, `ray.init()` joins the job's cluster.
+runtime environment carries `env` (log locations, the vision-freeze flag, and on a CPU cluster the CPU platform),
+which every worker verl starts inherits. Inside a Ray job, `ray.init()` joins the job's cluster.
+
+On GPUs nothing here runs in the CPU test suite; with `cluster.device: cpu` the same calls run verl's real
+trainers on CPU processes (tests/engines/test_verl_cpu_train.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+
+from reasoner.config import ClusterConfig, ClusterDevice
 
 log = logging.getLogger(__name__)
 
+CPU_RAY_CPUS = 16
+"""Logical CPUs a local CPU cluster declares: verl's helper actors (agent loop, reward, TransferQueue) each
+reserve one but mostly wait, so the count is a scheduling token, not a core count."""
 
-def _join_ray() -> None:
+
+def ray_init_kwargs(cluster: ClusterConfig) -> dict:
+    """`ray.init` arguments when this process starts its own Ray (no cluster to join).
+
+    A CPU cluster declares one fake GPU per training rank: verl places its workers on GPU bundles, and the CPU
+    platform runs them on the CPU (the resource is only a placement token).
+    """
+    if cluster.device == ClusterDevice.cpu:
+        return {"num_cpus": CPU_RAY_CPUS, "num_gpus": cluster.nodes * cluster.gpus_per_node}
+    return {}
+
+
+def join_ray(cluster: ClusterConfig, env: dict[str, str] | None = None) -> None:
+    """Join the job's Ray cluster, or start a local one shaped for `cluster` (fake GPUs on a CPU cluster)."""
     import ray
 
+    env = env or {}
+
+    if cluster.device == ClusterDevice.cpu:
+        # This driver process composes verl objects too: it must see the CPU platform like every worker does.
+        os.environ["VERL_PLATFORM"] = "cpu"
+        import reasoner.engines.verl.cpu  # noqa: F401
     if not ray.is_initialized():
-        ray.init()  # in a Ray job (or with RAY_ADDRESS set) this joins the existing cluster
+        # in a Ray job (or with RAY_ADDRESS set) this joins the existing cluster
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(**({} if address else ray_init_kwargs(cluster)), runtime_env={"env_vars": env})
 
 
-def run_grpo(cfg, env: dict[str, str]) -> None:
+def run_grpo(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     """verl's PPO/GRPO trainer (`verl.trainer.main_ppo.run_ppo` with its V1 TaskRunner) on a composed config."""
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 
-    _join_ray()
-    log.info("starting verl GRPO (%d node(s) x %d GPU(s))", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node)
+    join_ray(cluster, env)
+    log.info("starting verl GRPO (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
+             cluster.device.value)  # fmt: skip
     run_ppo(cfg, task_runner_class=TaskRunnerV1.options(runtime_env={"env_vars": env}))
 
 
-def run_sft(cfg, env: dict[str, str]) -> None:
+def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     """verl's Ray SFT trainer (`verl.trainer.sft_trainer_ray.SFTTrainer`) in a driver actor."""
     import ray
 
-    _join_ray()
-    log.info("starting verl SFT (%d node(s) x %d GPU(s))", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node)
+    join_ray(cluster, env)
+    log.info("starting verl SFT (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
+             cluster.device.value)  # fmt: skip
     runner = ray.remote(num_cpus=1)(_SFTRunner).options(runtime_env={"env_vars": env}).remote()
     ray.get(runner.run.remote(cfg))
 

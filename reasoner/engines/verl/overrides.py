@@ -229,14 +229,58 @@ def sft_overrides(
     return _pairs(items)
 
 
-def launch_env(stage: StageConfig, paths: StagePaths, metrics_file: Path) -> dict[str, str]:
+CPU_MODULE = "reasoner.engines.verl.cpu"
+"""Imported by verl in every process of a CPU run: the CPU platform, the hf rollout, the CPU patches."""
+
+
+def cpu_overrides(config_name: str) -> list[str]:
+    """What `cluster.device: cpu` adds on top of the GPU translation (verl's same trainers, on CPU processes).
+
+    The rollout is our transformers server (`hf`); Qwen-VL's remove-padding path needs flash-attn, so attention is
+    sdpa on padded batches; torch.compile is off (a C++ build per process would dominate a short CPU job); the
+    agent loop, reward loop and TransferQueue each get one worker (each reserves a Ray CPU).
+    """
+    if config_name == "ppo_trainer":
+        rollout, actor = "actor_rollout_ref.rollout", "actor_rollout_ref.actor"
+        items: list[tuple[str, Any]] = [
+            ("trainer.device", "cpu"),
+            (f"{rollout}.name", "hf"),
+            (f"{rollout}.free_cache_engine", False),
+            (f"{rollout}.tensor_model_parallel_size", 1),
+            (f"{rollout}.agent.num_workers", 1),
+            ("actor_rollout_ref.model.use_remove_padding", False),
+            ("+actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
+            (f"{actor}.use_torch_compile", False),
+            (f"{actor}.fsdp_config.use_torch_compile", False),
+            ("actor_rollout_ref.ref.fsdp_config.use_torch_compile", False),
+            ("reward.num_workers", 1),
+            ("data.dataloader_num_workers", 0),
+            ("transfer_queue.backend.SimpleStorage.num_data_storage_units", 1),
+        ]
+    else:
+        items = [
+            ("trainer.device", "cpu"),
+            ("model.use_remove_padding", False),
+            ("+model.override_config.attn_implementation", "sdpa"),
+            ("engine.use_torch_compile", False),
+        ]
+    return _pairs(items)
+
+
+def launch_env(stage: StageConfig, paths: StagePaths, metrics_file: Path, cpu: bool = False) -> dict[str, str]:
     """Environment of the verl driver actor and (by Ray's runtime_env inheritance) every worker it starts."""
-    return {
+    # On the CPU, the CPU module imports the freeze hook itself, after registering the platform that importing
+    # verl's engines asks for (listed side by side, the hook could be imported first, half-way through verl's init).
+    modules = [CPU_MODULE] if cpu else ["reasoner.engines.verl.freeze"]
+    env = {
         "TENSORBOARD_DIR": str(paths.log_dir / "tensorboard"),
         "VERL_FILE_LOGGER_PATH": str(metrics_file),
         # verl imports these modules in every process at `import verl`: our vision-freeze hook lives there.
-        "VERL_USE_EXTERNAL_MODULES": "reasoner.engines.verl.freeze",
+        "VERL_USE_EXTERNAL_MODULES": ",".join(modules),
         "REASONER_FREEZE_VISION": "1" if stage.freeze_vision else "0",
         "TOKENIZERS_PARALLELISM": "true",
         "HF_HUB_OFFLINE": "1",
     }
+    if cpu:
+        env.update({"VERL_PLATFORM": "cpu", "OMP_NUM_THREADS": "1"})
+    return env
