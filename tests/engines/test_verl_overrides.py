@@ -250,5 +250,7 @@ def test_verl_rejects_bad_keys_and_batch_splits_with_clear_errors(run):
 def test_launch_env_carries_logs_and_the_freeze_flag(run):
     env = launch_env(run.stages[0], PATHS, PATHS.log_dir / "m.jsonl")
     assert env["REASONER_FREEZE_VISION"] == "1" and env["VERL_FILE_LOGGER_PATH"] == "/runs/g/logs/m.jsonl"
-    assert env["VERL_USE_EXTERNAL_MODULES"] == "reasoner.engines.verl.freeze"
+    assert env["VERL_USE_EXTERNAL_MODULES"] == "reasoner.engines.verl.freeze,reasoner.engines.verl.mrope"
+    cpu = launch_env(run.stages[0], PATHS, Path("m"), cpu=True)
+    assert cpu["VERL_USE_EXTERNAL_MODULES"] == "reasoner.engines.verl.cpu" and cpu["VERL_PLATFORM"] == "cpu"
     assert launch_env(run.stages[1], PATHS, Path("m"))["REASONER_FREEZE_VISION"] == "0"

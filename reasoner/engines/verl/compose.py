@@ -125,6 +125,12 @@ def validate_sft(cfg, *, where: str = "verl") -> None:
                 f"data.train_batch_size ({cfg.data.train_batch_size}) must be divisible by the "
                 f"number of GPUs ({world}): each data-parallel rank takes an equal share"
             )
+        micro = cfg.data.micro_batch_size_per_gpu
+        if not cfg.data.use_dynamic_bsz and (cfg.data.train_batch_size // world) % micro:
+            raise ValueError(
+                f"data.train_batch_size per GPU ({cfg.data.train_batch_size // world}) must be a multiple of "
+                f"micro_batch_size_per_gpu ({micro}) without dynamic batching"
+            )
 
     _run_checks(checks, "sft_trainer_engine", where)
 

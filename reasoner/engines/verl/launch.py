@@ -11,6 +11,7 @@ trainers on CPU processes (tests/engines/test_verl_cpu_train.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -50,6 +51,30 @@ def join_ray(cluster: ClusterConfig, env: dict[str, str] | None = None) -> None:
         ray.init(**({} if address else ray_init_kwargs(cluster)), runtime_env={"env_vars": env})
 
 
+@contextlib.contextmanager
+def releasing_placement_groups():
+    """Remove the placement groups a trainer created in this job when it ends.
+
+    Why: verl's trainers reserve their GPUs (fake ones on a CPU cluster) in placement groups created from a driver
+    actor; Ray scopes those to the job, not to the actor, so after one stage they would keep every GPU and the
+    next stage of the same `reasoner run` would wait for resources forever (or fail: "Total available GPUs 0").
+    """
+    import ray
+    from ray._raylet import PlacementGroupID
+    from ray.util import placement_group_table, remove_placement_group
+    from ray.util.placement_group import PlacementGroup
+
+    job = ray.get_runtime_context().get_job_id()
+    before = set(placement_group_table())
+    try:
+        yield
+    finally:
+        for pg_id, info in placement_group_table().items():
+            # A placement group id ends with the id of the job that created it.
+            if pg_id not in before and pg_id.endswith(job) and info["state"] != "REMOVED":
+                remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(pg_id)))
+
+
 def run_grpo(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     """verl's PPO/GRPO trainer (`verl.trainer.main_ppo.run_ppo` with its V1 TaskRunner) on a composed config."""
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
@@ -57,7 +82,8 @@ def run_grpo(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     join_ray(cluster, env)
     log.info("starting verl GRPO (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
              cluster.device.value)  # fmt: skip
-    run_ppo(cfg, task_runner_class=TaskRunnerV1.options(runtime_env={"env_vars": env}))
+    with releasing_placement_groups():
+        run_ppo(cfg, task_runner_class=TaskRunnerV1.options(runtime_env={"env_vars": env}))
 
 
 def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
@@ -67,8 +93,10 @@ def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     join_ray(cluster, env)
     log.info("starting verl SFT (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
              cluster.device.value)  # fmt: skip
-    runner = ray.remote(num_cpus=1)(_SFTRunner).options(runtime_env={"env_vars": env}).remote()
-    ray.get(runner.run.remote(cfg))
+    with releasing_placement_groups():
+        runner = ray.remote(num_cpus=1)(_SFTRunner).options(runtime_env={"env_vars": env}).remote()
+        ray.get(runner.run.remote(cfg))
+        ray.kill(runner)  # its worker actors go with it
 
 
 class _SFTRunner:

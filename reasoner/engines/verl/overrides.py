@@ -229,6 +229,8 @@ def sft_overrides(
     return _pairs(items)
 
 
+HOOK_MODULES = ("reasoner.engines.verl.freeze", "reasoner.engines.verl.mrope")
+"""Imported by verl in every process of every run: the vision-freeze hook and the mrope position_ids fix."""
 CPU_MODULE = "reasoner.engines.verl.cpu"
 """Imported by verl in every process of a CPU run: the CPU platform, the hf rollout, the CPU patches."""
 
@@ -269,13 +271,13 @@ def cpu_overrides(config_name: str) -> list[str]:
 
 def launch_env(stage: StageConfig, paths: StagePaths, metrics_file: Path, cpu: bool = False) -> dict[str, str]:
     """Environment of the verl driver actor and (by Ray's runtime_env inheritance) every worker it starts."""
-    # On the CPU, the CPU module imports the freeze hook itself, after registering the platform that importing
-    # verl's engines asks for (listed side by side, the hook could be imported first, half-way through verl's init).
-    modules = [CPU_MODULE] if cpu else ["reasoner.engines.verl.freeze"]
+    # On the CPU, the CPU module imports these hooks itself, after registering the platform that importing
+    # verl's engines asks for (listed side by side, a hook could be imported first, half-way through verl's init).
+    modules = [CPU_MODULE] if cpu else list(HOOK_MODULES)
     env = {
         "TENSORBOARD_DIR": str(paths.log_dir / "tensorboard"),
         "VERL_FILE_LOGGER_PATH": str(metrics_file),
-        # verl imports these modules in every process at `import verl`: our vision-freeze hook lives there.
+        # verl imports these modules in every process at `import verl`: our hooks live there.
         "VERL_USE_EXTERNAL_MODULES": ",".join(modules),
         "REASONER_FREEZE_VISION": "1" if stage.freeze_vision else "0",
         "TOKENIZERS_PARALLELISM": "true",

@@ -8,7 +8,7 @@ the TaskRunner, each worker and rollout server). Importing it:
 - registers verl's own FSDP engines for the `cpu` device in `EngineRegistry` (verl registers them for cuda/npu);
 - registers the `hf` rollout (`RolloutReplicaRegistry` and the `("hf", "async")` rollout class);
 - applies the patches in `patches.py` (process-group backend string, unpinned CPU offload);
-- installs the vision-freeze hook (`reasoner.engines.verl.freeze`), which must come after the platform.
+- installs the hooks every verl run gets (vision freeze, mrope positions), which must come after the platform.
 
 It is for debugging a schedule on a laptop and for running verl in CI; it is not a fast trainer.
 """
@@ -40,7 +40,8 @@ def install() -> None:
     rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{HFServerAdapter.__module__}.HFServerAdapter"
     patches.dedupe_process_group_backend()
     patches.unpin_cpu_offload()
-    import reasoner.engines.verl.freeze  # noqa: F401  (installs itself; imports verl's engines)
+    import reasoner.engines.verl.freeze  # noqa: F401  (each installs itself; they import verl's engines)
+    import reasoner.engines.verl.mrope  # noqa: F401
 
 
 install()
