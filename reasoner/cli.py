@@ -79,12 +79,16 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
     parser = _data_subparsers(sub).add_parser("import", help="convert a public data set into a problems file")
     parser.add_argument("src", metavar="SRC", help="data folder or file")
     parser.add_argument("out", metavar="OUT", help="output file, .parquet or .jsonl")
-    parser.add_argument("--format", required=True, choices=("mathvista", "geometry3k", "generic"))
+    parser.add_argument(
+        "--format", required=True, choices=("mathvista", "geometry3k", "tabmwp", "mathvision", "generic"),
+        help="tabmwp: a problems_*.json (or a folder of them) with tables/; mathvision: a folder with "
+        "<split>.jsonl and images/",
+    )
     parser.add_argument(
         "--map", action="append", default=[], metavar="FIELD=COLUMN", help="generic: column mapping"
     )
     parser.add_argument("--image-dir", help="generic: folder that relative image paths start from")
-    parser.add_argument("--split", default="testmini", help="mathvista: split name (default testmini)")
+    parser.add_argument("--split", default="testmini", help="mathvista, mathvision: split name (default testmini)")
     parser.add_argument("--limit", type=int, help="import at most this many problems")
     parser.add_argument(
         "--dedupe", action="store_true", help="drop repeats (same image bytes + question + choices); keep the first"
@@ -93,32 +97,42 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
         "--exclude-mathvista", metavar="DIR",
         help="drop problems overlapping MathVista testmini in DIR (same image bytes, or a distinctive question)",
     )
+    parser.add_argument(
+        "--exclude-mathvision", metavar="DIR",
+        help="drop problems overlapping MATH-Vision testmini in DIR (same image bytes, or a distinctive question)",
+    )
     parser.set_defaults(handler=_run_data_import)
 
 
 def _run_data_import(args: argparse.Namespace) -> int:
-    from reasoner.data import sources
+    from reasoner.data import importers, sources
     from reasoner.data.records import missing_images, write_problems
 
     if args.format == "mathvista":
         problems = sources.load_mathvista(args.src, split=args.split, limit=args.limit)
     elif args.format == "geometry3k":
         problems = sources.load_geometry3k(args.src, limit=args.limit)
+    elif args.format == "tabmwp":
+        problems = importers.load_tabmwp(args.src, limit=args.limit)
+    elif args.format == "mathvision":
+        problems = importers.load_mathvision(args.src, split=args.split, limit=args.limit)
     else:
         mapping = sources.parse_mapping(args.map)
         problems = sources.load_generic(args.src, mapping, image_dir=args.image_dir, limit=args.limit)
     from reasoner.data import dedupe
     from reasoner.rundir import write_json_atomic
 
-    exclude = dedupe.mathvista_index(args.exclude_mathvista) if args.exclude_mathvista else None
+    exclude = [dedupe.mathvista_index(args.exclude_mathvista)] if args.exclude_mathvista else []
+    if args.exclude_mathvision:
+        exclude.append(dedupe.mathvision_index(args.exclude_mathvision))
     source = {"path": str(args.src), "format": args.format}
     problems, record = dedupe.clean_import(problems, dedupe=args.dedupe, exclude=exclude, source=source)
     path = write_problems(problems, args.out)
     write_json_atomic(dedupe.record_path(path), record)
     missing = missing_images(problems)
     print(f"wrote {len(problems)} {args.format} problems to {path}; {len(missing)} with missing images")
-    print(f"dropped {record['dedupe']['duplicates']} duplicates and "
-          f"{record['overlap']['dropped'] if record['overlap'] else 0} MathVista overlaps; "
+    overlaps = ", ".join(f"{o['dropped']} {o['benchmark']} overlaps" for o in record["overlap"])
+    print(f"dropped {record['dedupe']['duplicates']} duplicates and {overlaps or 'no benchmark overlaps (none checked)'}; "
           f"record: {dedupe.record_path(path)}")
     return 0
 
