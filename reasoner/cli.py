@@ -16,6 +16,7 @@ from reasoner.errors import ReasonerError
 def _add_score(sub: argparse._SubParsersAction) -> None:
     score = sub.add_parser("score", help="score existing responses against a benchmark")
     benchmarks = score.add_subparsers(dest="score_command", required=True, metavar="BENCHMARK")
+    score._benchmarks = benchmarks  # `_add_score_*` functions add the other benchmarks here
     parser = benchmarks.add_parser(
         "mathvista",
         help="score MathVista testmini responses exactly (rule-based extraction, no GPT)",
@@ -31,6 +32,29 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--workers", type=int, default=1, help="scoring worker processes (default 1)")
     parser.set_defaults(handler=_run_score_mathvista)
+
+
+def _add_score_mathvision(sub: argparse._SubParsersAction) -> None:
+    parser = sub.choices["score"]._benchmarks.add_parser(
+        "mathvision",
+        help="score MATH-Vision testmini responses by the benchmark's own rules (no GPT)",
+        description="Writes OUT/scores.json (overall + per level/subject accuracy, percent of ALL problems: "
+        "missing or empty responses count wrong) and OUT/items.jsonl (one row per problem).",
+    )
+    parser.add_argument("--predictions", required=True, metavar="P.jsonl", help='one {"pid", "response"} per line')
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder with testmini.jsonl (images optional)")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    parser.set_defaults(handler=_run_score_mathvision)
+
+
+def _run_score_mathvision(args: argparse.Namespace) -> int:
+    from reasoner.eval.mathvision import score_predictions_file
+    from reasoner.eval.mathvista import format_table
+
+    scores = score_predictions_file(args.predictions, args.data, args.out)
+    print(format_table(scores, fields=("level", "subject")))
+    print(f"wrote {args.out}/scores.json and {args.out}/items.jsonl")
+    return 0
 
 
 def _run_score_mathvista(args: argparse.Namespace) -> int:
@@ -314,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
-        _add_run, _add_report, _add_eval, _add_score, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
+        _add_run, _add_report, _add_eval, _add_score, _add_score_mathvision, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
         _add_data_distill,
     ):
         add(sub)

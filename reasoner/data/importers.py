@@ -139,9 +139,11 @@ def mathvision_file(source: str | Path, split: str = "testmini") -> Path:
 
 
 def load_mathvision(
-    source: str | Path, *, split: str = "testmini", limit: int | None = None
+    source: str | Path, *, split: str = "testmini", limit: int | None = None, check_images: bool = True
 ) -> list[Problem]:
-    """MATH-Vision problems from its released jsonl (a folder holding `<split>.jsonl` + `images/`, or the file)."""
+    """MATH-Vision problems from its released jsonl (a folder holding `<split>.jsonl` + `images/`, or the file).
+
+    `check_images=False` skips the image check (scoring saved responses needs no pixels)."""
     path = mathvision_file(source, split)
     problems = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -155,7 +157,8 @@ def load_mathvision(
         except json.JSONDecodeError as err:
             raise ReasonerError(f"{where}: not valid JSON: {err}") from None
         problems.append(_mathvision_problem(row, where, path.parent))
-    check_image_files(problems, f"MATH-Vision {path}")
+    if check_images:
+        check_image_files(problems, f"MATH-Vision {path}")
     log.info("loaded %d MATH-Vision %s problems from %s", len(problems), split, path)
     return problems
 
