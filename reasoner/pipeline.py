@@ -21,6 +21,7 @@ import yaml
 
 from reasoner import config as config_mod
 from reasoner.config import DataSource, Difficulty, RunConfig, SFTTargets
+from reasoner.data.preflight import check_stage
 from reasoner.data.records import Problem
 from reasoner.engines.base import Engine, SFTExample, TrainJob, make_engine
 from reasoner.errors import ReasonerError
@@ -200,9 +201,15 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         if stage.kind == "sft":
             examples, data_stats = _sft_examples(run, stage, stage_dir, engine, problems)
-            metrics = engine.train_sft(job, examples)
+            items = [(example.problem, example.target) for example in examples]
         else:
             problems, data_stats = _grpo_problems(run, stage, stage_dir, engine, problems)
+            items = [(problem, None) for problem in problems]
+        # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
+        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, run.template, items)}
+        if stage.kind == "sft":
+            metrics = engine.train_sft(job, examples)
+        else:
             metrics = engine.train_grpo(job, problems)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model.resolve()
