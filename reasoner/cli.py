@@ -16,6 +16,7 @@ from reasoner.errors import ReasonerError
 def _add_score(sub: argparse._SubParsersAction) -> None:
     score = sub.add_parser("score", help="score existing responses against a benchmark")
     benchmarks = score.add_subparsers(dest="score_command", required=True, metavar="BENCHMARK")
+    score._benchmarks = benchmarks  # `_add_score_*` functions add the other benchmarks here
     parser = benchmarks.add_parser(
         "mathvista",
         help="score MathVista testmini responses exactly (rule-based extraction, no GPT)",
@@ -31,6 +32,29 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--workers", type=int, default=1, help="scoring worker processes (default 1)")
     parser.set_defaults(handler=_run_score_mathvista)
+
+
+def _add_score_mathvision(sub: argparse._SubParsersAction) -> None:
+    parser = sub.choices["score"]._benchmarks.add_parser(
+        "mathvision",
+        help="score MATH-Vision testmini responses by the benchmark's own rules (no GPT)",
+        description="Writes OUT/scores.json (overall + per level/subject accuracy, percent of ALL problems: "
+        "missing or empty responses count wrong) and OUT/items.jsonl (one row per problem).",
+    )
+    parser.add_argument("--predictions", required=True, metavar="P.jsonl", help='one {"pid", "response"} per line')
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder with testmini.jsonl (images optional)")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
+    parser.set_defaults(handler=_run_score_mathvision)
+
+
+def _run_score_mathvision(args: argparse.Namespace) -> int:
+    from reasoner.eval.mathvision import score_predictions_file
+    from reasoner.eval.mathvista import format_table
+
+    scores = score_predictions_file(args.predictions, args.data, args.out)
+    print(format_table(scores, fields=("level", "subject")))
+    print(f"wrote {args.out}/scores.json and {args.out}/items.jsonl")
+    return 0
 
 
 def _run_score_mathvista(args: argparse.Namespace) -> int:
@@ -79,12 +103,16 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
     parser = _data_subparsers(sub).add_parser("import", help="convert a public data set into a problems file")
     parser.add_argument("src", metavar="SRC", help="data folder or file")
     parser.add_argument("out", metavar="OUT", help="output file, .parquet or .jsonl")
-    parser.add_argument("--format", required=True, choices=("mathvista", "geometry3k", "generic"))
+    parser.add_argument(
+        "--format", required=True, choices=("mathvista", "geometry3k", "tabmwp", "mathvision", "generic"),
+        help="tabmwp: a problems_*.json (or a folder of them) with tables/; mathvision: a folder with "
+        "<split>.jsonl and images/",
+    )
     parser.add_argument(
         "--map", action="append", default=[], metavar="FIELD=COLUMN", help="generic: column mapping"
     )
     parser.add_argument("--image-dir", help="generic: folder that relative image paths start from")
-    parser.add_argument("--split", default="testmini", help="mathvista: split name (default testmini)")
+    parser.add_argument("--split", default="testmini", help="mathvista, mathvision: split name (default testmini)")
     parser.add_argument("--limit", type=int, help="import at most this many problems")
     parser.add_argument(
         "--dedupe", action="store_true", help="drop repeats (same image bytes + question + choices); keep the first"
@@ -93,32 +121,42 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
         "--exclude-mathvista", metavar="DIR",
         help="drop problems overlapping MathVista testmini in DIR (same image bytes, or a distinctive question)",
     )
+    parser.add_argument(
+        "--exclude-mathvision", metavar="DIR",
+        help="drop problems overlapping MATH-Vision testmini in DIR (same image bytes, or a distinctive question)",
+    )
     parser.set_defaults(handler=_run_data_import)
 
 
 def _run_data_import(args: argparse.Namespace) -> int:
-    from reasoner.data import sources
+    from reasoner.data import importers, sources
     from reasoner.data.records import missing_images, write_problems
 
     if args.format == "mathvista":
         problems = sources.load_mathvista(args.src, split=args.split, limit=args.limit)
     elif args.format == "geometry3k":
         problems = sources.load_geometry3k(args.src, limit=args.limit)
+    elif args.format == "tabmwp":
+        problems = importers.load_tabmwp(args.src, limit=args.limit)
+    elif args.format == "mathvision":
+        problems = importers.load_mathvision(args.src, split=args.split, limit=args.limit)
     else:
         mapping = sources.parse_mapping(args.map)
         problems = sources.load_generic(args.src, mapping, image_dir=args.image_dir, limit=args.limit)
     from reasoner.data import dedupe
     from reasoner.rundir import write_json_atomic
 
-    exclude = dedupe.mathvista_index(args.exclude_mathvista) if args.exclude_mathvista else None
+    exclude = [dedupe.mathvista_index(args.exclude_mathvista)] if args.exclude_mathvista else []
+    if args.exclude_mathvision:
+        exclude.append(dedupe.mathvision_index(args.exclude_mathvision))
     source = {"path": str(args.src), "format": args.format}
     problems, record = dedupe.clean_import(problems, dedupe=args.dedupe, exclude=exclude, source=source)
     path = write_problems(problems, args.out)
     write_json_atomic(dedupe.record_path(path), record)
     missing = missing_images(problems)
     print(f"wrote {len(problems)} {args.format} problems to {path}; {len(missing)} with missing images")
-    print(f"dropped {record['dedupe']['duplicates']} duplicates and "
-          f"{record['overlap']['dropped'] if record['overlap'] else 0} MathVista overlaps; "
+    overlaps = ", ".join(f"{o['dropped']} {o['benchmark']} overlaps" for o in record["overlap"])
+    print(f"dropped {record['dedupe']['duplicates']} duplicates and {overlaps or 'no benchmark overlaps (none checked)'}; "
           f"record: {dedupe.record_path(path)}")
     return 0
 
@@ -300,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
-        _add_run, _add_report, _add_eval, _add_score, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
+        _add_run, _add_report, _add_eval, _add_score, _add_score_mathvision, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
         _add_data_distill,
     ):
         add(sub)

@@ -47,11 +47,13 @@ class StageKind(str, Enum):
 
 
 class DataSource(str, Enum):
-    """`synthetic`: rendered visual-math worlds; `file`: a problems .jsonl/.parquet; `mathvista`: a MathVista dir."""
+    """`synthetic`: rendered visual-math worlds; `file`: a problems .jsonl/.parquet; `mathvista`: a MathVista dir;
+    `mathvision`: a MATH-Vision dir (testmini.jsonl + images/), an evaluation set scored by its own rules."""
 
     synthetic = "synthetic"
     file = "file"
     mathvista = "mathvista"
+    mathvision = "mathvision"
 
 
 class SFTTargets(str, Enum):
@@ -96,13 +98,14 @@ class DatasetConfig:
     source: DataSource = MISSING
     """synthetic | file | mathvista."""
     path: str | None = None
-    """file: a problems .jsonl/.parquet; mathvista: a folder with testmini.json (+ images/) or the parquet export."""
+    """file: a problems .jsonl/.parquet; mathvista: a folder with testmini.json (+ images/) or the parquet export;
+    mathvision: a folder with testmini.jsonl and images/."""
     tasks: list[str] = field(default_factory=list)
     """synthetic: task families to mix (empty = all)."""
     level: int = 1
     """synthetic: difficulty level 1..3."""
     n: int = 0
-    """synthetic: how many problems; file/mathvista: keep the first n (0 = all)."""
+    """synthetic: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
     seed: int = 0
     """synthetic: generator seed."""
     split: str = "train"
@@ -438,7 +441,7 @@ def _check_model(run: RunConfig) -> list[str]:
 def _check_datasets(run: RunConfig) -> list[str]:
     errors = []
     for name, ds in run.datasets.items():
-        if ds.source in (DataSource.file, DataSource.mathvista) and not ds.path:
+        if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
             errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
         if ds.source == DataSource.synthetic and ds.n <= 0:
             errors.append(f"datasets.{name}.n: must be > 0 for source=synthetic")
@@ -465,6 +468,8 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
     errors = []
     if stage.data.dataset not in run.datasets:
         errors.append(f"data.dataset: {stage.data.dataset!r} is not in datasets; defined: {', '.join(run.datasets)}")
+    elif run.datasets[stage.data.dataset].source == DataSource.mathvision:
+        errors.append(f"data.dataset: {stage.data.dataset!r} is MATH-Vision, an evaluation set; never train on it")
     if stage.init not in ("previous", "base", *earlier):
         errors.append(f"init: {stage.init!r} is not allowed; allowed: previous, base, {', '.join(earlier)}")
     if stage.kind == StageKind.sft:

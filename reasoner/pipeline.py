@@ -21,10 +21,11 @@ import yaml
 
 from reasoner import config as config_mod
 from reasoner.config import DataSource, Difficulty, RunConfig, SFTTargets
+from reasoner.data.preflight import check_stage
 from reasoner.data.records import Problem
 from reasoner.engines.base import Engine, SFTExample, TrainJob, make_engine
 from reasoner.errors import ReasonerError
-from reasoner.eval.runner import eval_fingerprint, evaluate
+from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
 from reasoner.prompts import Template, format_target, load_template
 from reasoner.report import write_report
 from reasoner.rundir import RunDir, StageDir, atomic_dir, read_json, write_json_atomic
@@ -77,7 +78,7 @@ def check_inputs(run: Run) -> None:
     """Fail before any work when an input is missing: data files, MathVista images for evaluation."""
     cfg = run.config
     for name, ds in cfg.datasets.items():
-        if ds.source in (DataSource.file, DataSource.mathvista) and not Path(ds.path).exists():
+        if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not Path(ds.path).exists():
             raise ReasonerError(f"datasets.{name}.path: {ds.path} does not exist")
     for name in cfg.eval.datasets:
         if cfg.datasets[name].source == DataSource.mathvista:
@@ -160,6 +161,10 @@ def load_dataset(ds: config_mod.DatasetConfig, name: str) -> list[Problem]:
         from reasoner.data.records import read_problems
 
         problems = read_problems(ds.path)
+    elif ds.source == DataSource.mathvision:
+        from reasoner.data.importers import load_mathvision
+
+        problems = load_mathvision(ds.path)
     else:
         from reasoner.data.sources import load_mathvista
 
@@ -196,9 +201,15 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         if stage.kind == "sft":
             examples, data_stats = _sft_examples(run, stage, stage_dir, engine, problems)
-            metrics = engine.train_sft(job, examples)
+            items = [(example.problem, example.target) for example in examples]
         else:
             problems, data_stats = _grpo_problems(run, stage, stage_dir, engine, problems)
+            items = [(problem, None) for problem in problems]
+        # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
+        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, run.template, items)}
+        if stage.kind == "sft":
+            metrics = engine.train_sft(job, examples)
+        else:
             metrics = engine.train_grpo(job, problems)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model.resolve()
@@ -333,8 +344,9 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
         if done is not None and done.get("fingerprint") == fp:
             continue
         generator = engine.generator(model_path(run, stage.name))
-        mathvista = run.config.datasets[name].source == DataSource.mathvista
+        source = run.config.datasets[name].source.value
+        benchmark = source if source in BENCHMARKS else None
         scores = evaluate(
-            generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, mathvista=mathvista
+            generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )
         log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])

@@ -5,7 +5,8 @@ How a response is judged, by the kind of answer:
   ground truth is mapped to its choice); the response may give the letter or the text (`normalize.match_choice`);
 - "integer" / "float": MathVista's `str(int(float(x)))` / `str(round(float(x), precision))` on both sides;
 - "list": MathVista's `str(list)` on both sides;
-- None (generic): exact text, then letter against letter, list against list, number against number, all
+- "expression" (a free-form answer that is no plain number: "5/18", "2\\sqrt{3}", "(3,-4)", a name) and None
+  (generic): exact text, then letter against letter, list against list, number against number, all
   in-process; only two math expressions that are not plain numbers go to math-verify, in a worker process
   bounded by `timeout_s`. Text answers ("yes", "kyoto") never reach math-verify, which would equate them.
 Fast paths run in-process; math-verify is only asked when an expression must be evaluated or compared.
@@ -41,7 +42,8 @@ from .normalize import (
     read_number,
 )
 
-ANSWER_TYPES = ("text", "integer", "float", "list")
+ANSWER_TYPES = ("text", "integer", "float", "list", "expression")
+"""The answer types of `reasoner` records; "expression" is judged on the generic path, like None."""
 # Rules whose span starts with the answer, so its first number counts (an <answer> tag may hold a sentence).
 MARKER_RULES = ("answer_is", "answer_label")
 

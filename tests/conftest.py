@@ -14,6 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 MATHVISTA_DIR = REPO.parent / "shared" / "data" / "mathvista"
+TABMWP_DIR = REPO.parent / "shared" / "data" / "tabmwp"
+MATHVISION_DIR = REPO.parent / "shared" / "data" / "mathvision"
 
 # configs/demo.yaml shortened to a few steps per stage, by overrides only (the same file users run).
 DEMO_SMOKE_OVERRIDES = [
@@ -46,15 +48,48 @@ def _set_torch_threads() -> None:
 _set_torch_threads()
 
 
-@pytest.fixture(scope="session")
-def mathvista_dir() -> Path:
-    """The real MathVista testmini problems (../shared/data/mathvista). Skips visibly where absent; CI fails."""
-    if not (MATHVISTA_DIR / "testmini.json").is_file():
-        message = f"MathVista testmini data not found at {MATHVISTA_DIR} (it lives in ../shared beside the repo)"
+def _shared_data(folder: Path, marker: str, what: str) -> Path:
+    """`folder` when `folder/marker` exists; else skip visibly (or fail when CI=true)."""
+    if not (folder / marker).exists():
+        message = f"{what} not found at {folder} (it lives in ../shared beside the repo)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + "; CI=true requires it")
         pytest.skip(message)
-    return MATHVISTA_DIR
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mathvista_dir() -> Path:
+    """The real MathVista testmini problems (../shared/data/mathvista). Skips visibly where absent; CI fails."""
+    return _shared_data(MATHVISTA_DIR, "testmini.json", "MathVista testmini data")
+
+
+@pytest.fixture(scope="session")
+def tabmwp_dir() -> Path:
+    """The 2000 released TabMWP problems with their table images (../shared/data/tabmwp). Skips / CI fails."""
+    return _shared_data(TABMWP_DIR, "tables", "TabMWP data")
+
+
+@pytest.fixture(scope="session")
+def mathvision_dir() -> Path:
+    """MATH-Vision testmini with its images (../shared/data/mathvision). Skips visibly where absent; CI fails."""
+    return _shared_data(MATHVISION_DIR, "images", "MATH-Vision testmini data")
+
+
+@pytest.fixture(scope="session")
+def tabmwp_problems(tabmwp_dir: Path) -> list:
+    """All 2000 TabMWP problems through our importer (loaded once per session, ~1 s)."""
+    from reasoner.data.importers import load_tabmwp
+
+    return load_tabmwp(tabmwp_dir)
+
+
+@pytest.fixture(scope="session")
+def mathvision_problems(mathvision_dir: Path) -> list:
+    """The 304 MATH-Vision testmini problems through our importer."""
+    from reasoner.data.importers import load_mathvision
+
+    return load_mathvision(mathvision_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Deduplicate imported problems, and drop those that overlap MathVista testmini (never train on the test set).
+"""Deduplicate imported problems, and drop those that overlap an evaluation set (never train on the test set):
+MathVista testmini and MATH-Vision testmini.
 
 - Duplicates: the same images (hash of their bytes) + the same normalised question + the same choices; the
   first occurrence is kept.
@@ -8,6 +9,8 @@
   44 x "What is the age gap between these two people in image?") recur in testmini and in any training set
   about other images; matching on them alone would drop honest training data, so a testmini question counts
   only when it occurs once in testmini and is at least `min_question_chars` long once normalised.
+
+MATH-Vision's released copy has its images, so its overlap is found by image bytes and distinctive questions.
 
 Every drop is recorded (id, reason, the matching id or pid); `import_record` turns the counts into the JSON
 written next to an imported file.
@@ -66,9 +69,9 @@ class Dropped:
 
     id: str
     reason: str
-    """duplicate | mathvista_image | mathvista_question"""
+    """duplicate | <benchmark>_image | <benchmark>_question (benchmark: mathvista, mathvision)"""
     match: str
-    """The id of the problem it duplicates, or the MathVista pid it overlaps."""
+    """The id of the problem it duplicates, or the benchmark id it overlaps."""
 
 
 def deduplicate(problems: Sequence[Problem]) -> tuple[list[Problem], list[Dropped]]:
@@ -138,6 +141,16 @@ def mathvista_index(data_dir: str | Path, *, split: str = "testmini") -> Benchma
     return index
 
 
+def mathvision_index(data_dir: str | Path, *, split: str = "testmini") -> BenchmarkIndex:
+    """The overlap index of a MATH-Vision folder (`<split>.jsonl` + `images/`)."""
+    from reasoner.data.importers import load_mathvision
+
+    index = BenchmarkIndex.build("mathvision", load_mathvision(data_dir, split=split))
+    log.info("MATH-Vision %s: %d problems, %d images hashed, %d distinctive questions",
+             split, index.problems, len(index.images), len(index.questions))
+    return index
+
+
 def drop_overlap(problems: Sequence[Problem], index: BenchmarkIndex) -> tuple[list[Problem], list[Dropped]]:
     """Problems that do not overlap the benchmark, and a record of those that do."""
     kept, dropped = [], []
@@ -154,42 +167,48 @@ def clean_import(
     problems: Sequence[Problem],
     *,
     dedupe: bool = False,
-    exclude: BenchmarkIndex | None = None,
+    exclude: Sequence[BenchmarkIndex] = (),
     source: dict[str, Any] | None = None,
 ) -> tuple[list[Problem], dict[str, Any]]:
-    """Deduplicate and/or decontaminate imported problems; returns the kept ones and a JSON-ready record."""
+    """Deduplicate and/or decontaminate imported problems (against each benchmark of `exclude`, in order);
+    returns the kept ones and a JSON-ready record (`overlap`: one entry per benchmark)."""
     kept, duplicates, overlaps = list(problems), [], []
     if dedupe:
         kept, duplicates = deduplicate(kept)
-    if exclude is not None:
-        kept, overlaps = drop_overlap(kept, exclude)
+    summaries = []
+    for index in exclude:
+        kept, dropped = drop_overlap(kept, index)
+        overlaps += dropped
+        summaries.append(_overlap_summary(index, dropped))
     record: dict[str, Any] = {
         "sources": [{**(source or {}), "loaded": len(problems)}],
         "written": len(kept),
         "dedupe": {"enabled": dedupe, "duplicates": len(duplicates)},
-        "overlap": None,
+        "overlap": summaries,
         "dropped": [asdict(d) for d in duplicates + overlaps],
     }
-    if exclude is not None:
-        reasons = Counter(d.reason for d in overlaps)
-        record["overlap"] = {
-            "benchmark": exclude.name,
-            "benchmark_problems": exclude.problems,
-            "benchmark_images_hashed": len(exclude.images),
-            "distinctive_questions": len(exclude.questions),
-            "dropped": len(overlaps),
-            "by_image": reasons[f"{exclude.name}_image"],
-            "by_question": reasons[f"{exclude.name}_question"],
-        }
     log.info(
         "import: %d loaded, %d duplicates, %d overlapping %s, %d kept",
         len(problems),
         len(duplicates),
         len(overlaps),
-        exclude.name if exclude else "nothing",
+        " + ".join(index.name for index in exclude) or "nothing",
         len(kept),
     )
     return kept, record
+
+
+def _overlap_summary(index: BenchmarkIndex, dropped: Sequence[Dropped]) -> dict[str, Any]:
+    reasons = Counter(d.reason for d in dropped)
+    return {
+        "benchmark": index.name,
+        "benchmark_problems": index.problems,
+        "benchmark_images_hashed": len(index.images),
+        "distinctive_questions": len(index.questions),
+        "dropped": len(dropped),
+        "by_image": reasons[f"{index.name}_image"],
+        "by_question": reasons[f"{index.name}_question"],
+    }
 
 
 def record_path(out: str | Path) -> Path:

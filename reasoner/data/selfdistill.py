@@ -18,6 +18,7 @@ from reasoner.data.records import Problem
 from reasoner.engines.base import SFTExample
 from reasoner.generation.base import Completion, GenerationRequest, Generator, SamplingSpec
 from reasoner.prompts import Template, format_target, problem_messages
+from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,9 @@ def requests_for(problems: Sequence[Problem], template: Template) -> list[Genera
 
 
 def verify(problems: Sequence[Problem], texts_per_problem: Sequence[Sequence[str]], workers: int = 1) -> list[list[Sample]]:
-    """Score every response against its problem's ground truth with `rewards.score_batch`."""
-    items = [
-        {
-            "response": text,
-            "ground_truth": p.answer,
-            # `rewards` knows MathVista's answer types; a latex "expression" (Geometry3K) is judged generically.
-            "answer_type": None if p.answer_type == "expression" else p.answer_type,
-            "choices": p.choices,
-            "precision": p.precision,
-            "unit": p.unit,
-        }
-        for p, texts in zip(problems, texts_per_problem, strict=True)
-        for text in texts
-    ]
-    scores = iter(rewards.score_batch(items, workers=workers))
+    """Score every response against its problem's ground truth (`reasoner.scoring.score_pairs`)."""
+    pairs = [(p, text) for p, texts in zip(problems, texts_per_problem, strict=True) for text in texts]
+    scores = iter(score_pairs(pairs, workers=workers))
     return [[Sample(text, next(scores)) for text in texts] for texts in texts_per_problem]
 
 

@@ -68,11 +68,11 @@ def load_mathvista(
 
 
 def _mathvista_from_json(path: Path, limit: int | None) -> list[Problem]:
-    records = _read_json(path)
+    records = read_json(path)
     if not isinstance(records, dict):
         raise ReasonerError(f"{path}: expected an object keyed by pid, got {type(records).__name__}")
     query_path = path.with_name(f"{path.stem}_query.json")
-    queries = _read_json(query_path) if query_path.is_file() else {}
+    queries = read_json(query_path) if query_path.is_file() else {}
     problems = []
     for pid, record in list(records.items())[:limit]:
         where = f"{path}: pid {pid}"
@@ -308,7 +308,8 @@ def _image_items(value: Any, where: str, column: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------- file io
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing or malformed file raises ReasonerError naming it."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -362,7 +363,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
                 except json.JSONDecodeError as err:
                     raise ReasonerError(f"{path}: line {number}: not valid JSON: {err}") from None
     elif path.suffix == ".json":
-        data = _read_json(path)
+        data = read_json(path)
         if isinstance(data, dict):
             rows = [{"id": key, **value} if isinstance(value, dict) else value for key, value in data.items()]
         else:

@@ -8,7 +8,8 @@ RL row (one per problem):
     images        [{"bytes": encoded image, "max_pixels": int, "min_pixels": int}, ...]
     ability       "math"
     reward_model  {"style": "rule", "ground_truth": answer}
-    extra_info    {"index", "id", "answer_type", "choices", "precision", "unit"}   read by rewards/verl.py
+    extra_info    {"index", "id"} + `reasoner.scoring.scorer_arguments` (answer_type, choices, precision, unit),
+                  which rewards/verl.py hands to `rewards.score`; a new scorer argument also needs a column below
 
 SFT row: `messages` = the same user turn + {"role": "assistant", "content": target}, and the same `images`.
 
@@ -33,6 +34,7 @@ from typing import Any
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
 from reasoner.prompts import Template
+from reasoner.scoring import scorer_arguments
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +101,7 @@ def rl_row(
         "images": image_entries(problem, limits),
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": problem.answer},
-        "extra_info": {
-            "index": index,
-            "id": problem.id,
-            "answer_type": problem.answer_type,
-            "choices": list(problem.choices) if problem.choices else None,
-            "precision": problem.precision,
-            "unit": problem.unit,
-        },
+        "extra_info": {"index": index, "id": problem.id, **scorer_arguments(problem)},
     }
 
 

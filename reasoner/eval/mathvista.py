@@ -29,7 +29,7 @@ from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import breakdown, percent
 from reasoner.rundir import atomic_path
-from rewards.core import ANSWER_TYPES as REWARD_ANSWER_TYPES
+from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +88,6 @@ def _unscored_item(problem: Problem, reason: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _reward_request(problem: Problem, response: str) -> dict[str, Any]:
-    # Our records also know "expression" answers (Geometry3K); rewards grades those on its generic path (None).
-    answer_type = problem.answer_type if problem.answer_type in REWARD_ANSWER_TYPES else None
-    return {
-        "response": response, "ground_truth": problem.answer, "answer_type": answer_type,
-        "choices": problem.choices, "precision": problem.precision, "unit": problem.unit,
-    }  # fmt: skip
-
-
 def score_items(
     problems: Sequence[Problem], responses: Mapping[str, str | None], *, workers: int = 1
 ) -> list[dict[str, Any]]:
@@ -114,7 +105,7 @@ def score_items(
         else:
             pending.append((len(items), problem, response))
             items.append(None)
-    scores = rewards.score_batch([_reward_request(p, r) for _, p, r in pending], workers=workers)
+    scores = score_pairs([(p, r) for _, p, r in pending], workers=workers)
     for (index, problem, _), score in zip(pending, scores, strict=True):
         items[index] = {
             "pid": problem.id,

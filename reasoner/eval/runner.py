@@ -1,8 +1,9 @@
 """Evaluate a model on a problem set: greedy generation, then the same scorer as `reasoner score`.
 
 Writes `<out>/responses.jsonl`, `<out>/items.jsonl`, then `<out>/scores.json` last (its presence, with a matching
-fingerprint, marks the evaluation finished). MathVista sets get the official breakdowns; other sets are broken down
-by their metadata (`task`, `level`, `question_type`, `answer_type`).
+fingerprint, marks the evaluation finished). A benchmark (`mathvista`, `mathvision`) is scored by its own rules with
+its official breakdowns; other sets by the one scorer, broken down by their metadata (`task`, `level`,
+`question_type`, `answer_type`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
 from reasoner.data.records import Problem
 from reasoner.data.selfdistill import requests_for
+from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import score_responses
 from reasoner.generation.base import Generator, SamplingSpec
 from reasoner.prompts import Template
@@ -47,12 +49,22 @@ def generate_responses(
     return {p.id: group[0].text for p, group in zip(problems, completions, strict=True)}
 
 
+BENCHMARKS = ("mathvista", "mathvision")
+"""Data sets scored by their own rules (`reasoner score <benchmark>`); any other set uses the generic scoring."""
+
+
 def score(
-    problems: Sequence[Problem], responses: dict[str, str], name: str, *, mathvista: bool = False
+    problems: Sequence[Problem], responses: dict[str, str], name: str, *, benchmark: str | None = None
 ) -> tuple[dict[str, Any], list[dict]]:
-    """`(scores, items)` in the `reasoner score` format; MathVista gets the official breakdown fields."""
-    if mathvista:
+    """`(scores, items)` in the `reasoner score` format; a benchmark gets its own rules and breakdown fields."""
+    if benchmark == "mathvista":
         scores, items = score_responses(problems, responses)
+    elif benchmark == "mathvision":
+        from reasoner.eval import mathvision
+
+        scores, items = mathvision.score_responses(problems, responses)
+    elif benchmark is not None:
+        raise ReasonerError(f"benchmark {benchmark!r} has no scorer; allowed: {', '.join(BENCHMARKS)} or none")
     else:
         scores, items = score_responses(problems, responses, benchmark=name, fields=GENERIC_FIELDS)
     return {**scores, "dataset": name}, items
@@ -67,13 +79,13 @@ def evaluate(
     out: Path,
     *,
     fingerprint: str,
-    mathvista: bool = False,
+    benchmark: str | None = None,
 ) -> dict[str, Any]:
     """Generate, score and write one evaluation; returns the scores document."""
     log.info("evaluating %d problems of %s", len(problems), name)
     responses = generate_responses(generator, problems, template, eval_config.max_new_tokens)
     _write_jsonl(out / "responses.jsonl", [{"pid": pid, "response": text} for pid, text in responses.items()])
-    scores, items = score(problems, responses, name, mathvista=mathvista)
+    scores, items = score(problems, responses, name, benchmark=benchmark)
     _write_jsonl(out / "items.jsonl", items)
     scores["fingerprint"] = fingerprint
     write_json_atomic(out / "scores.json", scores)
@@ -85,17 +97,23 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
         tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
-def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem], bool]:
-    """Problems to evaluate on: a MathVista folder (testmini.json or the parquet export) or a problems file.
+def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem], str | None]:
+    """Problems to evaluate on: a MathVista folder (testmini.json or the parquet export), a MATH-Vision folder
+    (testmini.jsonl + images/) or a problems file.
 
-    Returns the problems and whether they are MathVista (which gets the official breakdowns)."""
+    Returns the problems and their benchmark name (None for a problems file), which picks the scoring rules."""
+    from reasoner.data.importers import load_mathvision
     from reasoner.data.records import read_problems
     from reasoner.data.sources import load_mathvista
 
     path = Path(data)
-    mathvista = path.is_dir()
-    problems = load_mathvista(path) if mathvista else read_problems(path)
-    return (problems[:limit] if limit else problems), mathvista
+    if not path.is_dir():
+        benchmark, problems = None, read_problems(path)
+    elif (path / "testmini.jsonl").is_file():
+        benchmark, problems = "mathvision", load_mathvision(path)
+    else:
+        benchmark, problems = "mathvista", load_mathvista(path)
+    return (problems[:limit] if limit else problems), benchmark
 
 
 def evaluate_model(
@@ -110,9 +128,9 @@ def evaluate_model(
     """`reasoner eval`: one model folder on one data set, outside any run."""
     from reasoner.prompts import load_template
 
-    problems, mathvista = load_eval_problems(data, limit)
+    problems, benchmark = load_eval_problems(data, limit)
     template = load_template(prompt)
     eval_config = EvalConfig(max_new_tokens=max_new_tokens)
-    name = "mathvista" if mathvista else Path(data).stem
+    name = benchmark or Path(data).stem
     fp = fingerprint({"data": str(data), "prompt": template.sha256, "max_new_tokens": max_new_tokens})
-    return evaluate(generator, problems, template, eval_config, name, out, fingerprint=fp, mathvista=mathvista)
+    return evaluate(generator, problems, template, eval_config, name, out, fingerprint=fp, benchmark=benchmark)

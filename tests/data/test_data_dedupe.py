@@ -79,20 +79,21 @@ def test_import_drops_planted_testmini_questions_and_duplicates(
     out = tmp_path / "train.parquet"
     argv = ["data", "import", "--format", "generic", str(source), str(out), "--map", "images=image"]
     assert cli.main([*argv, "--dedupe", "--exclude-mathvista", str(mathvista_dir)]) == 0
-    assert "dropped 2 duplicates and 3 MathVista overlaps" in capsys.readouterr().out
+    assert "dropped 2 duplicates and 3 mathvista overlaps" in capsys.readouterr().out
     kept = read_problems(out)
     assert [p.question for p in kept] == [p.question for p in honest] + [GENERIC]
     record = json.loads(record_path(out).read_text())
     assert record["sources"] == [{"path": str(source), "format": "generic", "loaded": 12}]
     assert record["written"] == 7 and record["dedupe"] == {"enabled": True, "duplicates": 2}
-    assert record["overlap"]["dropped"] == record["overlap"]["by_question"] == 3
+    [overlap] = record["overlap"]
+    assert overlap["dropped"] == overlap["by_question"] == 3
     assert [(d["reason"], d["match"]) for d in record["dropped"]] == [
         ("duplicate", "seed-4"),
         ("duplicate", "seed-5"),
     ] + [("mathvista_question", pid) for pid in planted]
     # Without the options nothing is dropped, and the record says so.
     assert cli.main([*argv]) == 0
-    assert len(read_problems(out)) == 12 and json.loads(record_path(out).read_text())["overlap"] is None
+    assert len(read_problems(out)) == 12 and json.loads(record_path(out).read_text())["overlap"] == []
 
 
 def test_image_overlap_is_found_when_the_mathvista_images_are_present(

@@ -4,7 +4,8 @@ One step:
 1. take `prompts_per_step` problems (seeded shuffles, cycling) and encode their prompts and images once;
 2. sample `samples_per_prompt` responses per prompt with the live policy (`rollout`): temperature / top_p,
    stopping at an end token or `</answer>`;
-3. score them with `rewards.score_batch` (accuracy + format_weight * format + summary_penalty);
+3. score them with `reasoner.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
+   summary_penalty);
 4. advantages, policy loss and KL come from verl's `core_algos` (see `objective`);
 5. `updates_per_batch` optimizer updates over minibatches of whole groups; old log-probs are computed once,
    before the updates (with a single update they equal the current ones, detached, so no extra pass).
@@ -31,6 +32,7 @@ from reasoner.engines.local.rollout import Rollout, StopRule, rollout
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.prompts import Template, problem_messages
+from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +59,8 @@ def score_rollout(
     weights = rewards.RewardWeights(
         accuracy=1.0, format=cfg.format_weight, summary_penalty=cfg.summary_penalty
     )
-    items = [
-        {
-            "response": result.texts[i * group + g],
-            "ground_truth": problem.answer,
-            "answer_type": problem.answer_type,
-            "choices": problem.choices,
-            "precision": problem.precision,
-            "unit": problem.unit,
-        }
-        for i, problem in enumerate(problems)
-        for g in range(group)
-    ]
-    scores = rewards.score_batch(items, weights=weights)
+    pairs = [(problem, result.texts[i * group + g]) for i, problem in enumerate(problems) for g in range(group)]
+    scores = score_pairs(pairs, weights=weights)
     overall = torch.tensor([s.overall for s in scores], dtype=torch.float32)  # [B*G]
     by_group = overall.view(-1, group)  # [B, G]
     n = len(scores)

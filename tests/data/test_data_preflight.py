@@ -1,0 +1,100 @@
+"""The pre-flight prompt check on real TabMWP tables and MATH-Vision figures (varied sizes and aspect ratios):
+our token counts equal the processor's own encoding, max_image_pixels shrinks them, and prompts over the limit
+stop the stage with a message naming them."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoner.config import Engine, GRPOConfig, RunConfig, StageConfig, StageKind
+from reasoner.data.preflight import (
+    PromptBudget,
+    check_prompts,
+    image_size,
+    image_tokens,
+    measure,
+    processor_pixels,
+    stage_budget,
+)
+from reasoner.errors import ReasonerError
+from reasoner.models.inputs import encode_prompts, prompt_token_counts
+from reasoner.models.loading import load_processor
+from reasoner.prompts import load_template, problem_messages
+
+TEMPLATE = load_template("reason")
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return load_processor(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def real_problems(tabmwp_problems, mathvision_problems):
+    """Tables and figures of varied shapes: the widest, tallest and largest of each set, and a few others."""
+    chosen = []
+    for problems in (tabmwp_problems, mathvision_problems):
+        sizes = {p.id: image_size(p.images[0]) for p in problems}
+        chosen += [
+            max(problems, key=lambda p: sizes[p.id][0] / sizes[p.id][1]),
+            min(problems, key=lambda p: sizes[p.id][0] / sizes[p.id][1]),
+            max(problems, key=lambda p: sizes[p.id][0] * sizes[p.id][1]),
+            *problems[:3],
+        ]
+    return chosen
+
+
+def test_counts_equal_the_processors_encoding(real_problems, processor):
+    low, high = processor_pixels(processor)
+    budget = PromptBudget(10**6, "test", low, high)
+    rows = measure([(p, None) for p in real_problems], TEMPLATE, processor, budget)
+    messages = [problem_messages(p, TEMPLATE) for p in real_problems]
+    encoded = encode_prompts(processor, messages, [p.load_images() for p in real_problems])
+    assert [row[2] for row in rows] == prompt_token_counts(encoded)
+    shapes = {row[3] for row in rows}
+    assert len(shapes) == len(rows)  # all different sizes and aspect ratios
+
+
+def test_max_image_pixels_bounds_the_image_tokens(real_problems, processor):
+    low, _ = processor_pixels(processor)
+    large = max(real_problems, key=lambda p: image_size(p.images[0])[0] * image_size(p.images[0])[1])
+    width, height = image_size(large.images[0])
+    assert image_tokens(width, height, low, 401408) > image_tokens(width, height, low, 50176)
+    assert image_tokens(width, height, low, 50176) <= 50176 // 784
+
+
+def test_prompts_over_the_limit_stop_the_stage_naming_them(real_problems, processor):
+    low, high = processor_pixels(processor)
+    stats = check_prompts(
+        [(p, None) for p in real_problems],
+        TEMPLATE,
+        processor,
+        PromptBudget(10**6, "test", low, high),
+        stage="grpo1",
+    )
+    assert (
+        stats["image_tokens_min"] <= stats["image_tokens_median"] <= stats["image_tokens_max"] <= high // 784
+    )
+    limit = int(stats["prompt_tokens_median"])
+    with pytest.raises(
+        ReasonerError, match=r"stage grpo1: \d+ of 12 examples exceed cluster.max_prompt_tokens"
+    ):
+        check_prompts(
+            [(p, None) for p in real_problems],
+            TEMPLATE,
+            processor,
+            PromptBudget(limit, "cluster.max_prompt_tokens", low, high),
+            stage="grpo1",
+        )
+
+
+def test_the_budget_follows_the_engine(tiny_model_dir, processor):
+    grpo = StageConfig(kind=StageKind.grpo, grpo=GRPOConfig(max_new_tokens=32))
+    local = stage_budget(RunConfig(name="t"), grpo, tiny_model_dir, processor)
+    assert (local.max_tokens, local.reserved_tokens) == (4096, 32)
+    run = RunConfig(name="t", engine=Engine.verl)
+    run.cluster.max_image_pixels = 20000
+    verl = stage_budget(run, grpo, tiny_model_dir, processor)
+    assert (verl.limit_name, verl.max_pixels, verl.reserved_tokens) == ("cluster.max_prompt_tokens", 20000, 0)
+    sft = stage_budget(run, StageConfig(kind=StageKind.sft), tiny_model_dir, processor)
+    assert sft.limit_name == "cluster.max_sft_tokens"
