@@ -1,0 +1,155 @@
+"""The pieces that run verl on the CPU, each checked against verl's and torch's real code (no Ray here).
+
+The private names the patches rely on are asserted first, so a verl or torch upgrade that moves one fails here,
+loudly, instead of inside a training job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import reasoner.engines.verl.cpu as verl_cpu
+from reasoner.engines.verl import mrope
+from reasoner.engines.verl.cpu import patches
+from reasoner.engines.verl.cpu.rollout import HFRolloutServer
+
+
+def test_private_names_the_patches_rely_on_are_still_there():
+    from torch.distributed.fsdp import CPUOffloadPolicy
+    from verl.workers.engine.base import EngineRegistry
+    from verl.workers.engine.fsdp import transformer_impl
+    from verl.workers.rollout import base as rollout_base
+    from verl.workers.utils import padding
+
+    patches.check_versions()
+    assert issubclass(transformer_impl.CPUOffloadPolicy, CPUOffloadPolicy)  # patched: a subclass
+    assert "pin_memory=True" in open(transformer_impl.__file__).read()  # the reason for the patch still holds
+    assert ("vllm", "async") in rollout_base._ROLLOUT_REGISTRY
+    assert "fsdp2" in EngineRegistry._engines["language_model"]
+    assert getattr(padding.left_right_2_no_padding, "_reasoner_mrope", False)
+    assert getattr(torch.distributed.init_process_group, "_reasoner_dedupe", False)
+
+
+def test_cpu_module_registers_platform_engine_and_rollout():
+    from verl.plugin.platform import PlatformRegistry
+    from verl.workers.engine.base import EngineRegistry
+    from verl.workers.rollout.base import get_rollout_class
+    from verl.workers.rollout.replica import get_rollout_replica_class
+
+    platform = PlatformRegistry.get("cpu")()
+    assert platform.device_name == "cpu" and platform.communication_backend_name() == "gloo"
+    assert not platform.is_platform_available(use_smi_check=True)  # never auto-detected on a GPU node
+    assert torch.ones(2).to(platform.current_device()).device.type == "cpu"
+    module = platform.device_module
+    free, total = module.mem_get_info()
+    assert 0 < free <= total and module.get_device_name() == "CPU"
+    state = module.get_rng_state()
+    first = torch.rand(3)
+    module.set_rng_state(state)
+    assert torch.equal(first, torch.rand(3))
+    assert EngineRegistry._engines["language_model"]["fsdp2"]["cpu"].__name__ == "FSDPEngineWithLMHead"
+    assert get_rollout_replica_class("hf") is verl_cpu.HFReplica
+    assert get_rollout_class("hf", "async") is verl_cpu.HFServerAdapter
+    verl_cpu.install()  # idempotent: a second import path (Ray worker + hook) must not stack patches
+
+
+def test_duplicate_backend_string_is_accepted_once_deduplicated(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group(backend="cpu:gloo,cpu:gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        tensor = torch.ones(2)
+        dist.all_reduce(tensor)
+        assert tensor.tolist() == [1.0, 1.0]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_equal_length_mrope_batch_splits_after_the_fix():
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+    from verl.workers.utils import padding
+
+    def batch(lengths):
+        size, width = len(lengths), max(lengths)
+        mask = torch.zeros(size, width, dtype=torch.long)
+        for i, n in enumerate(lengths):
+            mask[i, width - n :] = 1
+        positions = torch.arange(width).expand(size, 4, width).clone()
+        return TensorDict(
+            {"input_ids": torch.arange(size * width).view(size, width), "attention_mask": mask,
+             "response_mask": torch.ones(size, 2), "position_ids": positions},
+            batch_size=[size],
+        )  # fmt: skip
+
+    unpatched = padding.left_right_2_no_padding.__wrapped__(batch([5, 5]))
+    tu.maybe_fix_3d_position_ids(unpatched)
+    with pytest.raises(RuntimeError):  # verl's own bug, reproduced: the split fails
+        tu.index_select_tensor_dict(unpatched, [1])
+    for lengths in ([5, 5], [5, 3]):
+        fixed = padding.left_right_2_no_padding(batch(lengths))
+        tu.maybe_fix_3d_position_ids(fixed)
+        row = tu.index_select_tensor_dict(fixed, [1])["position_ids"]
+        assert row.values().shape == (4, lengths[1])
+        assert row.values()[0].tolist() == list(range(max(lengths) - lengths[1], max(lengths)))
+    assert mrope.install() is False  # installed once
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir):
+    config = SimpleNamespace(prompt_length=256, response_length=8)
+    return HFRolloutServer(config, SimpleNamespace(path=str(tiny_model_dir)), replica_rank=0)
+
+
+def _prompt(server, image) -> list[int]:
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}]
+    text = server.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return server.processor(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
+
+
+def test_hf_rollout_server_batches_concurrent_image_requests(server, digit_images):
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": True, "max_tokens": 8}
+    prompts = [_prompt(server, image) for image in digit_images[:3]]
+
+    async def ask():
+        return await asyncio.gather(*[
+            server.generate(prompt, params, f"r{i}", image_data=[image])
+            for i, (prompt, image) in enumerate(zip(prompts, digit_images[:3], strict=True))
+        ])  # fmt: skip
+
+    outputs = asyncio.run(ask())
+    vision = set(server.suppressed)
+    for output in outputs:
+        assert 1 <= len(output.token_ids) <= 8 and len(output.log_probs) == len(output.token_ids)
+        assert not vision & set(output.token_ids)  # never samples a placeholder that breaks the next forward
+        assert all(lp <= 0 for lp in output.log_probs)
+
+
+def test_hf_rollout_server_logprobs_match_a_forward_pass(server, digit_images):
+    prompt = _prompt(server, digit_images[0])
+    output = asyncio.run(
+        server.generate(prompt, {"temperature": 1.0, "logprobs": True, "max_tokens": 6}, "r", [digit_images[0]])
+    )
+    ids = torch.tensor([prompt + output.token_ids])
+    pixels = server.processor.image_processor(images=[digit_images[0]], return_tensors="pt")
+    with torch.no_grad():
+        logits = server.model(
+            input_ids=ids, pixel_values=pixels["pixel_values"], image_grid_thw=pixels["image_grid_thw"],
+            mm_token_type_ids=(ids == server.image_token_id).long(),
+        ).logits[0, len(prompt) - 1 : -1]  # fmt: skip
+    expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(output.token_ids)[:, None]).squeeze(-1)
+    assert torch.allclose(expected, torch.tensor(output.log_probs), atol=1e-4)
+
+
+def test_hf_rollout_server_takes_the_trainers_weights_and_rejects_strangers(server):
+    before = {name: tensor.clone() for name, tensor in server.model.state_dict().items()}
+    update = [(name, torch.zeros_like(tensor)) for name, tensor in before.items()]
+    assert server.load_weights(update, global_steps=3) == len(update)
+    assert all(t.abs().sum() == 0 for t in server.model.state_dict().values()) and server.global_steps == 3
+    server.load_weights(list(before.items()), global_steps=4)  # restore for the other tests
+    with pytest.raises(ValueError, match="do not match the served model"):
+        server.load_weights([("not.a.weight", torch.zeros(1))], global_steps=5)
