@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +130,80 @@ def digit_images() -> list:
     return [
         render_text_image(f"{i} + {7 - i}", s, c) for i, (s, c) in enumerate(zip(sizes, colors, strict=True))
     ]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A private Ray head for the test session (8 logical CPUs, 1 fake GPU); yields its job server URL.
+
+    Its own ports and short temp dir, token auth off (RAY_AUTH_MODE=disabled), the venv's bin first on PATH (a
+    job's entrypoint gets the head's PATH), stopped by killing only its own process group (`ray stop` would stop
+    every Ray process on the machine). The fake GPU lets verl's CPU trainers place their workers (cluster.device:
+    cpu); the logical CPUs are scheduling tokens for verl's mostly idle helper actors, not cores.
+    """
+    venv_bin = Path(sys.executable).parent
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # socket paths must stay under 107 bytes
+    gcs, dashboard, client, agent_http, agent_grpc, runtime_env, metrics, node_manager, object_manager = (
+        _free_ports(9)
+    )
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "SUBMIT_TEST_VAR": "from-head-env-must-not-leak",
+    }
+    command = [
+        str(venv_bin / "ray"), "start", "--head", "--block", "--num-cpus=8", "--num-gpus=1",
+        "--dashboard-host=127.0.0.1",
+        f"--port={gcs}", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+        f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
+        f"--temp-dir={temp_dir}", "--disable-usage-stats",
+    ]  # fmt: skip
+    log = open(Path(temp_dir) / "head.log", "w")  # noqa: SIM115 - closed in teardown
+    head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_job_server(address, head, Path(temp_dir) / "head.log")
+        yield address
+    finally:
+        _stop_head(head)
+        log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop_head(head: subprocess.Popen) -> None:
+    """End the head's process group only (SIGTERM, then SIGKILL if it lingers, e.g. with a job still queued)."""
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=10)
+
+
+def _wait_for_job_server(address: str, head: subprocess.Popen, log_path: Path, timeout_s: float = 60) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start exited with {head.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            JobSubmissionClient(address).list_jobs()
+            return
+        except Exception:  # noqa: BLE001 - not up yet: connection refused, 503, ...
+            time.sleep(0.5)
+    pytest.fail(f"Ray job server at {address} did not answer within {timeout_s} s")

@@ -232,7 +232,15 @@ class VerlEngine:
             log.info("stage %s: verl %s from step %d of %d", job.stage.name, config_name, done, total)
             cpu = self.run.cluster.device == ClusterDevice.cpu
             env = ov.launch_env(job.stage, paths, metrics_file, cpu=cpu)
-            (launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft)(cfg, env, self.run.cluster)
+            trainer = launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft
+            try:
+                trainer(cfg, env, self.run.cluster)
+            except Exception as err:  # noqa: BLE001 - re-raised as one line naming the stage; the cause is chained
+                raise ReasonerError(
+                    f"stage {job.stage.name}: verl's {config_name} trainer failed: {launch.failure_cause(err)} "
+                    f"(full log above; finished stages are kept, and re-running resumes this stage from its last "
+                    f"checkpoint in {paths.ckpt_dir})"
+                ) from err
         else:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total

@@ -35,20 +35,19 @@ def ray_init_kwargs(cluster: ClusterConfig) -> dict:
     return {}
 
 
-def join_ray(cluster: ClusterConfig, env: dict[str, str] | None = None) -> None:
+def join_ray(cluster: ClusterConfig) -> None:
     """Join the job's Ray cluster, or start a local one shaped for `cluster` (fake GPUs on a CPU cluster)."""
     import ray
 
-    env = env or {}
 
     if cluster.device == ClusterDevice.cpu:
         # This driver process composes verl objects too: it must see the CPU platform like every worker does.
         os.environ["VERL_PLATFORM"] = "cpu"
         import reasoner.engines.verl.cpu  # noqa: F401
     if not ray.is_initialized():
-        # in a Ray job (or with RAY_ADDRESS set) this joins the existing cluster
-        address = os.environ.get("RAY_ADDRESS")
-        ray.init(**({} if address else ray_init_kwargs(cluster)), runtime_env={"env_vars": env})
+        # In a Ray job (or with RAY_ADDRESS set) this joins the existing cluster. No runtime_env here: a job's own
+        # would conflict; each trainer's driver actor carries `env` and the workers it starts inherit it.
+        ray.init(**({} if os.environ.get("RAY_ADDRESS") else ray_init_kwargs(cluster)))
 
 
 @contextlib.contextmanager
@@ -79,7 +78,7 @@ def run_grpo(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     """verl's PPO/GRPO trainer (`verl.trainer.main_ppo.run_ppo` with its V1 TaskRunner) on a composed config."""
     from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 
-    join_ray(cluster, env)
+    join_ray(cluster)
     log.info("starting verl GRPO (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
              cluster.device.value)  # fmt: skip
     with releasing_placement_groups():
@@ -90,13 +89,22 @@ def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
     """verl's Ray SFT trainer (`verl.trainer.sft_trainer_ray.SFTTrainer`) in a driver actor."""
     import ray
 
-    join_ray(cluster, env)
+    join_ray(cluster)
     log.info("starting verl SFT (%d node(s) x %d rank(s), %s)", cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node,
              cluster.device.value)  # fmt: skip
     with releasing_placement_groups():
         runner = ray.remote(num_cpus=1)(_SFTRunner).options(runtime_env={"env_vars": env}).remote()
         ray.get(runner.run.remote(cfg))
         ray.kill(runner)  # its worker actors go with it
+
+
+def failure_cause(err: BaseException) -> str:
+    """The innermost error of a failed verl job as one line ("ValueError: ..."), unwrapping Ray's task errors."""
+    inner = err
+    while (nested := getattr(inner, "cause", None) or inner.__cause__) is not None and nested is not inner:
+        inner = nested
+    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+    return f"{type(inner).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
 
 
 class _SFTRunner:

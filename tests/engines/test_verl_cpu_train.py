@@ -1,0 +1,90 @@
+"""verl's real SFT and GRPO trainers, end to end on the CPU: configs/demo-verl.yaml shortened by overrides only.
+
+One schedule, two launch paths, one resume: `reasoner run` trains base -> SFT-1 -> GRPO-1 -> SFT-2 and is killed
+(SIGKILL, whole process group) inside GRPO-2 right after verl's first checkpoint; then the same command, submitted
+as a Ray job to the session's local head, resumes GRPO-2 from that checkpoint (verl's `resume_mode=auto`),
+finishes it, evaluates it and writes the report. About 4-6 minutes on a 2-core machine (Ray and FSDP start-up
+dominate: each verl stage costs ~40-60 s before its first step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reasoner.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "demo-verl.yaml"
+SMOKE = [
+    "datasets.train.n=48",
+    "datasets.heldout.n=12",
+    "eval.max_new_tokens=12",
+    "cluster.micro_batch_size_per_gpu=1",
+    "cluster.log_prob_micro_batch_size_per_gpu=4",
+    "stages.sft1.steps=2",
+    "stages.sft1.batch_size=4",
+    "stages.grpo1.steps=2",
+    "stages.grpo1.grpo.prompts_per_step=2",
+    "stages.grpo1.grpo.max_new_tokens=12",
+    "stages.sft2.steps=2",
+    "stages.sft2.batch_size=1",
+    "stages.sft2.data.limit=48",
+    "stages.sft2.data.max_new_tokens=12",
+    "stages.grpo2.steps=2",
+    "stages.grpo2.checkpoint_every=1",
+    "stages.grpo2.grpo.prompts_per_step=2",
+    "stages.grpo2.grpo.max_new_tokens=12",
+]
+
+
+def _run_until(command: list[str], marker: Path, log: Path, timeout_s: float = 900) -> None:
+    """Start `command` in its own session, SIGKILL the whole group once `marker` exists."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not marker.exists():
+                if proc.poll() is not None:
+                    pytest.fail(f"run ended ({proc.returncode}) before {marker}:\n{log.read_text()[-4000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{marker} did not appear within {timeout_s} s:\n{log.read_text()[-4000:]}")
+                time.sleep(1)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_verl_demo_direct_killed_in_grpo_then_resumed_as_a_ray_job(ray_head, tmp_path, capsys):
+    overrides = [*SMOKE, f"output_dir={tmp_path}"]
+    stages = tmp_path / "demo-verl" / "stages"
+    tracker = stages / "04_grpo" / "ckpt" / "latest_checkpointed_iteration.txt"
+    command = [sys.executable, "-m", "reasoner.cli", "run", str(CONFIG), *overrides]
+    _run_until(command, tracker, tmp_path / "direct.log")
+
+    finished = sorted(p.parent.name for p in stages.glob("*/manifest.json"))
+    assert finished == ["00_base", "01_sft", "02_grpo", "03_sft"], (tmp_path / "direct.log").read_text()[-4000:]
+    assert tracker.read_text().strip() == "1"  # killed after verl's first GRPO-2 checkpoint, before the last
+
+    code = main(["submit", str(CONFIG), *overrides, "--address", ray_head, "--follow"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-4000:]
+    assert "from step 1 of 2" in out, out[-4000:]  # resumed from verl's checkpoint, not from scratch
+
+    report = json.loads((tmp_path / "demo-verl" / "report.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    for name in ("01_sft", "02_grpo", "03_sft", "04_grpo"):
+        manifest = json.loads((stages / name / "manifest.json").read_text())
+        assert (stages / name / "model" / "config.json").is_file()  # verl's checkpoint merged to a HF folder
+        assert manifest["metrics"]["verl/total_steps"] == 2.0
+    grpo2 = json.loads((stages / "04_grpo" / "manifest.json").read_text())["metrics"]
+    assert grpo2["verl/step"] == 2.0 and "critic/score/mean" in grpo2  # verl's own GRPO metrics, last step
