@@ -113,7 +113,7 @@ def test_export_reloads_and_generates(tiny_dir, examples, tmp_path):
     engine.train_sft(job, examples)
     model, processor = load_model(job.out_model)
     assert processor.image_processor is not None and model.config.model_type == "qwen2_5_vl"
-    assert not list(job.out_model.parent.glob(".model.tmp-*"))
+    assert not list(job.out_model.parent.glob(".model.*"))
     from reasoner.generation.base import GenerationRequest, SamplingSpec
     from reasoner.prompts import problem_messages
 
