@@ -4,7 +4,8 @@ Every helper writes under a temporary name beside the target (same filesystem) a
 (`os.replace`, atomic on POSIX); a failure removes the temporary and leaves the target as it was. Temporaries come
 from `tempfile`, which makes them private (files 0600, folders 0700); before the rename they get the mode a plain
 `open()` / `mkdir()` would give (0666 / 0777 minus the umask), so a run folder on a shared cluster filesystem is
-readable by the group whenever the umask allows it.
+readable by the group whenever the umask allows it. A folder's entries get that mode too (some libraries write
+private files), executable bits kept.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ def current_umask() -> int:
 
 
 def _publish(path: Path, *, directory: bool) -> None:
-    """Give a temporary the mode a plain create would have given the final file or folder."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+    """Give a temporary the mode a plain create would have given the final file or folder. Inside a folder every
+    entry gets it too: some writers (safetensors) create private files whatever the umask."""
+    mask = current_umask()
+    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
+    if directory:
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o777 & ~mask)
+            for name in files:
+                entry = os.path.join(root, name)
+                os.chmod(entry, (0o666 | (os.stat(entry).st_mode & 0o111)) & ~mask)
 
 
 @contextmanager

@@ -147,7 +147,12 @@ def check_ranges(config: Any, where: str = "") -> list[str]:
         if dataclasses.is_dataclass(value):
             errors += check_ranges(value, key)
         elif isinstance(value, dict):
-            errors += [e for k, v in value.items() if dataclasses.is_dataclass(v) for e in check_ranges(v, f"{key}.{k}")]
+            errors += [
+                e
+                for k, v in value.items()
+                if dataclasses.is_dataclass(v)
+                for e in check_ranges(v, f"{key}.{k}")
+            ]
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if dataclasses.is_dataclass(item):

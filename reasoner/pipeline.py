@@ -183,6 +183,8 @@ def load_dataset(ds: config_mod.DatasetConfig, name: str) -> list[Problem]:
 
         problems = load_mathvista(ds.path)
     problems = problems[: ds.n] if ds.n and ds.source != DataSource.synthetic else problems
+    if not problems:
+        raise ReasonerError(f"datasets.{name}: {ds.path or ds.source.value} has no problems")
     log.info("dataset %s: %d problems (%s)", name, len(problems), ds.source.value)
     return problems
 
@@ -289,8 +291,6 @@ def _sft_examples(
     if cached is not None:
         return cached
     data = stage.config.data
-    if not problems:
-        raise ReasonerError(f"stages.{stage.name}.data.dataset: dataset {data.dataset!r} has no problems")
     if data.targets == SFTTargets.reference:
         examples = [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems if p.reasoning]
         if not examples:

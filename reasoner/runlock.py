@@ -48,7 +48,9 @@ class Holder:
 
     @classmethod
     def this_process(cls) -> Holder:
-        return cls(os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), " ".join(sys.argv))
+        return cls(
+            os.getpid(), socket.gethostname(), time.strftime("%Y-%m-%dT%H:%M:%S%z"), " ".join(sys.argv)
+        )
 
     def describe(self) -> str:
         return f"pid {self.pid} on host {self.host} (started {self.started}: {self.command})"

@@ -105,7 +105,9 @@ def planned_steps(stage: StageConfig, n_items: int, items_per_step: int) -> int:
     if stage.steps > 0:
         return stage.steps
     if n_items <= 0:
-        raise ReasonerError(f"stage {stage.name}: no training data (0 items) and steps=0")
+        raise ReasonerError(
+            f"stages.{stage.name}.data: no training data (0 items); check its dataset, limit and difficulty band"
+        )
     return max(1, math.ceil(stage.epochs * n_items / items_per_step))
 
 
