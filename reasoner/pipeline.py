@@ -113,13 +113,18 @@ def execute(run: Run, *, redo_from: str | None = None) -> Path:
         return _execute(run)
 
 
+def _redo(problem: str, stage: str) -> ReasonerError:
+    """A damaged file of `stage`, with what to do about it."""
+    return ReasonerError(f"{problem}; rerun with --redo-from {stage} to redo that stage and the ones after it")
+
+
 def _check_finished(run: Run, kept: list[StagePlan]) -> None:
     """Stop before any work when a finished stage that is kept changed its config or is damaged."""
-    for stage in kept:
-        state, problem = check(run.dir, stage)
+    states = [(stage.name, *check(run.dir, stage)) for stage in kept]
+    for name, state, problem in states:
         if state == Status.damaged:
-            raise ReasonerError(f"{problem}; rerun with --redo-from {stage.name} to redo it and the stages after it")
-    changed = [p.name for p, s in zip(kept, statuses(run.dir, kept), strict=True) if s == Status.changed]
+            raise _redo(problem, name)
+    changed = [name for name, state, _ in states if state == Status.changed]
     if changed:
         raise ReasonerError(
             f"stages {', '.join(changed)} of run {run.config.name!r} finished with a different config; "
@@ -132,11 +137,14 @@ def _execute(run: Run) -> Path:
     datasets = Datasets(run.config)
     for stage in run.plans:
         stage_dir = run.dir.stage(stage.dir_name)
-        if stage_dir.read_manifest() is not None:
-            log.info("stage %s (%s): finished, skipping", stage.dir_name, stage.name)
-        else:
-            _run_stage(run, stage, stage_dir, engine, datasets)
-        _evaluate_stage(run, stage, stage_dir, engine, datasets)
+        try:
+            if stage_dir.read_manifest() is not None:
+                log.info("stage %s (%s): finished, skipping", stage.dir_name, stage.name)
+            else:
+                _run_stage(run, stage, stage_dir, engine, datasets)
+            _evaluate_stage(run, stage, stage_dir, engine, datasets)
+        except DamagedFile as err:  # a cache or log inside the stage folder
+            raise _redo(str(err), stage.name) from None
     return write_report(run.dir)
 
 
@@ -195,7 +203,7 @@ def model_path(run: Run, stage_name: str) -> Path:
     stage = next(p for p in run.plans if p.name == stage_name)
     state, problem = check(run.dir, stage)
     if state == Status.damaged:
-        raise ReasonerError(f"{problem}; rerun with --redo-from {stage_name} to redo it and the stages after it")
+        raise _redo(problem, stage_name)
     if state != Status.done:
         raise ReasonerError(f"stage {stage_name} has no finished model yet")
     stage_dir = run.dir.stage(stage.dir_name)

@@ -84,7 +84,7 @@ def copy_run(finished: Path, tmp_path: Path) -> Path:
 def test_copied_run_resumes_and_evaluates_its_own_models(finished, smoke, tmp_path, caplog):
     copy = copy_run(finished, tmp_path)
     shutil.rmtree(copy / "stages" / "04_grpo")  # to train again, from the copy's sft2
-    (copy / "stages" / "02_grpo" / "eval" / "heldout" / "scores.json").unlink()  # to evaluate again
+    (copy / "stages" / "02_grpo" / "eval" / "heldout" / "scores.json").write_text('{"n": 1')  # damaged: redone
     with caplog.at_level(logging.INFO):
         execute(load_run(DEMO, smoke(tmp_path)))
     loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded ")]

@@ -31,7 +31,7 @@ from reasoner.engines.local.common import (
     save_checkpoint,
     seed_everything,
 )
-from reasoner.errors import ReasonerError
+from reasoner.rundir import DamagedFile
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ class MetricsLog:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 if number < len(lines) and line.strip():
-                    raise ReasonerError(
-                        f"{path}:{number}: damaged, not a JSON row; delete it or rerun with --redo-from the stage"
-                    ) from None
+                    raise DamagedFile(path, f"damaged, line {number} is not a JSON row") from None
         return rows
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
