@@ -35,6 +35,9 @@ from reasoner.schedule import StagePlan, Status, check, plan, statuses
 
 log = logging.getLogger(__name__)
 
+TARGETS_FILE = "targets.json"
+"""An SFT stage's targets in data/, kept so a resumed stage trains on the same ones (tagged with its fingerprint)."""
+
 
 @dataclass
 class Run:
@@ -329,9 +332,6 @@ def _sft_examples(
         {"fingerprint": stage.fingerprint, "targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
     )
     return examples, stats
-
-
-TARGETS_FILE = "targets.json"
 
 
 def _cached_targets(
