@@ -13,6 +13,21 @@ import sys
 from reasoner.errors import ReasonerError
 
 
+def _at_least(minimum: int):
+    """An argparse type: a whole number >= `minimum` (argparse names the option and exits with status 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not allowed; allowed: >= {minimum}")
+        return value
+
+    return parse
+
+
 def _add_score(sub: argparse._SubParsersAction) -> None:
     score = sub.add_parser("score", help="score existing responses against a benchmark")
     benchmarks = score.add_subparsers(dest="score_command", required=True, metavar="BENCHMARK")
@@ -30,7 +45,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         "--data", required=True, metavar="DIR", help="folder with testmini.json or the hub parquet"
     )
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="scoring worker processes (default 1)")
+    parser.add_argument("--workers", type=_at_least(1), default=1, help="scoring worker processes (default 1)")
     parser.set_defaults(handler=_run_score_mathvista)
 
 
@@ -80,9 +95,9 @@ def _add_data_synthetic(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("out", metavar="OUT", help="output file, .jsonl or .parquet")
     parser.add_argument("--task", action="append", required=True, help="task family; repeat to mix tasks")
-    parser.add_argument("--n", type=int, required=True, help="number of problems")
-    parser.add_argument("--level", type=int, default=1, help="difficulty 1..3 (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--n", type=_at_least(1), required=True, help="number of problems")
+    parser.add_argument("--level", type=int, choices=(1, 2, 3), default=1, help="difficulty 1..3 (default 1)")
+    parser.add_argument("--seed", type=_at_least(0), default=0, help="random seed (default 0)")
     parser.add_argument(
         "--split", default="train", choices=("train", "eval"), help="part of the problem space (disjoint)"
     )
@@ -113,7 +128,7 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--image-dir", help="generic: folder that relative image paths start from")
     parser.add_argument("--split", default="testmini", help="mathvista, mathvision: split name (default testmini)")
-    parser.add_argument("--limit", type=int, help="import at most this many problems")
+    parser.add_argument("--limit", type=_at_least(1), help="import at most this many problems")
     parser.add_argument(
         "--dedupe", action="store_true", help="drop repeats (same image bytes + question + choices); keep the first"
     )
@@ -143,8 +158,8 @@ def _run_data_import(args: argparse.Namespace) -> int:
     else:
         mapping = sources.parse_mapping(args.map)
         problems = sources.load_generic(args.src, mapping, image_dir=args.image_dir, limit=args.limit)
+    from reasoner.atomic import write_json
     from reasoner.data import dedupe
-    from reasoner.rundir import write_json_atomic
 
     exclude = [dedupe.mathvista_index(args.exclude_mathvista)] if args.exclude_mathvista else []
     if args.exclude_mathvision:
@@ -152,7 +167,7 @@ def _run_data_import(args: argparse.Namespace) -> int:
     source = {"path": str(args.src), "format": args.format}
     problems, record = dedupe.clean_import(problems, dedupe=args.dedupe, exclude=exclude, source=source)
     path = write_problems(problems, args.out)
-    write_json_atomic(dedupe.record_path(path), record)
+    write_json(dedupe.record_path(path), record)
     missing = missing_images(problems)
     print(f"wrote {len(problems)} {args.format} problems to {path}; {len(missing)} with missing images")
     overlaps = ", ".join(f"{o['dropped']} {o['benchmark']} overlaps" for o in record["overlap"])
@@ -191,7 +206,7 @@ def _add_data_tiny_model(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("out", metavar="OUT", help="new model folder (must not exist or be empty)")
     parser.add_argument("--size", default="demo", choices=sorted(SIZES), help="named size (default demo)")
-    parser.add_argument("--seed", type=int, default=0, help="weight seed; the same seed gives identical files")
+    parser.add_argument("--seed", type=_at_least(0), default=0, help="weight seed; the same seed gives identical files")
     parser.set_defaults(handler=_run_data_tiny_model)
 
 
@@ -308,9 +323,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")
     parser.add_argument("--device", default="cpu", help="hf backend: cpu or cuda (default cpu)")
     parser.add_argument("--prompt", default="reason", help="prompt template name (default reason)")
-    parser.add_argument("--max-new-tokens", type=int, default=512, help="response budget (default 512)")
-    parser.add_argument("--batch-size", type=int, default=16, help="hf backend: prompts per batch (default 16)")
-    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N problems only")
+    parser.add_argument("--max-new-tokens", type=_at_least(1), default=512, help="response budget (default 512)")
+    parser.add_argument("--batch-size", type=_at_least(1), default=16, help="hf backend: prompts per batch (default 16)")
+    parser.add_argument("--limit", type=_at_least(0), default=0, help="evaluate the first N problems only (0 = all)")
     parser.set_defaults(handler=_run_eval)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from reasoner.config_ranges import check_ranges
 from reasoner.errors import ReasonerError
 
 
@@ -365,7 +367,11 @@ def _unknown_keys(raw: Any, cls: type, path: str) -> list[str]:
             errors.append(f"{where}: unknown key; allowed keys: {', '.join(hints)}")
             continue
         hint, args = typing.get_origin(hints[key]), typing.get_args(hints[key])
-        if dataclasses.is_dataclass(hints[key]):
+        if isinstance(hints[key], type) and issubclass(hints[key], Enum) and isinstance(value, str):
+            allowed = [member.value for member in hints[key]]
+            if value not in allowed:
+                errors.append(f"{where}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
+        elif dataclasses.is_dataclass(hints[key]):
             errors += _unknown_keys(value, hints[key], where)
         elif hint is dict and isinstance(value, dict) and dataclasses.is_dataclass(args[1]):
             errors += [e for k, v in value.items() for e in _unknown_keys(v, args[1], f"{where}.{k}")]
@@ -421,8 +427,8 @@ def name_stages(run: RunConfig) -> None:
 
 
 def validate(run: RunConfig, source: str = "config") -> None:
-    """Check what the schema cannot: references between sections and kind-specific settings."""
-    errors = _check_model(run) + _check_datasets(run) + _check_stages(run)
+    """Check what the schema cannot: numbers in range, references between sections, kind-specific settings."""
+    errors = check_ranges(run) + _check_model(run) + _check_datasets(run) + _check_stages(run)
     for name in run.eval.datasets:
         if name not in run.datasets:
             errors.append(f"eval.datasets: {name!r} is not in datasets; defined: {', '.join(run.datasets) or 'none'}")
@@ -431,25 +437,45 @@ def validate(run: RunConfig, source: str = "config") -> None:
 
 
 def _check_model(run: RunConfig) -> list[str]:
+    from reasoner.models.tiny import SIZES
+
     if bool(run.model.path) == bool(run.model.tiny_size):
         return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
+    if run.model.tiny_size and run.model.tiny_size not in SIZES:
+        return [f"model.tiny_size: {run.model.tiny_size!r} is not allowed; allowed: {', '.join(SIZES)}"]
     if run.device not in ("auto", "cpu", "cuda"):
         return [f"device: {run.device!r} is not allowed; allowed: auto, cpu, cuda"]
     return []
 
 
 def _check_datasets(run: RunConfig) -> list[str]:
+    from reasoner.data.synthetic import TASKS
+
     errors = []
     for name, ds in run.datasets.items():
+        errors += _check_name(f"datasets.{name}", name)
         if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
             errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
-        if ds.source == DataSource.synthetic and ds.n <= 0:
+        if ds.source == DataSource.synthetic and ds.n == 0:
             errors.append(f"datasets.{name}.n: must be > 0 for source=synthetic")
         if ds.split not in ("train", "eval"):
             errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")
-        if not 1 <= ds.level <= 3:
-            errors.append(f"datasets.{name}.level: {ds.level} is not allowed; allowed: 1, 2, 3")
+        unknown = [task for task in ds.tasks if task not in TASKS]
+        if unknown:
+            errors.append(f"datasets.{name}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(TASKS)}")
     return errors
+
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+RESERVED_NAMES = ("base", "previous", "init")
+"""Words that stage references (`init`, `data.policy`, `data.pass_rate.model`) give a meaning of their own."""
+
+
+def _check_name(where: str, name: str) -> list[str]:
+    """Stage and dataset names become folder names and override keys: a letter, then letters, digits, _ or -."""
+    if not NAME.fullmatch(name):
+        return [f"{where}: name {name!r} is not allowed; allowed: a letter, then letters, digits, _ or -"]
+    return []
 
 
 def _check_stages(run: RunConfig) -> list[str]:
@@ -458,8 +484,11 @@ def _check_stages(run: RunConfig) -> list[str]:
     errors, seen = [], []
     for i, stage in enumerate(run.stages):
         errors += [f"stages[{i}] ({stage.name}).{msg}" for msg in _check_stage(run, stage, seen)]
-        if stage.name in seen or stage.name == "base":
-            errors.append(f"stages[{i}].name: {stage.name!r} is used twice or reserved")
+        errors += _check_name(f"stages[{i}].name", stage.name)
+        if stage.name in seen or stage.name in RESERVED_NAMES:
+            errors.append(
+                f"stages[{i}].name: {stage.name!r} is used twice or reserved (reserved: {', '.join(RESERVED_NAMES)})"
+            )
         seen.append(stage.name)
     return errors
 
@@ -483,13 +512,7 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
             errors.append("data.targets: self needs an earlier stage whose model samples the chains")
     elif stage.data.targets != SFTTargets.reference:
         errors.append("data.targets: only for kind=sft stages")
-    errors += _check_distill(stage) + _check_pass_rate(stage, earlier)
-    for key in ("lr", "batch_size", "grad_accum", "epochs"):
-        if getattr(stage, key) <= 0:
-            errors.append(f"{key}: must be > 0, got {getattr(stage, key)}")
-    if stage.kind == StageKind.grpo and stage.grpo.samples_per_prompt < 2:
-        errors.append("grpo.samples_per_prompt: must be >= 2 (advantages are relative within a group)")
-    return errors
+    return errors + _check_distill(stage) + _check_pass_rate(stage, earlier)
 
 
 def _check_distill(stage: StageConfig) -> list[str]:
@@ -499,16 +522,9 @@ def _check_distill(stage: StageConfig) -> list[str]:
 
 
 def check_distill(cfg: DistillConfig, where: str = "data.distill") -> list[str]:
-    """Problems with a distill section (also used by `reasoner data distill` configs), each naming its key."""
-    errors = [] if cfg.reasoner else [f"{where}.reasoner: required (a model folder, or base)"]
-    for key in ("samples_per_problem", "max_new_tokens", "caption_max_new_tokens", "shard_size"):
-        if getattr(cfg, key) < 1:
-            errors.append(f"{where}.{key}: must be >= 1, got {getattr(cfg, key)}")
-    if cfg.max_target_tokens < 0:
-        errors.append(f"{where}.max_target_tokens: must be >= 0 (0 = keep all), got {cfg.max_target_tokens}")
-    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
-        errors.append(f"{where}: need temperature >= 0 and 0 < top_p <= 1, got {cfg.temperature}, {cfg.top_p}")
-    return errors
+    """Problems with a distill section (also used by `reasoner data distill` configs), each naming its key; its
+    numbers are checked with every other number (`config_ranges`)."""
+    return [] if cfg.reasoner else [f"{where}.reasoner: required (a model folder, or base)"]
 
 
 def _check_pass_rate(stage: StageConfig, earlier: list[str]) -> list[str]:
@@ -521,8 +537,6 @@ def _check_pass_rate(stage: StageConfig, earlier: list[str]) -> list[str]:
     if cfg.model not in ("init", "base", *earlier):
         allowed = ", ".join(["init", "base", *earlier])
         errors.append(f"data.pass_rate.model: {cfg.model!r} is not allowed; allowed: {allowed}")
-    if cfg.samples < 1 or cfg.max_new_tokens < 0 or (cfg.temperature is not None and cfg.temperature < 0):
-        errors.append("data.pass_rate: samples must be >= 1, max_new_tokens >= 0 and temperature >= 0 or null")
     if not 0 <= cfg.hard_below < cfg.easy_from <= 1:
         errors.append(
             f"data.pass_rate: need 0 <= hard_below < easy_from <= 1, got {cfg.hard_below} and {cfg.easy_from}"

@@ -4,8 +4,9 @@
                                                   then eval/<dataset>/scores.json per evaluation set
 
 Finished stages (manifest with a matching fingerprint) are skipped; a stage without a manifest is redone from its
-last checkpoint (the engine resumes from ckpt/) or its start; a finished stage whose config changed stops the run
-with a message, unless `--redo-from` names where to start over.
+last checkpoint (the engine resumes from ckpt/, and discards one of another config) or its start; a finished stage
+whose config changed, or whose manifest or model is damaged, stops the run with a message, unless `--redo-from`
+names where to start over. One run at a time works in a run folder (`runlock`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from reasoner import config as config_mod
+from reasoner.atomic import write_json, write_text
 from reasoner.config import DataSource, Difficulty, RunConfig, SFTTargets
 from reasoner.data.preflight import check_stage
 from reasoner.data.records import Problem
@@ -28,10 +30,14 @@ from reasoner.errors import ReasonerError
 from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
 from reasoner.prompts import Template, format_target, load_template
 from reasoner.report import write_report
-from reasoner.rundir import RunDir, StageDir, atomic_dir, read_json, write_json_atomic
-from reasoner.schedule import StagePlan, Status, plan, statuses
+from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
+from reasoner.runlock import hold
+from reasoner.schedule import StagePlan, Status, check, plan, statuses
 
 log = logging.getLogger(__name__)
+
+TARGETS_FILE = "targets.json"
+"""An SFT stage's targets in data/, kept so a resumed stage trains on the same ones (tagged with its fingerprint)."""
 
 
 @dataclass
@@ -99,27 +105,50 @@ def check_inputs(run: Run) -> None:
 
 
 def execute(run: Run, *, redo_from: str | None = None) -> Path:
-    """Run every unfinished stage and evaluation, then write the report; returns report.md's path."""
+    """Run every unfinished stage and evaluation, then write the report; returns report.md's path.
+
+    The run folder's lock is held throughout: a second run in the same folder stops at once, naming this one."""
     kept = run.plans if not redo_from else run.plans[: _stage_index(run, redo_from)]
-    changed = [p.name for p, s in zip(kept, statuses(run.dir, kept), strict=True) if s == Status.changed]
+    with hold(run.dir.lock_file):
+        _check_finished(run, kept)
+        if redo_from:
+            _forget_from(run, redo_from)
+        write_text(run.dir.root / "config.yaml", yaml.safe_dump(config_mod.to_dict(run.config), sort_keys=False))
+        return _execute(run)
+
+
+def _redo(problem: str, stage: str) -> ReasonerError:
+    """A damaged file of `stage`, with what to do about it."""
+    return ReasonerError(f"{problem}; rerun with --redo-from {stage} to redo that stage and the ones after it")
+
+
+def _check_finished(run: Run, kept: list[StagePlan]) -> None:
+    """Stop before any work when a finished stage that is kept changed its config or is damaged."""
+    states = [(stage.name, *check(run.dir, stage)) for stage in kept]
+    for name, state, problem in states:
+        if state == Status.damaged:
+            raise _redo(problem, name)
+    changed = [name for name, state, _ in states if state == Status.changed]
     if changed:
         raise ReasonerError(
             f"stages {', '.join(changed)} of run {run.config.name!r} finished with a different config; "
             f"rerun with --redo-from {changed[0]} to redo them, or set name=<new name> for a new run"
         )
-    if redo_from:
-        _forget_from(run, redo_from)
-    run.dir.root.mkdir(parents=True, exist_ok=True)
-    (run.dir.root / "config.yaml").write_text(yaml.safe_dump(config_mod.to_dict(run.config), sort_keys=False))
+
+
+def _execute(run: Run) -> Path:
     engine = make_engine(run.config)
     datasets = Datasets(run.config)
     for stage in run.plans:
         stage_dir = run.dir.stage(stage.dir_name)
-        if stage_dir.read_manifest() is not None:
-            log.info("stage %s (%s): finished, skipping", stage.dir_name, stage.name)
-        else:
-            _run_stage(run, stage, stage_dir, engine, datasets)
-        _evaluate_stage(run, stage, stage_dir, engine, datasets)
+        try:
+            if stage_dir.read_manifest() is not None:
+                log.info("stage %s (%s): finished, skipping", stage.dir_name, stage.name)
+            else:
+                _run_stage(run, stage, stage_dir, engine, datasets)
+            _evaluate_stage(run, stage, stage_dir, engine, datasets)
+        except DamagedFile as err:  # a cache or log inside the stage folder
+            raise _redo(str(err), stage.name) from None
     return write_report(run.dir)
 
 
@@ -170,17 +199,23 @@ def load_dataset(ds: config_mod.DatasetConfig, name: str) -> list[Problem]:
 
         problems = load_mathvista(ds.path)
     problems = problems[: ds.n] if ds.n and ds.source != DataSource.synthetic else problems
+    if not problems:
+        raise ReasonerError(f"datasets.{name}: {ds.path or ds.source.value} has no problems")
     log.info("dataset %s: %d problems (%s)", name, len(problems), ds.source.value)
     return problems
 
 
 def model_path(run: Run, stage_name: str) -> Path:
-    """The model folder a finished stage produced (the base: the configured path or the built tiny model)."""
+    """The model folder a finished stage produced (the base: the configured path or the built tiny model), in
+    this run folder wherever it lies now."""
     stage = next(p for p in run.plans if p.name == stage_name)
-    manifest = run.dir.stage(stage.dir_name).read_manifest()
-    if manifest is None:
+    state, problem = check(run.dir, stage)
+    if state == Status.damaged:
+        raise _redo(problem, stage_name)
+    if state != Status.done:
         raise ReasonerError(f"stage {stage_name} has no finished model yet")
-    return Path(manifest["model"])
+    stage_dir = run.dir.stage(stage.dir_name)
+    return run.dir.model_of(stage_dir, stage_dir.read_manifest())
 
 
 def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, datasets: Datasets) -> None:
@@ -197,6 +232,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             log_dir=stage_dir.logs,
             template=run.template,
             seed=run.config.seed + stage.index,
+            fingerprint=stage.fingerprint,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         if stage.kind == "sft":
@@ -212,14 +248,14 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         else:
             metrics = engine.train_grpo(job, problems)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
-        model = stage_dir.model.resolve()
+        model = stage_dir.model
     stage_dir.write_manifest(
         {
             "name": stage.name,
             "kind": stage.kind,
             "fingerprint": stage.fingerprint,
             "init": stage.init,
-            "model": str(model),
+            "model": run.dir.store(model),
             "config": config_mod.to_dict(stage.config) if stage.config else config_mod.to_dict(run.config.model),
             "prompt": {"name": run.template.name, "sha256": run.template.sha256},
             "metrics": metrics,
@@ -240,7 +276,8 @@ def _grpo_problems(
     from reasoner.data.difficulty import Bands, difficulty_subset, sampling_spec
 
     pass_rate = data.pass_rate
-    policy = model_path(run, stage.init if pass_rate.model == "init" else pass_rate.model)
+    rater = stage.init if pass_rate.model == "init" else pass_rate.model
+    policy = model_path(run, rater)
     return difficulty_subset(
         problems,
         data.difficulty.value,
@@ -248,13 +285,14 @@ def _grpo_problems(
         generator=lambda: engine.generator(policy),
         template=run.template,
         spec=sampling_spec(pass_rate, stage.config.grpo, seed=run.config.seed + stage.index),
-        model=str(policy),
+        # The rater's identity, not its folder: a moved run keeps its cached rates.
+        model=f"{rater}:{next(p.fingerprint for p in run.plans if p.name == rater)}",
         bands=Bands(pass_rate.hard_below, pass_rate.easy_from),
     )
 
 
 def _limit(problems: list[Problem], limit: int) -> list[Problem]:
-    return problems[:limit] if limit else problems
+    return problems[:limit] if limit > 0 else problems
 
 
 def _base_model(run: Run, stage_dir: StageDir) -> Path:
@@ -262,26 +300,25 @@ def _base_model(run: Run, stage_dir: StageDir) -> Path:
         return Path(run.config.model.path).resolve()
     from reasoner.models.tiny import build_tiny_model
 
-    if not stage_dir.model.is_dir():
-        with atomic_dir(stage_dir.model) as tmp:
-            build_tiny_model(tmp, size=run.config.model.tiny_size, seed=run.config.model.tiny_seed)
-    return stage_dir.model.resolve()
+    if not stage_dir.model.is_dir():  # built whole, by rename
+        build_tiny_model(stage_dir.model, size=run.config.model.tiny_size, seed=run.config.model.tiny_seed)
+    return stage_dir.model
 
 
 def _sft_examples(
     run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
 ) -> tuple[list[SFTExample], dict[str, Any]]:
     """SFT targets (reference chains or self-distilled ones), cached in data/ so a resumed stage reuses them."""
-    cached = read_json(stage_dir.data / "targets.json")
+    cached = _cached_targets(stage, stage_dir, problems)
     if cached is not None:
-        by_id = {p.id: p for p in problems}
-        return [SFTExample(by_id[i], t) for i, t in cached["targets"]], cached["stats"]
+        return cached
     data = stage.config.data
     if data.targets == SFTTargets.reference:
         examples = [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems if p.reasoning]
         if not examples:
             raise ReasonerError(
-                f"stages.{stage.name}.data: dataset {data.dataset!r} has no reference reasoning; use targets: self"
+                f"stages.{stage.name}.data.targets: reference, but none of the {len(problems)} problems of dataset "
+                f"{data.dataset!r} has reference reasoning; use targets: self or distill, or a dataset with chains"
             )
         stats = {"problems": len(problems), "kept": len(examples)}
     elif data.targets == SFTTargets.distill:
@@ -301,11 +338,34 @@ def _sft_examples(
         examples, stats = build_examples(problems, samples, data.select.value)
         if not examples:
             raise ReasonerError(f"stage {stage.name}: the policy {stage.policy} solved none of {len(problems)} problems")
-    write_json_atomic(
-        stage_dir.data / "targets.json",
-        {"targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
+    write_json(
+        stage_dir.data / TARGETS_FILE,
+        {"fingerprint": stage.fingerprint, "targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
     )
     return examples, stats
+
+
+def _cached_targets(
+    stage: StagePlan, stage_dir: StageDir, problems: list[Problem]
+) -> tuple[list[SFTExample], dict[str, Any]] | None:
+    """The targets an interrupted run of this very stage config built, else None (stale ones are deleted)."""
+    path = stage_dir.data / TARGETS_FILE
+    try:
+        cached = read_json(path)
+        by_id = {p.id: p for p in problems}
+        if cached is not None and cached.get("fingerprint") == stage.fingerprint:
+            return [SFTExample(by_id[i], t) for i, t in cached["targets"]], cached["stats"]
+    except (DamagedFile, AttributeError, KeyError, TypeError, ValueError) as err:
+        log.warning("stage %s: discarding %s, it cannot be read (%s); building the targets again", stage.name, path, err)
+        path.unlink()
+        return None
+    if cached is not None:
+        log.warning(
+            "stage %s: discarding %s: it was built for another config of the stage (fingerprint %s, now %s)",
+            stage.name, path, cached.get("fingerprint"), stage.fingerprint,
+        )  # fmt: skip
+        path.unlink()
+    return None
 
 
 def _distilled_examples(
@@ -340,8 +400,7 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
     for name in run.config.eval.datasets:
         out = stage_dir.eval(name)
         fp = eval_fingerprint(run.config, name, stage.fingerprint, run.template.sha256)
-        done = read_json(out / "scores.json")
-        if done is not None and done.get("fingerprint") == fp:
+        if _evaluated(out / "scores.json", fp):
             continue
         generator = engine.generator(model_path(run, stage.name))
         source = run.config.datasets[name].source.value
@@ -350,3 +409,13 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
             generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )
         log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])
+
+
+def _evaluated(scores_path: Path, fingerprint: str) -> bool:
+    """Whether this evaluation is on disk already; a damaged scores file is logged and redone."""
+    try:
+        done = read_json(scores_path)
+    except DamagedFile as err:
+        log.warning("%s; evaluating again", err)
+        return False
+    return isinstance(done, dict) and done.get("fingerprint") == fingerprint

@@ -1,6 +1,8 @@
 """The report across stages: report.md, report.json and accuracy.png, built only from files on disk.
 
-`reasoner report RUN_DIR` regenerates it at any time from the stage manifests and evaluation scores.
+`reasoner report RUN_DIR` regenerates it at any time from the stage manifests and evaluation scores; it takes no
+lock, so it may run while a run works in the folder. A damaged manifest or scores file is listed under "Damaged
+files" (and its stage shown unfinished, its evaluation left out) instead of stopping the report.
 """
 
 from __future__ import annotations
@@ -9,16 +11,21 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from reasoner.rundir import RunDir, StageDir, atomic_path, read_json, write_json_atomic
+from reasoner.atomic import atomic_path, write_json, write_text
+from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json_object
 
 log = logging.getLogger(__name__)
 
 
 def collect(run_dir: RunDir) -> dict[str, Any]:
     """Everything the report shows, read from the stage folders (unfinished stages included, marked so)."""
-    stages = []
+    stages, damaged = [], []
     for stage_dir in run_dir.stage_dirs():
-        manifest = stage_dir.read_manifest() or {}
+        try:
+            manifest = stage_dir.read_manifest() or {}
+        except DamagedFile as err:
+            manifest = {}
+            damaged.append(str(err))
         stages.append(
             {
                 "dir": stage_dir.root.name,
@@ -27,23 +34,26 @@ def collect(run_dir: RunDir) -> dict[str, Any]:
                 "finished": bool(manifest),
                 "train": manifest.get("metrics", {}),
                 "seconds": manifest.get("seconds"),
-                "eval": _read_evals(stage_dir),
+                "eval": _read_evals(stage_dir, damaged),
             }
         )
     datasets = sorted({name for stage in stages for name in stage["eval"]})
-    return {"run": run_dir.root.name, "datasets": datasets, "stages": stages}
+    return {"run": run_dir.root.name, "datasets": datasets, "stages": stages, "damaged": damaged}
 
 
-def _read_evals(stage_dir: StageDir) -> dict[str, dict]:
+def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
+    """The finished evaluations of a stage; a damaged scores file is added to `damaged` and left out."""
     evals = {}
     eval_root = stage_dir.root / "eval"
     for scores_path in sorted(eval_root.glob("*/scores.json")) if eval_root.is_dir() else []:
-        scores = read_json(scores_path)
-        evals[scores_path.parent.name] = {
-            "n": scores["n"],
-            "accuracy": scores["accuracy"],
-            "task": {k: v["accuracy"] for k, v in scores.get("breakdown", {}).get("task", {}).items()},
-        }
+        try:
+            scores = read_json_object(scores_path, ("n", "accuracy"))
+            tasks = {k: float(v["accuracy"]) for k, v in scores.get("breakdown", {}).get("task", {}).items()}
+            evals[scores_path.parent.name] = {"n": int(scores["n"]), "accuracy": float(scores["accuracy"]), "task": tasks}
+        except DamagedFile as err:
+            damaged.append(str(err))
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            damaged.append(f"{scores_path}: damaged, unexpected content ({type(err).__name__}: {err})")
     return evals
 
 
@@ -70,6 +80,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(stage["train"].items()))
         seconds = f"{stage['seconds']:.0f}" if stage["seconds"] is not None else "-"
         lines.append(f"| {stage['name']} | {'yes' if stage['finished'] else 'no'} | {seconds} | {metrics} |")
+    if data.get("damaged"):
+        lines += ["", "## Damaged files", "", "Left out above; `reasoner run ... --redo-from STAGE` redoes a stage.", ""]
+        lines += [f"- {problem}" for problem in data["damaged"]]
     return "\n".join(lines) + "\n"
 
 
@@ -104,9 +117,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
 def write_report(run_dir: RunDir) -> Path:
     """Write report.md, report.json and accuracy.png into the run folder; returns the markdown path."""
     data = collect(run_dir)
-    write_json_atomic(run_dir.report_json, data)
-    with atomic_path(run_dir.report_md) as tmp:
-        tmp.write_text(render_markdown(data), encoding="utf-8")
+    write_json(run_dir.report_json, data)
+    write_text(run_dir.report_md, render_markdown(data))
     if data["datasets"]:
         with atomic_path(run_dir.root / "accuracy.png") as tmp:
             plot(data, tmp)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from reasoner.config import Difficulty, RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
-from reasoner.rundir import RunDir, StageDir
+from reasoner.rundir import DamagedFile, RunDir
 
 
 class Status(str, Enum):
@@ -22,6 +22,8 @@ class Status(str, Enum):
     partial = "partial"
     """started, not finished: resumes from its last checkpoint or its start"""
     pending = "pending"
+    damaged = "damaged"
+    """its manifest cannot be read, or the model it names is gone: needs --redo-from"""
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,23 @@ def _resolve(reference: str, earlier: list[StagePlan]) -> str:
     return earlier[-1].name if reference == "previous" else reference
 
 
-def status(stage_dir: StageDir, stage: StagePlan) -> Status:
-    """Whether a stage is finished with this config, finished with another, started, or untouched."""
-    manifest = stage_dir.read_manifest()
-    if manifest is not None:
-        return Status.done if manifest.get("fingerprint") == stage.fingerprint else Status.changed
-    return Status.partial if stage_dir.root.exists() else Status.pending
+def check(run_dir: RunDir, stage: StagePlan) -> tuple[Status, str]:
+    """A stage's status and, when damaged, what is wrong (one line naming the file)."""
+    stage_dir = run_dir.stage(stage.dir_name)
+    try:
+        manifest = stage_dir.read_manifest()
+    except DamagedFile as err:
+        return Status.damaged, str(err)
+    if manifest is None:
+        return (Status.partial if stage_dir.root.exists() else Status.pending), ""
+    if manifest["fingerprint"] != stage.fingerprint:
+        return Status.changed, ""
+    model = run_dir.model_of(stage_dir, manifest)
+    if not (model / "config.json").is_file():
+        return Status.damaged, f"{model}: the model folder of finished stage {stage.name} is missing or incomplete"
+    return Status.done, ""
 
 
 def statuses(run_dir: RunDir, plans: list[StagePlan]) -> list[Status]:
     """Status of every planned stage (fingerprints chain, so a changed upstream stage changes its dependants)."""
-    return [status(run_dir.stage(stage.dir_name), stage) for stage in plans]
+    return [check(run_dir, stage)[0] for stage in plans]

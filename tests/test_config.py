@@ -77,7 +77,8 @@ def test_unknown_key_in_yaml_lists_allowed_keys(tmp_path):
         (("kind: grpo,", "kind: grpo, init: sft9,"), "init: 'sft9' is not allowed; allowed: previous, base, sft1"),
         (("{dataset: train}}", "{dataset: train, difficulty: hard}}"), "only for kind=grpo"),
         (("model: {tiny_size: demo}", "model: {tiny_size: demo, path: /x}"), "exactly one of model.path"),
-        (("n: 10", "n: 10, level: 7"), "allowed: 1, 2, 3"),
+        (("n: 10", "n: 10, level: 7"), "allowed: 1 <= level <= 3"),
+        (("kind: grpo,", "kind: grpoo,"), "stages[1].kind: 'grpoo' is not allowed; allowed: sft, grpo"),
     ],
 )
 def test_impossible_combinations(tmp_path, edit, expected):
@@ -111,3 +112,64 @@ def test_missing_file_and_bad_yaml(tmp_path):
         config.load(tmp_path / "nope.yaml")
     with pytest.raises(ReasonerError, match="not valid YAML"):
         config.load(write(tmp_path, "name: [unclosed"))
+
+
+# Each value below was accepted before (or crashed only after earlier stages trained, without naming the key).
+BAD_NUMBERS = [
+    ("stages.grpo1.grpo.temperature=-1", "stages[1] (grpo1).grpo.temperature", "temperature > 0"),
+    ("stages.grpo1.grpo.top_p=0", "stages[1] (grpo1).grpo.top_p", "0 < top_p <= 1"),
+    ("stages.grpo1.steps=-5", "stages[1] (grpo1).steps", "steps >= 0"),
+    ("eval.batch_size=0", "eval.batch_size", "batch_size >= 1"),
+    ("stages.sft1.checkpoint_every=-1", "stages[0] (sft1).checkpoint_every", "checkpoint_every >= 0"),
+    ("stages.sft1.warmup_ratio=5", "stages[0] (sft1).warmup_ratio", "0 <= warmup_ratio <= 1"),
+    ("stages.sft1.max_grad_norm=-1", "stages[0] (sft1).max_grad_norm", "max_grad_norm >= 0"),
+    ("stages.grpo1.grpo.kl_coef=-1", "stages[1] (grpo1).grpo.kl_coef", "kl_coef >= 0"),
+    ("stages.grpo1.grpo.clip_ratio=-1", "stages[1] (grpo1).grpo.clip_ratio", "0 < clip_ratio <= 1"),
+    ("threads=0", "threads", "threads >= 1"),
+    ("datasets.train.tasks=[nope]", "datasets.train.tasks", "count, digits, bars"),
+    ("stages.grpo1.lr=nan", "stages[1] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.lr=.inf", "stages[1] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.grpo.prompts_per_step=0", "stages[1] (grpo1).grpo.prompts_per_step", ">= 1"),
+    ("stages.grpo1.grpo.max_new_tokens=0", "stages[1] (grpo1).grpo.max_new_tokens", ">= 1"),
+    ("stages.grpo1.grpo.updates_per_batch=0", "stages[1] (grpo1).grpo.updates_per_batch", ">= 1"),
+    ("stages.sft2.data.samples_per_problem=0", "stages[2] (sft2).data.samples_per_problem", ">= 1"),
+    ("stages.sft2.data.limit=-3", "stages[2] (sft2).data.limit", "limit >= 0"),
+    ("datasets.train.n=-3", "datasets.train.n", "n >= 0"),
+    ("cluster.gpu_memory_utilization=1.5", "cluster.gpu_memory_utilization", "0 < gpu_memory_utilization <= 1"),
+    ("model.tiny_size=huge", "model.tiny_size", "demo"),
+    ("stages.0.name=previous", "stages[0].name", "reserved"),
+    ("stages.0.name=5", "stages[0].name", "a letter, then"),
+    ("stages.0.name=a.b/../c", "stages[0].name", "a letter, then"),
+]
+
+
+@pytest.mark.parametrize("override, key, allowed", BAD_NUMBERS, ids=[b[0] for b in BAD_NUMBERS])
+def test_bad_values_fail_at_plan_naming_key_and_range(override, key, allowed, capsys):
+    from reasoner.cli import main
+
+    start = time.perf_counter()
+    status = main(["run", str(DEMO), "--plan", override])
+    elapsed = time.perf_counter() - start
+    message = capsys.readouterr().err
+    assert status == 2
+    assert f"{key}: " in message and allowed in message, message
+    assert "Traceback" not in message and elapsed < 2.0
+
+
+def test_every_number_of_the_schemas_has_a_range():
+    from reasoner.config_ranges import RANGES, numeric_fields
+    from reasoner.data.distill_job import DistillJobConfig
+
+    fields = numeric_fields(config.RunConfig) + numeric_fields(DistillJobConfig)
+    missing = [f"{cls}.{name}" for cls, name in fields if name not in RANGES.get(cls, {})]
+    assert fields and not missing
+
+
+def test_bad_number_in_a_distill_job_config(tmp_path):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\n")
+    with pytest.raises(ReasonerError, match=r"distill\.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1"):
+        load_job(path, ["distill.top_p=0"])
+    with pytest.raises(ReasonerError, match=r"limit: -3 is not allowed"):
+        load_job(path, ["limit=-3"])

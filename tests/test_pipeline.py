@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reasoner.cli import main
 from reasoner.errors import ReasonerError
 from reasoner.pipeline import execute, load_run
 
@@ -61,6 +64,88 @@ def test_rerun_does_no_work(finished, smoke):
     assert time.perf_counter() - start < 20
     after = {p: p.stat().st_mtime_ns for p in finished.glob("stages/*/**/*") if p.is_file()}
     assert after == before
+
+
+def test_run_files_are_group_readable_and_paths_relative(finished):
+    """Every file and folder gets the mode a plain create gives (umask), not tempfile's private 0600/0700."""
+    group_may_read = not os.umask(os.umask(0o022)) & 0o040
+    entries = [finished, *finished.rglob("*")]
+    if group_may_read:
+        assert [p for p in entries if not p.stat().st_mode & 0o040] == []
+    models = [m["model"] for m in manifests(finished).values()]
+    assert models == [f"stages/{name}/model" for name in ("00_base", "01_sft", "02_grpo", "03_sft", "04_grpo")]
+
+
+def copy_run(finished: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run under another output_dir (the original stays where it is)."""
+    return Path(shutil.copytree(finished, tmp_path / "demo", symlinks=True))
+
+
+def test_copied_run_resumes_and_evaluates_its_own_models(finished, smoke, tmp_path, caplog):
+    copy = copy_run(finished, tmp_path)
+    shutil.rmtree(copy / "stages" / "04_grpo")  # to train again, from the copy's sft2
+    (copy / "stages" / "02_grpo" / "eval" / "heldout" / "scores.json").write_text('{"n": 1')  # damaged: redone
+    with caplog.at_level(logging.INFO):
+        execute(load_run(DEMO, smoke(tmp_path)))
+    loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded ")]
+    assert loaded and not [line for line in loaded if str(finished) in line]
+    assert any(line.endswith(str(copy / "stages" / "03_sft" / "model")) for line in loaded)
+    assert any(line.endswith(str(copy / "stages" / "02_grpo" / "model")) for line in loaded)
+    assert manifests(copy)["04_grpo"]["model"] == "stages/04_grpo/model"
+
+
+def test_finished_stage_without_its_model_stops_naming_redo_from(finished, smoke, tmp_path, capsys):
+    copy = copy_run(finished, tmp_path)
+    shutil.rmtree(copy / "stages" / "02_grpo" / "model")
+    assert main(["run", str(DEMO), *smoke(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "Traceback" not in error
+    assert str(copy / "stages" / "02_grpo" / "model") in error and "--redo-from grpo1" in error
+
+
+def test_truncated_manifest_one_line_plan_marks_it_report_skips_it(finished, smoke, tmp_path, capsys):
+    copy = copy_run(finished, tmp_path)
+    manifest = copy / "stages" / "01_sft" / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])
+    scores = copy / "stages" / "03_sft" / "eval" / "heldout" / "scores.json"
+    scores.write_text("{")
+    assert main(["run", str(DEMO), *smoke(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and str(manifest) in error and "--redo-from sft1" in error
+    assert main(["run", str(DEMO), *smoke(tmp_path), "--plan"]) == 0
+    plan = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert plan == {"00_base": "done", "01_sft": "damaged", "02_grpo": "done", "03_sft": "done", "04_grpo": "done"}
+    assert main(["report", str(copy)]) == 0
+    report = (copy / "report.md").read_text()
+    assert "## Damaged files" in report and str(manifest) in report and str(scores) in report
+    assert "| 01_sft | no |" in report and "| sft2 | 12 |" not in report and "| grpo2 | 12 |" in report
+
+
+def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targets(
+    finished, smoke, tmp_path, caplog
+):
+    """sft2 was interrupted after its last checkpoint (no model, no manifest); its lr is then changed."""
+    copy = copy_run(finished, tmp_path)
+    sft2 = copy / "stages" / "03_sft"
+    for gone in (sft2 / "manifest.json", sft2 / "model", sft2 / "eval", copy / "stages" / "04_grpo"):
+        shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+    assert list((sft2 / "ckpt").glob("step_*"))
+    targets = json.loads((sft2 / "data" / "targets.json").read_text())
+    targets["targets"] = [[pid, "STALE"] for pid, _ in targets["targets"]]
+    (sft2 / "data" / "targets.json").write_text(json.dumps(targets))
+
+    run = load_run(DEMO, smoke(tmp_path, "stages.sft2.lr=1e-3"))
+    with caplog.at_level(logging.WARNING):
+        execute(run)
+    warnings = [r.getMessage() for r in caplog.records if "discarding" in r.getMessage()]
+    assert any("checkpoint" in w and "03_sft/ckpt/step_000002" in w for w in warnings), warnings
+    assert any("targets.json" in w and "another config" in w for w in warnings), warnings
+    rebuilt = json.loads((sft2 / "data" / "targets.json").read_text())
+    assert rebuilt["fingerprint"] == run.plans[3].fingerprint
+    assert "STALE" not in {target for _, target in rebuilt["targets"]}
+    rows = [json.loads(line) for line in (sft2 / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and rows[0]["train/lr"] == pytest.approx(1e-3)
+    assert manifests(copy)["03_sft"]["fingerprint"] == run.plans[3].fingerprint
 
 
 def test_changed_config_of_finished_stage_is_reported(finished, smoke):

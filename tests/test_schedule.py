@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from reasoner import config
 from reasoner.rundir import RunDir
-from reasoner.schedule import Status, plan, statuses
+from reasoner.schedule import Status, check, plan, statuses
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -29,10 +31,46 @@ def test_fingerprints_change_downstream_only():
     assert plan(config.load(DEMO), "other-prompt")[1].fingerprint != before[1].fingerprint
 
 
+def finish(run_dir: RunDir, stage, fingerprint: str) -> None:
+    """A finished stage as the pipeline leaves it: a model folder and a manifest naming it (relative)."""
+    stage_dir = run_dir.stage(stage.dir_name)
+    stage_dir.model.mkdir(parents=True)
+    (stage_dir.model / "config.json").write_text("{}")
+    stage_dir.write_manifest({"fingerprint": fingerprint, "model": run_dir.store(stage_dir.model)})
+
+
 def test_statuses_from_manifests(tmp_path):
     plans = plan(config.load(DEMO), "p")
     run_dir = RunDir(tmp_path)
-    run_dir.stage(plans[0].dir_name).write_manifest({"fingerprint": plans[0].fingerprint})
-    run_dir.stage(plans[1].dir_name).write_manifest({"fingerprint": "stale"})
+    finish(run_dir, plans[0], plans[0].fingerprint)
+    finish(run_dir, plans[1], "stale")
     (run_dir.stage(plans[2].dir_name).ckpt).mkdir(parents=True)
     assert statuses(run_dir, plans) == [Status.done, Status.changed, Status.partial, Status.pending, Status.pending]
+    assert json.loads(run_dir.stage("00_base").manifest.read_text())["model"] == "stages/00_base/model"
+
+
+def test_truncated_manifest_or_missing_model_is_damaged(tmp_path):
+    plans = plan(config.load(DEMO), "p")
+    run_dir = RunDir(tmp_path)
+    for stage in plans[:3]:
+        finish(run_dir, stage, stage.fingerprint)
+    manifest = run_dir.stage("01_sft").manifest
+    manifest.write_text(manifest.read_text()[:20])
+    shutil.rmtree(run_dir.stage("02_grpo").model)
+    assert statuses(run_dir, plans)[:3] == [Status.done, Status.damaged, Status.damaged]
+    state, problem = check(run_dir, plans[1])
+    assert str(manifest) in problem and "not valid JSON" in problem and "\n" not in problem
+    assert "02_grpo/model" in check(run_dir, plans[2])[1] and "grpo1" in check(run_dir, plans[2])[1]
+
+
+def test_manifest_from_before_relative_paths_resolves_in_a_moved_run(tmp_path):
+    """Old manifests stored absolute model paths; in a moved or copied run they mean the stage's own model."""
+    plans = plan(config.load(DEMO), "p")
+    run_dir = RunDir(tmp_path / "moved")
+    finish(run_dir, plans[1], plans[1].fingerprint)
+    stage_dir = run_dir.stage("01_sft")
+    stage_dir.write_manifest({"fingerprint": plans[1].fingerprint, "model": "/elsewhere/runs/demo/stages/01_sft/model"})
+    assert run_dir.model_of(stage_dir, stage_dir.read_manifest()) == stage_dir.model
+    assert check(run_dir, plans[1])[0] == Status.done
+    external = {"fingerprint": "x", "model": "/models/Qwen2.5-VL-7B"}  # a base model outside the run stays as is
+    assert run_dir.model_of(run_dir.stage("00_base"), external) == Path("/models/Qwen2.5-VL-7B")

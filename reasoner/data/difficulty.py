@@ -21,13 +21,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from reasoner.atomic import write_json
 from reasoner.config import GRPOConfig, PassRateConfig
 from reasoner.data.records import Problem
 from reasoner.data.selfdistill import sample_and_verify
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator, SamplingSpec
 from reasoner.prompts import Template
-from reasoner.rundir import read_json, write_json_atomic
+from reasoner.rundir import read_json
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def estimate_pass_rates(
     for index, chunk in enumerate(tqdm(chunks, desc="pass rates", unit="chunk", disable=len(chunks) < 2)):
         samples = sample_and_verify(generator, chunk, template, replace(spec, seed=spec.seed + index))
         correct.update({p.id: sum(s.correct for s in group) for p, group in zip(chunk, samples, strict=True)})
-        write_json_atomic(path, _record(settings, correct, spec.n))
+        write_json(path, _record(settings, correct, spec.n))
     return {p.id: correct[p.id] / spec.n for p in problems}
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from reasoner import config as config_mod
+from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import DistillConfig
 from reasoner.data.records import Problem, read_problems, write_problems
 from reasoner.data.selfdistill import Sample, reasoning_of, select, trim_reflections, verify
@@ -40,7 +41,7 @@ from reasoner.engines.base import SFTExample
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message
 from reasoner.prompts import Template, format_target, load_template, problem_messages
-from reasoner.rundir import atomic_path, read_json, write_json_atomic
+from reasoner.rundir import read_json
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,7 @@ def _read_shard(path: Path, problems: Sequence[Problem]) -> list[dict[str, Any]]
 
 
 def _write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
 
 
 def _plan(problems: Sequence[Problem], ctx: _Context) -> dict[str, Any]:
@@ -285,7 +285,7 @@ def _start(out_dir: Path, plan: dict[str, Any]) -> None:
         )
         for path in stale:
             path.unlink()
-    write_json_atomic(out_dir / "plan.json", plan)
+    write_json(out_dir / "plan.json", plan)
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -360,7 +360,7 @@ def _finish(
     kept = [_distilled_problem(by_id[row["id"]], row, cfg) for row in rows if row["outcome"] == "kept"]
     stats = count_rows(rows)
     path = write_problems(kept, out_dir / "distilled.jsonl")
-    write_json_atomic(out_dir / "stats.json", stats)
+    write_json(out_dir / "stats.json", stats)
     for line in format_stats(stats).splitlines():
         log.info("distill: %s", line)
     return DistillResult(kept, stats, path, out_dir / "stats.json", shards_run)

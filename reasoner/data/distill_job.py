@@ -19,6 +19,7 @@ from reasoner.config import (
     check_distill,
     load_structured,
 )
+from reasoner.config_ranges import check_ranges
 from reasoner.data.distill import DistillResult, distill, token_counter
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator
@@ -53,7 +54,7 @@ class DistillJobConfig:
 def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
     """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
     job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
-    errors = check_distill(job.distill, "distill") + _check_job(job)
+    errors = check_ranges(job) + check_distill(job.distill, "distill") + _check_job(job)
     if errors:
         raise ReasonerError(f"{path}: " + "\n  ".join(errors))
     return job

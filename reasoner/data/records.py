@@ -8,7 +8,7 @@ On disk:
 - parquet: one row per problem; `images` is a list of `{bytes: binary, path: string}` structs (the layout the
   Hugging Face `Image` feature and verl use), `metadata` a JSON string (its values are heterogeneous).
 Relative image paths are relative to the data file's folder and are resolved when the image is loaded.
-Both writers are atomic (tmp file + `os.replace`), so a partial file never looks finished.
+Both writers are atomic (`reasoner.atomic`), so a partial file never looks finished.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import io
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from reasoner import atomic
 from reasoner.errors import ReasonerError
 from reasoner.prompts import LETTERS
 
@@ -93,6 +93,8 @@ class ImageRef:
                 return image.convert("RGB")
         except FileNotFoundError:
             raise ReasonerError(f"{where} is missing") from None
+        except Image.DecompressionBombError as err:
+            raise ReasonerError(f"{where} is too large to decode safely ({err}); downscale it or drop it") from None
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise ReasonerError(f"{where} cannot be decoded: {err}") from None
 
@@ -272,11 +274,6 @@ def _check_metadata(value: Any, where: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- files
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def _metadata_json(problem: Problem) -> str:
     try:
         return json.dumps(problem.metadata, ensure_ascii=False, sort_keys=True)
@@ -287,17 +284,13 @@ def _metadata_json(problem: Problem) -> str:
 def write_jsonl(problems: Iterable[Problem], path: str | Path) -> Path:
     """Write problems as JSONL (images embedded as base64 or referenced by path), atomically."""
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for problem in problems:
-                _metadata_json(problem)
-                row = problem.to_dict(out_dir=path.parent)
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    def rows() -> Iterable[dict[str, Any]]:
+        for problem in problems:
+            _metadata_json(problem)
+            yield problem.to_dict(out_dir=path.parent)
+
+    return atomic.write_jsonl(path, rows())
 
 
 def read_jsonl(path: str | Path) -> list[Problem]:
@@ -354,12 +347,8 @@ def write_parquet(problems: Iterable[Problem], path: str | Path) -> Path:
         row["metadata"] = _metadata_json(problem)
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=parquet_schema())
-    tmp = _atomic_target(path)
-    try:
+    with atomic.atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

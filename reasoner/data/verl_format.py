@@ -24,13 +24,13 @@ reads them per image; that is where `cluster.max_image_pixels` takes effect.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoner.atomic import atomic_path
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
 from reasoner.prompts import Template
@@ -142,13 +142,8 @@ def _write(rows: list[dict], schema: Any, path: Path, what: str) -> Path:
 
     if not rows:
         raise ReasonerError(f"{path}: no {what} rows to write (the stage's data is empty)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

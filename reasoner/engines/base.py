@@ -31,6 +31,8 @@ class TrainJob:
     """Tensorboard events and metrics.jsonl."""
     template: Template
     seed: int
+    fingerprint: str = ""
+    """The stage's fingerprint (`schedule.plan`): a checkpoint written under another one is not resumed."""
 
 
 @dataclass

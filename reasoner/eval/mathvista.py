@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import rewards
+from reasoner import atomic
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import breakdown, percent
-from reasoner.rundir import atomic_path
 from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
@@ -244,18 +244,12 @@ def write_outputs(out_dir: str | Path, scores: Mapping[str, Any], items: Sequenc
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ReasonerError(f"{out_dir}: cannot create the output folder: {err}") from None
-    lines = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-    _write_atomic(out_dir / "items.jsonl", lines)
-    _write_atomic(out_dir / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
+    for name, write, data in (("items.jsonl", atomic.write_jsonl, items), ("scores.json", atomic.write_json, scores)):
+        try:
+            write(out_dir / name, data)
+        except OSError as err:
+            raise ReasonerError(f"{out_dir / name}: cannot write: {err}") from None
     return out_dir
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise ReasonerError(f"{path}: cannot write: {err}") from None
 
 
 def score_predictions_file(

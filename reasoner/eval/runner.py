@@ -8,12 +8,12 @@ its official breakdowns; other sets by the one scorer, broken down by their meta
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
 from reasoner.data.records import Problem
 from reasoner.data.selfdistill import requests_for
@@ -21,7 +21,6 @@ from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import score_responses
 from reasoner.generation.base import Generator, SamplingSpec
 from reasoner.prompts import Template
-from reasoner.rundir import atomic_path, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +83,12 @@ def evaluate(
     """Generate, score and write one evaluation; returns the scores document."""
     log.info("evaluating %d problems of %s", len(problems), name)
     responses = generate_responses(generator, problems, template, eval_config.max_new_tokens)
-    _write_jsonl(out / "responses.jsonl", [{"pid": pid, "response": text} for pid, text in responses.items()])
+    write_jsonl(out / "responses.jsonl", [{"pid": pid, "response": text} for pid, text in responses.items()])
     scores, items = score(problems, responses, name, benchmark=benchmark)
-    _write_jsonl(out / "items.jsonl", items)
+    write_jsonl(out / "items.jsonl", items)
     scores["fingerprint"] = fingerprint
-    write_json_atomic(out / "scores.json", scores)
+    write_json(out / "scores.json", scores)
     return scores
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem], str | None]:

@@ -51,6 +51,8 @@ def load_image(image: ImageLike, where: str) -> Any:
             )
         opened.load()
         return opened.convert("RGB")
+    except Image.DecompressionBombError as err:
+        raise ReasonerError(f"{where}: image too large to decode safely ({err}); downscale it or drop it") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ReasonerError(f"{where}: cannot read image ({err})") from err
 

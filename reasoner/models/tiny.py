@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasoner.atomic import atomic_dir
 from reasoner.errors import ReasonerError
 from reasoner.models.tokenizer import (
     CHAT_TEMPLATE,
@@ -95,19 +94,14 @@ def build_tiny_model(out_dir: str | Path, *, size: str = "demo", seed: int = 0) 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise ReasonerError(f"tiny model output folder {out} exists and is not empty; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
     spec = SIZES[size]
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.tmp") as tmp:
-        staging = Path(tmp) / "model"
+    with atomic_dir(out) as staging:
         processor = _build_processor(spec)
         model = _build_model(spec, processor.tokenizer, seed)
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         _write_build_info(staging, size, seed, model)
         _canonicalise_json(staging)
-        if out.exists():
-            out.rmdir()
-        shutil.move(str(staging), str(out))
     log.info("tiny Qwen2.5-VL %r (seed %d, %d parameters) written to %s", size, seed, _count(model), out)
     return out
 

@@ -164,6 +164,35 @@ def test_missing_and_corrupt_images_name_the_problem(tmp_path: Path) -> None:
         corrupt.images[0].load()
 
 
+def bomb_png(width: int, height: int) -> bytes:
+    """A few-hundred-byte PNG whose header claims width x height pixels (a decompression bomb to PIL)."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("1", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr : ihdr + 17])))
+    return bytes(data)
+
+
+def test_decompression_bomb_is_one_clear_error(tmp_path: Path) -> None:
+    from reasoner.models.inputs import load_image
+
+    data = bomb_png(30000, 30000)  # 900 M pixels: over twice PIL's MAX_IMAGE_PIXELS, which PIL refuses to open
+    assert len(data) < 1000 and 900_000_000 > 2 * Image.MAX_IMAGE_PIXELS
+    (tmp_path / "bomb.png").write_bytes(data)
+    for ref in (ImageRef(data=data), ImageRef(path="bomb.png", base_dir=str(tmp_path))):
+        bomb = Problem(id="b-1", question="q", answer="1", answer_type="integer", images=[ref])
+        with pytest.raises(ReasonerError, match=r"problem b-1: image .* too large to decode safely .*900000000"):
+            bomb.load_images()
+    with pytest.raises(ReasonerError, match=r"request 3: image too large to decode safely"):
+        load_image(data, "request 3")
+
+
 def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ReasonerError, match=r"allowed: .jsonl, .parquet"):
         write_problems([], tmp_path / "x.csv")

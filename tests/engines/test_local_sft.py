@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.engines.base import SFTExample, TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs
+from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import ensure_tiny_model
 from reasoner.prompts import format_target, load_template
@@ -28,11 +31,22 @@ def examples() -> list[SFTExample]:
     return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
 
 
-def make_job(root: Path, init: Path, **stage) -> TrainJob:
+def make_job(root: Path, init: Path, fingerprint: str = "", **stage) -> TrainJob:
     stage = StageConfig(kind=StageKind.sft, name="sft1", **{"batch_size": 4, "lr": 1e-3, **stage})
     return TrainJob(
-        stage, init, root / "ckpt", root / "model", root / "logs", load_template("reason"), seed=0
-    )
+        stage, init, root / "ckpt", root / "model", root / "logs", load_template("reason"), seed=0,
+        fingerprint=fingerprint,
+    )  # fmt: skip
+
+
+def crash_after(last: int):
+    """An on_step hook that interrupts the job after step `last` (as Ctrl-C would)."""
+
+    def hook(step: int, metrics: dict) -> None:
+        if step == last:
+            raise KeyboardInterrupt("simulated crash")
+
+    return hook
 
 
 def params(path: Path) -> dict[str, torch.Tensor]:
@@ -113,7 +127,7 @@ def test_export_reloads_and_generates(tiny_dir, examples, tmp_path):
     engine.train_sft(job, examples)
     model, processor = load_model(job.out_model)
     assert processor.image_processor is not None and model.config.model_type == "qwen2_5_vl"
-    assert not list(job.out_model.parent.glob(".model.tmp-*"))
+    assert not list(job.out_model.parent.glob(".model.*"))
     from reasoner.generation.base import GenerationRequest, SamplingSpec
     from reasoner.prompts import problem_messages
 
@@ -121,3 +135,33 @@ def test_export_reloads_and_generates(tiny_dir, examples, tmp_path):
     request = GenerationRequest(problem_messages(problem, job.template), problem.load_images(), id=problem.id)
     [[completion]] = engine.generator(job.out_model).generate([request], SamplingSpec(max_new_tokens=4))
     assert 1 <= len(completion.token_ids) <= 4
+
+
+def test_checkpoint_of_another_stage_config_is_discarded_not_resumed(tiny_dir, examples, tmp_path, caplog):
+    """Interrupted at step 2 of 4 with lr=1e-3; re-run with lr=5e-3 (a new fingerprint): trains from step 0."""
+    old = make_job(tmp_path, tiny_dir, "fp-old", steps=4, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        LocalEngine(RunConfig(name="t"), on_step=crash_after(2)).train_sft(old, examples)
+    info = json.loads((old.ckpt_dir / "step_000002" / "checkpoint.json").read_text())
+    assert info["fingerprint"] == "fp-old"
+    new = make_job(tmp_path, tiny_dir, "fp-new", steps=4, checkpoint_every=2, lr=5e-3)
+    with caplog.at_level(logging.WARNING):
+        LocalEngine(RunConfig(name="t")).train_sft(new, examples)
+    assert "discarding checkpoint" in caplog.text and "fp-old" in caplog.text and "fp-new" in caplog.text
+    rows = [json.loads(line) for line in (new.log_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert max(r["train/lr"] for r in rows) == pytest.approx(5e-3)  # every step under the new config
+    assert json.loads((new.ckpt_dir / "step_000004" / "checkpoint.json").read_text())["fingerprint"] == "fp-new"
+
+
+@pytest.mark.parametrize("damage", ["state", "info"])
+def test_garbage_checkpoint_stops_with_one_line_naming_it(tiny_dir, examples, tmp_path, damage):
+    job = make_job(tmp_path, tiny_dir, "fp", steps=3, checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        LocalEngine(RunConfig(name="t"), on_step=crash_after(1)).train_sft(job, examples)
+    damaged = job.ckpt_dir / "step_000001" / ("state.pt" if damage == "state" else "checkpoint.json")
+    damaged.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ReasonerError) as err:
+        LocalEngine(RunConfig(name="t")).train_sft(job, examples)
+    message = str(err.value)
+    assert str(damaged) in message and "--redo-from sft1" in message and "\n" not in message

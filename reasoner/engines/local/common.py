@@ -3,19 +3,19 @@
 Both loops are "a deterministic function of the step index" driven by `loop.TrainingSession`, so a checkpoint
 needs only the weights, the optimizer, the scheduler, the RNG states and the step to continue exactly.
 Checkpoints and the exported model are written to a temporary sibling folder and renamed into place: a folder
-with the final name is always complete.
+with the final name is always complete. A checkpoint records the stage fingerprint it was written under, and a
+damaged one stops the job with one line naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
+import pickle
 import random
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from reasoner.atomic import atomic_dir, write_json
 from reasoner.config import RunConfig, StageConfig
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
+from reasoner.rundir import DamagedFile, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,9 @@ def planned_steps(stage: StageConfig, n_items: int, items_per_step: int) -> int:
     if stage.steps > 0:
         return stage.steps
     if n_items <= 0:
-        raise ReasonerError(f"stage {stage.name}: no training data (0 items) and steps=0")
+        raise ReasonerError(
+            f"stages.{stage.name}.data: no training data (0 items); check its dataset, limit and difficulty band"
+        )
     return max(1, math.ceil(stage.epochs * n_items / items_per_step))
 
 
@@ -168,7 +172,6 @@ def save_checkpoint(
     ckpt_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any, info: dict
 ) -> Path:
     """Write `ckpt_dir/step_NNNNNN` atomically, then delete older checkpoints."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"{CHECKPOINT_PREFIX}{step:06d}"
     state = {
         "model": model.state_dict(),
@@ -177,14 +180,9 @@ def save_checkpoint(
         "rng": _rng_state(),
         "step": step,
     }
-    with tempfile.TemporaryDirectory(dir=ckpt_dir, prefix=".tmp-") as tmp:
-        staging = Path(tmp) / final.name
-        staging.mkdir()
+    with atomic_dir(final) as staging:
         torch.save(state, staging / STATE_FILE)
-        (staging / INFO_FILE).write_text(json.dumps({**info, "step": step}, indent=2, sort_keys=True) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
+        write_json(staging / INFO_FILE, {**info, "step": step}, sort_keys=True)
     for older in ckpt_dir.glob(f"{CHECKPOINT_PREFIX}*"):
         if older != final and older.is_dir():
             shutil.rmtree(older)
@@ -204,32 +202,51 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]), default=None)
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, kind: str) -> int:
-    """Restore a checkpoint written by `save_checkpoint`; returns its step."""
-    info = json.loads((path / INFO_FILE).read_text())
-    if info.get("kind") != kind:
+def checkpoint_info(path: Path, stage: str) -> dict:
+    """The `checkpoint.json` of a checkpoint folder (kind, stage, fingerprint, total_steps, step)."""
+    try:
+        return read_json_object(path / INFO_FILE, ("kind", "step"))
+    except DamagedFile as err:
+        raise ReasonerError(_damaged(err.path, err.problem, stage)) from None
+
+
+def discard_checkpoints(ckpt_dir: Path) -> None:
+    """Delete every checkpoint of a stage (they were written under another config)."""
+    for found in ckpt_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        shutil.rmtree(found)
+
+
+def _damaged(path: Path, problem: str, stage: str) -> str:
+    return (
+        f"{path}: {problem}; rerun with --redo-from {stage} to redo that stage from its start "
+        f"(or delete {path.parent} to resume from an earlier checkpoint, if any)"
+    )
+
+
+def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, kind: str, stage: str = "") -> int:
+    """Restore a checkpoint written by `save_checkpoint`; returns its step. A damaged one raises ReasonerError."""
+    info = checkpoint_info(path, stage)
+    if info["kind"] != kind:
         raise ReasonerError(
-            f"checkpoint {path} is from a {info.get('kind')!r} job, not {kind!r}; delete it to restart"
+            f"checkpoint {path} is from a {info['kind']!r} job, not {kind!r}; delete it to restart"
         )
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    # The LR factor comes from this job's total steps (a rebuilt lambda); only the position is restored.
-    scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"])
-    return int(state["step"])
+    try:
+        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        # The LR factor comes from this job's total steps (a rebuilt lambda); only the position is restored.
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        return int(state["step"])
+    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+        problem = f"damaged, cannot be restored ({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})"
+        raise ReasonerError(_damaged(path / STATE_FILE, problem, stage)) from None
 
 
 def export_model(model: Any, processor: Any, out_dir: Path) -> Path:
     """Save the model and processor as a Hugging Face folder at `out_dir`, whole, by rename."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-") as tmp:
-        staging = Path(tmp) / "model"
+    with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if out_dir.exists():
-            old = Path(tmp) / "old"
-            out_dir.rename(old)
-        staging.rename(out_dir)
     log.info("model exported to %s", out_dir)
     return out_dir

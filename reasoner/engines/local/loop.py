@@ -17,17 +17,21 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from reasoner.atomic import write_jsonl
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import (
     Runtime,
     build_optimizer,
     build_scheduler,
+    checkpoint_info,
+    discard_checkpoints,
     export_model,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
 )
+from reasoner.rundir import DamagedFile
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +48,23 @@ class MetricsLog:
 
         log_dir.mkdir(parents=True, exist_ok=True)
         self.path = log_dir / METRICS_FILE
-        kept = [row for row in self.read(self.path) if row["step"] <= resume_step]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        write_jsonl(self.path, [row for row in self.read(self.path) if row["step"] <= resume_step])
         self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
-        """The rows of a metrics.jsonl (empty when missing)."""
+        """The rows of a metrics.jsonl (empty when missing); a partial last line (a kill mid-append) is dropped."""
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines) and line.strip():
+                    raise DamagedFile(path, f"damaged, line {number} is not a JSON row") from None
+        return rows
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         with self.path.open("a") as handle:
@@ -139,20 +150,31 @@ class TrainingSession:
             self.on_step(step, metrics)
 
     def _resume(self) -> int:
+        """The step to continue after: a checkpoint's, if one was written by this very stage config, else 0."""
+        name = self.job.stage.name
         found = latest_checkpoint(self.job.ckpt_dir)
         if found is None:
             return 0
-        step = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.kind)
-        if step > self.total_steps:
+        info = checkpoint_info(found, name)
+        if (info.get("fingerprint"), info.get("total_steps")) != (self.job.fingerprint, self.total_steps):
             log.warning(
-                "checkpoint %s is past this job's %d steps; exporting it as is", found, self.total_steps
-            )
-            return self.total_steps
-        log.info("resuming %s from %s (step %d of %d)", self.job.stage.name, found, step, self.total_steps)
+                "stage %s: discarding checkpoint %s: it was written for another config of the stage (fingerprint "
+                "%s, %s steps; now %s, %d steps); starting the stage from its start",
+                name, found, info.get("fingerprint"), info.get("total_steps"), self.job.fingerprint, self.total_steps,
+            )  # fmt: skip
+            discard_checkpoints(self.job.ckpt_dir)
+            return 0
+        step = load_checkpoint(found, self.model, self.optimizer, self.scheduler, self.kind, name)
+        log.info("resuming %s from %s (step %d of %d)", name, found, step, self.total_steps)
         return step
 
     def _checkpoint(self, step: int) -> None:
-        info = {"kind": self.kind, "stage": self.job.stage.name, "total_steps": self.total_steps}
+        info = {
+            "kind": self.kind,
+            "stage": self.job.stage.name,
+            "fingerprint": self.job.fingerprint,
+            "total_steps": self.total_steps,
+        }
         save_checkpoint(self.job.ckpt_dir, step, self.model, self.optimizer, self.scheduler, info)
 
     def _summary(self, rows: list[dict[str, Any]]) -> dict[str, float]:
