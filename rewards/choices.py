@@ -48,7 +48,7 @@ YES_NO = ("yes", "no")
 NEGATION_RE = re.compile(
     r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n't\b|不|没|否", re.IGNORECASE
 )
-YES_NO_WORD_RE = re.compile(r"^\W*(yes|no)\b|\b(yes|no)\s*[.!]?\s*$", re.IGNORECASE)
+YES_NO_WORD_RE = re.compile(r"^\W*(?:[A-Z][.)]\s*)?(yes|no)\b|\b(yes|no)\s*[.!]?\s*$", re.IGNORECASE)
 CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
 SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
 ECHO_HEADER_RE = re.compile(r"^(?:choices|options)\s*:?$", re.IGNORECASE)
@@ -59,7 +59,7 @@ STOP_WORDS = frozenset(
 )
 WORD_RE = re.compile(r"[^\W_]+")
 # What the official GPT-4 extractor most often writes for a refusal with no answer phrase in it.
-REFUSAL_STAND_IN = "N/A"
+REFUSAL_STAND_IN = "Cannot be determined"
 
 
 @dataclass(frozen=True)
@@ -210,13 +210,16 @@ def _drop_echoed_options(lines: list[str], choices: list[str]) -> list[str]:
 
 
 def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
-    """A letter starting the span ("(C) 45°"); for whole responses, starting its last or first line."""
+    """A letter starting the span ("(C) 45°"); for whole responses, starting its last or first line. A lone
+    letter out of range maps to the choice nearest to it, as in the official pipeline."""
     for line in (lines[-1], lines[0]) if full_text else lines:
         correct = LETTER_IS_CORRECT_RE.match(line)  # "A is the correct answer."
         letter = correct.group(1) if correct else letter_alone(line) or leading_letter(line, strict=full_text)
         by_letter = _letter_choice(letter, choices)
         if by_letter is not None:
             return Normalized(by_letter, "letter")
+        if letter is not None and letter_alone(line):  # "D" of two choices: the official nearest to "D"
+            return Normalized(_nearest(letter, choices), "nearest")
     paren = PAREN_LETTER_RE.findall(lines[-1])  # MathVista reads the first "(x)" anywhere
     by_letter = _letter_choice(paren[0], choices) if paren else None
     return Normalized(by_letter, "letter") if by_letter is not None else None
@@ -285,8 +288,10 @@ def official_nearest(extraction: str, choices: list[str]) -> str:
     """What MathVista's normalisation makes of an extraction that is no choice: the first "(x)" letter in range,
     else the choice nearest by (case-sensitive) edit distance, the first one on a tie."""
     paren = PAREN_LETTER_RE.search(extraction)
-    by_letter = _letter_choice(paren.group(1), choices) if paren else None
-    return by_letter if by_letter is not None else _nearest(extraction, choices)
+    if paren is None:
+        return _nearest(extraction, choices)
+    letter = paren.group(1).upper()
+    return _letter_choice(letter, choices) or _nearest(letter, choices)  # out of range: the nearest to "C"
 
 
 def match_choice(

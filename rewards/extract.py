@@ -38,7 +38,8 @@ SPAN_WINDOW_CHARS = 500
 MARKERS_TRIED = 64
 ANSWER_IS_RES = (
     re.compile(
-        r"(?:\b(?:answer|(?:option|choice)(?:\s+letter)?)|\b(?:correct|right)\s+one)"
+        r"(?:\b(?:answer|solution|final\s+(?:value|result|count)|(?:option|choice)(?:\s+letter)?)"
+        r"|\b(?:correct|right)\s+one)"
         r"(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|problem))?"
         r"\s+(?:is|would\s+be|should\s+be|will\s+be|must\s+be|=)\b\s*[:：]?",
         re.IGNORECASE,

@@ -157,7 +157,8 @@ def answer_number(text: str) -> NumberMatch | None:
         free = [number for number in group if not THRESHOLD_BEFORE_RE.search(text[max(0, number.start - 16) : number.start])]
         if free:
             return free[-1]
-    return last_number(text)
+    counted = find_number_words(text, allow_one=True)  # "There is only one bar below 0": "one" is the count
+    return counted[-1] if counted and not digits else last_number(text)
 
 
 def format_list_element(value: float) -> int | float:
