@@ -36,6 +36,9 @@ BOX_OR_BRACE_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|[{}]")
 # How far after "the answer is" an answer may run, and how many such phrases (the last ones) are tried.
 SPAN_WINDOW_CHARS = 500
 MARKERS_TRIED = 64
+# With no answer marker, only the end of a response is read (its last line, last number, choices it names):
+# real answers (a few thousand characters) fit whole, and a megabyte of digits costs no more than this.
+FALLBACK_WINDOW_CHARS = 16_000
 ANSWER_IS_RES = (
     re.compile(
         r"(?:\b(?:answer|solution|final\s+(?:value|result|count)|(?:option|choice)(?:\s+letter)?)"
@@ -282,10 +285,10 @@ def extract_answer(response: str, fallback: Fallback = "text", mode: Mode = "len
     marked = _marker_span(text)
     if marked is not None:
         return marked
-    last_line = _last_line(text)
+    last_line = _last_line(text[-FALLBACK_WINDOW_CHARS:])
     if letter_alone(last_line):
         return Extraction(last_line.strip(), "option_letter")
-    return _fallback_span(response or "", text, fallback)
+    return _fallback_span((response or "")[-FALLBACK_WINDOW_CHARS:], text[-FALLBACK_WINDOW_CHARS:], fallback)
 
 
 def _fallback_span(raw: str, text: str, fallback: Fallback) -> Extraction:
