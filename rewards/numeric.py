@@ -151,14 +151,14 @@ THRESHOLD_BEFORE_RE = re.compile(
 def answer_number(text: str) -> NumberMatch | None:
     """The number a free-text answer gives: the last one that is not a threshold restated from the question
     ("There are two bars with values larger than 4" -> two); failing that, `last_number`."""
-    digits = find_numbers(text)
-    words = find_number_words(text, allow_one=len(text.split()) <= 2)
-    for group in (digits, words):
+    short = len(text.split()) <= 2
+    # "one" is too often a pronoun to count, unless nothing else is left: "There is only one bar below 0".
+    groups = (find_numbers(text), find_number_words(text, allow_one=short), find_number_words(text, allow_one=True))
+    for group in groups:
         free = [number for number in group if not THRESHOLD_BEFORE_RE.search(text[max(0, number.start - 16) : number.start])]
         if free:
             return free[-1]
-    counted = find_number_words(text, allow_one=True)  # "There is only one bar below 0": "one" is the count
-    return counted[-1] if counted and not digits else last_number(text)
+    return last_number(text)
 
 
 def format_list_element(value: float) -> int | float:
