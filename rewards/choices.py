@@ -210,9 +210,10 @@ def _drop_echoed_options(lines: list[str], choices: list[str]) -> list[str]:
 
 
 def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
-    """A letter starting the span ("(C) 45°"); for whole responses, starting its last or first line. A lone
+    """A letter starting the span ("(C) 45°"); for whole responses, starting its first line (models answer,
+    then explain; a list of every option with comments reads as its first) or its last line. A lone
     letter out of range maps to the choice nearest to it, as in the official pipeline."""
-    for line in (lines[-1], lines[0]) if full_text else lines:
+    for line in (lines[0], lines[-1]) if full_text else lines:
         correct = LETTER_IS_CORRECT_RE.match(line)  # "A is the correct answer."
         letter = correct.group(1) if correct else letter_alone(line) or leading_letter(line, strict=full_text)
         by_letter = _letter_choice(letter, choices)
@@ -300,8 +301,8 @@ def match_choice(
     """Map an extracted span onto one of `choices` (the lenient reading; see the module docstring).
 
     `full_text` says the span is a whole response with no answer marker: its conclusion is then its last line
-    (then its last mention anywhere), and letters count only at the start of its first or last line, or ending
-    its last line; a marker span's first mention counts ("50°, not 60°"). `refusals`: "strict" gives a refusal
+    (then its last mention anywhere), and letters count only at the start of its first or last line (the first
+    first), or ending its last line; a marker span's first mention counts ("50°, not 60°"). `refusals`: "strict" gives a refusal
     no prediction; "official" maps it as MathVista does (to the nearest choice), with mapping "refusal".
     """
     cleaned = clean_answer(span or "")
