@@ -206,7 +206,7 @@ def _drop_echoed_options(lines: list[str], choices: list[str]) -> list[str]:
     echoes = [_is_echo(line, choices) for line in lines]
     if sum(echoes) < 2:
         return lines
-    return [line for line, echo in zip(lines, echoes) if not echo] or lines
+    return [line for line, echo in zip(lines, echoes, strict=True) if not echo] or lines
 
 
 def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:

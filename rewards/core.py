@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .choices import exact_choice, leading_letter, match_choice, strict_choice
 from .equivalence import DEFAULT_TIMEOUT_S, EquivalencePool, default_pool
 from .extract import (
     BRACKET_LIST_RE,
@@ -29,7 +30,6 @@ from .extract import (
     last_boxed,
     letter_alone,
 )
-from .choices import exact_choice, leading_letter, match_choice, strict_choice
 from .formatting import check_format
 from .normalize import (
     NumberReading,
