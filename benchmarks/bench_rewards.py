@@ -22,7 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from rewards import default_pool, equivalence_stats, score, score_batch
-from rewards.normalize import choice_letter
+from rewards.choices import choice_letter
 
 REPO = Path(__file__).resolve().parent.parent
 POWER_TOWER = "\\boxed{9^{9^{9^{9^{9^{9}}}}}}"

@@ -46,6 +46,11 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--workers", type=_at_least(1), default=1, help="scoring worker processes (default 1)")
+    parser.add_argument(
+        "--refusals", choices=("official", "strict"), default="official",
+        help="official (default, as the published numbers: a multiple-choice refusal still lands on the nearest "
+        "choice) or strict (a refusal is wrong)",
+    )  # fmt: skip
     parser.set_defaults(handler=_run_score_mathvista)
 
 
@@ -75,7 +80,9 @@ def _run_score_mathvision(args: argparse.Namespace) -> int:
 def _run_score_mathvista(args: argparse.Namespace) -> int:
     from reasoner.eval.mathvista import format_table, score_predictions_file
 
-    scores = score_predictions_file(args.predictions, args.data, args.out, workers=args.workers)
+    scores = score_predictions_file(
+        args.predictions, args.data, args.out, workers=args.workers, refusals=args.refusals
+    )
     print(format_table(scores))
     print(f"wrote {args.out}/scores.json and {args.out}/items.jsonl")
     return 0

@@ -41,7 +41,9 @@ def score_pairs(
     *,
     weights: rewards.RewardWeights | None = None,
     workers: int = 1,
+    **options: Any,
 ) -> list[rewards.RewardScore]:
-    """Score (problem, response) pairs in order with `rewards.score_batch` (plain accuracy unless `weights`)."""
+    """Score (problem, response) pairs in order with `rewards.score_batch` (plain accuracy unless `weights`;
+    `options` are the scorer's reading options, e.g. `extraction`, `refusals`)."""
     items = [score_request(problem, response) for problem, response in pairs]
-    return rewards.score_batch(items, workers=workers, weights=weights)
+    return rewards.score_batch(items, workers=workers, weights=weights, **options)

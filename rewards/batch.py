@@ -13,7 +13,7 @@ from .equivalence import DEFAULT_TIMEOUT_S
 ITEM_KEYS = ("response", "ground_truth", "answer_type", "choices", "precision", "unit")
 
 
-def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float) -> RewardScore:
+def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float, reading: dict) -> RewardScore:
     return score(
         item["response"],
         item["ground_truth"],
@@ -23,11 +23,13 @@ def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float) 
         unit=item.get("unit"),
         weights=weights,
         timeout_s=timeout_s,
+        **reading,
     )
 
 
-def _score_chunk(chunk: list[Mapping], weights: RewardWeights | None, timeout_s: float) -> list[RewardScore]:
-    return [_score_item(item, weights, timeout_s) for item in chunk]
+def _score_chunk(chunk: list[Mapping], weights: RewardWeights | None, timeout_s: float,
+                 reading: dict) -> list[RewardScore]:
+    return [_score_item(item, weights, timeout_s, reading) for item in chunk]
 
 
 def _check_items(items: Iterable[Mapping]) -> list[Mapping]:
@@ -48,21 +50,26 @@ def score_batch(
     *,
     weights: RewardWeights | None = None,
     progress: bool = False,
+    extraction: str = "lenient",
+    refusals: str = "strict",
 ) -> list[RewardScore]:
     """Score many items (mappings with response, ground_truth and optional answer_type, choices, precision,
-    unit), in order. `workers` > 1 spreads chunks over that many spawned processes; `progress` shows tqdm."""
+    unit), in order. `workers` > 1 spreads chunks over that many spawned processes; `progress` shows tqdm.
+    `extraction` and `refusals` apply to every item, as in `score`."""
     checked = _check_items(items)
+    reading = {"extraction": extraction, "refusals": refusals}
     chunk_size = max(16, min(512, len(checked) // max(1, 4 * workers) or 1))
     chunks = [checked[start : start + chunk_size] for start in range(0, len(checked), chunk_size)]
     bar = _progress_bar(len(checked)) if progress else None
     results: list[RewardScore] = []
     if workers <= 1 or len(chunks) <= 1:
-        mapped = map(_score_chunk, chunks, repeat(weights), repeat(timeout_s))
+        mapped = map(_score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading))
         results = _collect(mapped, bar)
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe in threaded callers (Ray, vLLM)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
-            results = _collect(executor.map(_score_chunk, chunks, repeat(weights), repeat(timeout_s)), bar)
+            results = _collect(executor.map(_score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading)),
+                               bar)
     if bar is not None:
         bar.close()
     return results

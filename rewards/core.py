@@ -19,9 +19,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .choices import exact_choice, leading_letter, match_choice, strict_choice
 from .equivalence import DEFAULT_TIMEOUT_S, EquivalencePool, default_pool
 from .extract import (
     BRACKET_LIST_RE,
+    EXTRACTION_MODES,
     clean_answer,
     extract_answer,
     is_mathy,
@@ -32,10 +34,8 @@ from .extract import (
 from .formatting import check_format
 from .normalize import (
     NumberReading,
-    exact_choice,
     fold,
-    leading_letter,
-    match_choice,
+    holds_one_answer,
     normalize_float,
     normalize_integer,
     normalize_list,
@@ -44,6 +44,10 @@ from .normalize import (
 
 ANSWER_TYPES = ("text", "integer", "float", "list", "expression")
 """The answer types of `reasoner` records; "expression" is judged on the generic path, like None."""
+REFUSAL_POLICIES = ("official", "strict")
+# Longer responses are not read at all (reason "too-long"): every rule is linear, but a reward must stay bounded
+# for any input, and no real answer (a few thousand tokens) comes near this.
+MAX_RESPONSE_CHARS = 4_000_000
 # Rules whose span starts with the answer, so its first number counts (an <answer> tag may hold a sentence).
 MARKER_RULES = ("answer_is", "answer_label")
 
@@ -94,6 +98,18 @@ class RewardScore:
 
 
 @dataclass(frozen=True)
+class _Reading:
+    """How to read a response: the extraction mode and the refusal policy (see `score`)."""
+
+    extraction: str
+    refusals: str
+
+    @property
+    def strict(self) -> bool:
+        return self.extraction == "strict"
+
+
+@dataclass(frozen=True)
 class _Judgement:
     correct: bool
     extracted: str | None
@@ -113,19 +129,31 @@ def score(
     unit: str | None = None,
     weights: RewardWeights | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    extraction: str = "lenient",
+    refusals: str = "strict",
 ) -> RewardScore:
     """Score one response against its ground truth (see the module docstring for the rules).
 
     `choices` may be any sequence (a numpy array from parquet too); `precision` the number of decimals of a
     float answer (2 or 2.0; NaN counts as None); `unit` is stripped from the response ("years", "g").
-    `timeout_s` bounds the math-verify work this response may trigger. Raises ValueError for a bad argument.
+    `timeout_s` bounds the math-verify work this response may trigger.
+    `extraction`: "lenient" (the evaluation reading of free text, see rewards.extract) or "strict" (training:
+    only the content of one well-formed final `<answer>` tag, read as one answer: no mentions, no nearest
+    choice, one number). `refusals` (multiple choice, lenient only): "strict" (a refusal has no prediction,
+    reason "refusal") or "official" (MathVista's pipeline: it still lands on the nearest choice, mapping
+    "refusal"). Raises ValueError for a bad argument (a response that is not a string included).
     """
     weights = weights or RewardWeights()
-    choice_list, precision = _check_arguments(answer_type, choices, precision)
+    choice_list, precision = _check_arguments(answer_type, choices, precision, extraction, refusals)
+    if response is not None and not isinstance(response, str):
+        raise ValueError(f"response must be a string, not {type(response).__name__} ({response!r:.80})")
+    response = (response or "").replace("\x00", "")
     layout = check_format(response)
-    judgement = _judge(
-        response or "", str(ground_truth), answer_type, choice_list, precision, unit, timeout_s, default_pool()
-    )
+    if len(response) > MAX_RESPONSE_CHARS:
+        judgement = _Judgement(False, None, None, "none", "too-long", "too-long")
+    else:
+        judgement = _judge(response, str(ground_truth), answer_type, choice_list, precision, unit, timeout_s,
+                           default_pool(), _Reading(extraction, refusals))
     accuracy = 1.0 if judgement.correct else 0.0
     overall = weights.accuracy * accuracy + weights.format * layout.score
     if layout.summary_missing:
@@ -144,10 +172,15 @@ def score(
 
 
 def _check_arguments(
-    answer_type: str | None, choices: Sequence[str] | None, precision: float | int | None
+    answer_type: str | None, choices: Sequence[str] | None, precision: float | int | None, extraction: str,
+    refusals: str,
 ) -> tuple[list[str] | None, float | None]:
     if answer_type is not None and answer_type not in ANSWER_TYPES:
         raise ValueError(f"answer_type {answer_type!r} is not one of {ANSWER_TYPES} or None")
+    if extraction not in EXTRACTION_MODES:
+        raise ValueError(f"extraction {extraction!r} is not one of {EXTRACTION_MODES}")
+    if refusals not in REFUSAL_POLICIES:
+        raise ValueError(f"refusals {refusals!r} is not one of {REFUSAL_POLICIES}")
     choice_list = [str(choice) for choice in choices] if choices is not None else None
     if precision is not None:
         try:
@@ -159,14 +192,15 @@ def _check_arguments(
 
 
 def _judge(response: str, ground_truth: str, answer_type: str | None, choices: list[str] | None,
-           precision: float | None, unit: str | None, timeout_s: float, pool: EquivalencePool) -> _Judgement:
+           precision: float | None, unit: str | None, timeout_s: float, pool: EquivalencePool,
+           reading: _Reading) -> _Judgement:
     if choices:
-        return _judge_choice(response, ground_truth, choices)
+        return _judge_choice(response, ground_truth, choices, reading)
     if answer_type in ("integer", "float"):
-        return _judge_number(response, ground_truth, answer_type, precision, unit, timeout_s, pool)
+        return _judge_number(response, ground_truth, answer_type, precision, unit, timeout_s, pool, reading)
     if answer_type == "list":
-        return _judge_list(response, ground_truth)
-    return _judge_generic(response, ground_truth, precision, unit, timeout_s, pool)
+        return _judge_list(response, ground_truth, reading)
+    return _judge_generic(response, ground_truth, precision, unit, timeout_s, pool, reading)
 
 
 def _verdict(correct: bool, extracted: str | None, prediction: str | None, rule: str, mapping: str) -> _Judgement:
@@ -183,10 +217,14 @@ def _gold_choice(ground_truth: str, choices: list[str]) -> str:
     return named.prediction
 
 
-def _judge_choice(response: str, ground_truth: str, choices: list[str]) -> _Judgement:
-    extraction = extract_answer(response, "text")
+def _judge_choice(response: str, ground_truth: str, choices: list[str], reading: _Reading) -> _Judgement:
+    extraction = extract_answer(response, "text", reading.extraction)
     gold = _gold_choice(ground_truth, choices)
-    normalized = match_choice(extraction.text, choices, full_text=extraction.rule == "full_text")
+    if reading.strict:
+        normalized = strict_choice(extraction.text, choices)
+    else:
+        normalized = match_choice(extraction.text, choices, full_text=extraction.rule == "full_text",
+                                  refusals=reading.refusals)
     if normalized.prediction is None:
         return _Judgement(False, extraction.text, None, extraction.rule, normalized.mapping, normalized.mapping)
     return _verdict(normalized.prediction == gold, extraction.text, normalized.prediction, extraction.rule,
@@ -202,14 +240,16 @@ def _to_mathvista_number(value: float, answer_type: str, precision: float | None
 
 
 def _judge_number(response: str, ground_truth: str, answer_type: str, precision: float | None, unit: str | None,
-                  timeout_s: float, pool: EquivalencePool) -> _Judgement:
-    extraction = extract_answer(response, "number")
+                  timeout_s: float, pool: EquivalencePool, reading: _Reading) -> _Judgement:
+    extraction = extract_answer(response, "number", reading.extraction)
     if extraction.text is None:
         return _Judgement(False, None, None, extraction.rule, "no-answer", "no-answer")
-    reading = read_number(extraction.text, unit, first=extraction.rule in MARKER_RULES)
-    value, mapping = reading.value, answer_type
-    if reading.kind == "expression":
-        verdict = pool.evaluate(reading.text, timeout_s=timeout_s)
+    if reading.strict and not holds_one_answer(extraction.text, unit):
+        return _Judgement(False, extraction.text, None, extraction.rule, "unparseable", "several-answers")
+    number = read_number(extraction.text, unit, first=extraction.rule in MARKER_RULES)
+    value, mapping = number.value, answer_type
+    if number.kind == "expression":
+        verdict = pool.evaluate(number.text, timeout_s=timeout_s)
         if verdict.value is None:
             return _Judgement(False, extraction.text, None, extraction.rule, verdict.reason, "math-verify")
         value, mapping = verdict.value, "math-verify"
@@ -224,8 +264,8 @@ def _judge_number(response: str, ground_truth: str, answer_type: str, precision:
     return _verdict(prediction == gold, extraction.text, prediction, extraction.rule, mapping)
 
 
-def _judge_list(response: str, ground_truth: str) -> _Judgement:
-    extraction = extract_answer(response, "list")
+def _judge_list(response: str, ground_truth: str, reading: _Reading) -> _Judgement:
+    extraction = extract_answer(response, "list", reading.extraction)
     prediction = normalize_list(extraction.text)
     if prediction is None:
         reason = "no-answer" if extraction.text is None else "unparseable"
@@ -235,17 +275,19 @@ def _judge_list(response: str, ground_truth: str) -> _Judgement:
 
 
 def _judge_generic(response: str, ground_truth: str, precision: float | None, unit: str | None, timeout_s: float,
-                   pool: EquivalencePool) -> _Judgement:
+                   pool: EquivalencePool, reading: _Reading) -> _Judgement:
     gold = clean_answer(last_boxed(ground_truth) or ground_truth)
     gold_reading = read_number(gold, unit)
     fallback = "number" if gold_reading.kind != "none" and is_mathy(gold) else "text"
-    extraction = extract_answer(response, fallback)
+    extraction = extract_answer(response, fallback, reading.extraction)
     prediction = clean_answer(extraction.text or "")
     if not prediction:
         return _Judgement(False, extraction.text, None, extraction.rule, "no-answer", "no-answer")
     if fold(prediction) == fold(gold):
         return _verdict(True, extraction.text, prediction, extraction.rule, "exact")
-    quick = _compare_in_process(prediction, gold, gold_reading, precision, unit, extraction.rule)
+    if reading.strict and not holds_one_answer(prediction, unit):
+        return _Judgement(False, extraction.text, None, extraction.rule, "unparseable", "several-answers")
+    quick = _compare_in_process(prediction, gold, gold_reading, precision, unit, extraction.rule, reading.strict)
     if quick is not None:
         correct, shown, mapping = quick
         return _verdict(correct, extraction.text, shown, extraction.rule, mapping)
@@ -267,11 +309,14 @@ def strip_unit_words(text: str, unit: str | None) -> str:
 
 
 def _compare_in_process(prediction: str, gold: str, gold_reading: NumberReading, precision: float | None,
-                        unit: str | None, rule: str) -> tuple[bool, str | None, str] | None:
-    """(correct, shown prediction, mapping) when letters, lists or plain numbers settle it; else None."""
+                        unit: str | None, rule: str, strict: bool) -> tuple[bool, str | None, str] | None:
+    """(correct, shown prediction, mapping) when letters, lists or plain numbers settle it; else None.
+    `strict` (the strict extraction mode) takes a letter only when it stands alone."""
     gold_letter = letter_alone(gold)
     if gold_letter is not None:
-        letter = letter_alone(prediction) or leading_letter(prediction, strict=rule == "full_text")
+        letter = letter_alone(prediction)
+        if letter is None and not strict:
+            letter = leading_letter(prediction, strict=rule == "full_text")
         return letter == gold_letter, letter, "letter"
     if BRACKET_LIST_RE.fullmatch(gold):
         listed = normalize_list(prediction)

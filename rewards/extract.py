@@ -1,21 +1,31 @@
-"""Answer extraction: find the span of a free-text response that holds its final answer, and say which rule found it.
+"""Answer extraction: find the span of a response that holds its final answer, and say which rule found it.
 
-Rules, tried in this order (the first that finds a non-empty span wins; within a rule the LAST occurrence counts):
+One extractor, two modes (`extract_answer(response, fallback, mode)`):
+- "lenient", the evaluation reading: free text read the way MathVista's official (GPT-4) extraction reads it;
+- "strict", the training reading: only the content of exactly one well-formed `<answer>...</answer>` that ends
+  the response (a lone `\\boxed{}` inside is unwrapped); anything else has no answer (rule "none").
 
-| rule          | example                                                        |
-|---------------|----------------------------------------------------------------|
-| answer_tag    | `<think>...</think><answer>(B) 8/11</answer>`                    |
-| boxed         | `... so $\\boxed{\\frac{1}{2}}$`                                 |
-| answer_is     | "The correct answer is (C) 45°.", "答案是 C", "La respuesta es 5" |
-| answer_label  | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7" |
-| option_letter | a letter alone on the last line: "B", "(B)", "B.", "option B"  |
-| bracket_list  | the last "[...]" (list answers only)                           |
-| last_number   | the last number of a longer text (numeric answers only)        |
-| full_text     | the whole response (multiple choice matching scans it)         |
-| none          | the response is empty                                          |
+Lenient rules, tried in this order (the first that finds a non-empty span wins; within a rule the LAST occurrence
+counts):
+
+| rule          | example                                                                  |
+|---------------|--------------------------------------------------------------------------|
+| answer_tag    | `<think>...</think><answer>(B) 8/11</answer>`                              |
+| boxed         | `... so $\\boxed{\\frac{1}{2}}$`                                           |
+| answer_is     | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C" |
+| answer_label  | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"          |
+| option_letter | a letter alone on the last line: "B", "(B)", "B.", "option B"            |
+| bracket_list  | the last "[...]" (list answers only)                                     |
+| bold          | the last short bolded number, "**1578**" (numeric answers only)          |
+| last_number   | the last number that is not a threshold ("3 bars below 40" -> 3)         |
+| full_text     | the whole response (multiple choice matching scans it)                   |
+| none          | the response is empty                                                    |
 
 Inside an `<answer>` tag the content is refined by the boxed / answer_is / answer_label rules, so
 `<answer>The answer is \\boxed{5}</answer>` yields "5" (rule "answer_tag").
+
+Every rule runs in time linear in the response (a policy can write 200k unclosed `<answer>` tags): tags and
+braces are found in one scan, answer phrases are read within a window, and the fallbacks read only the end.
 """
 
 from __future__ import annotations
@@ -24,20 +34,31 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .numeric import last_number
+from .numeric import answer_number, find_numbers
 
 Fallback = Literal["text", "number", "list"]
-
-ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-OPEN_ANSWER_TAG_RE = re.compile(r"<answer>((?:(?!</?answer>).)*)$", re.DOTALL | re.IGNORECASE)
-BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+Mode = Literal["lenient", "strict"]
+EXTRACTION_MODES: tuple[str, ...] = ("lenient", "strict")
+# Every tag and brace is found by one left-to-right scan: a policy can write 200k unclosed "<answer>" tags, and a
+# pattern such as "<answer>(.*?)</answer>" would rescan the rest of the text from each of them (quadratic).
+ANSWER_TAG_RE = re.compile(r"<(/?)answer>", re.IGNORECASE)
+BOX_OR_BRACE_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|[{}]")
+# How far after "the answer is" an answer may run, and how many such phrases (the last ones) are tried.
+SPAN_WINDOW_CHARS = 500
+MARKERS_TRIED = 64
+# With no answer marker, only the end of a response is read (its last line, last number, choices it names):
+# real answers (a few thousand characters) fit whole, and a megabyte of digits costs no more than this.
+FALLBACK_WINDOW_CHARS = 16_000
 ANSWER_IS_RES = (
     re.compile(
-        r"(?:\b(?:answer|option|choice)|\b(?:correct|right)\s+one)(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|problem))?"
+        r"(?:\b(?:answer|solution|final\s+(?:value|result|count)|(?:option|choice)(?:\s+letter)?)"
+        r"|\b(?:correct|right)\s+one)"
+        r"(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|problem))?"
         r"\s+(?:is|would\s+be|should\s+be|will\s+be|must\s+be|=)\b\s*[:：]?",
         re.IGNORECASE,
     ),
-    re.compile(r"(?:正确)?答案(?:应该|应|就)?(?:是|为)\s*[:：]?|(?:故|所以|因此|应|则|即)选\s*[:：]?"),
+    # "答案是 C", "选项为C", "故选：D"; not the "应选" inside "对应选项" (the corresponding option).
+    re.compile(r"(?:正确)?(?:答案|选项)(?:应该|应|就)?(?:是|为)\s*[:：]?|(?:故|所以|因此|(?<!对)应|则|即)选(?!项)\s*[:：]?"),
     re.compile(
         r"\b(?:respuesta(?:\s+correcta)?\s+es|réponse(?:\s+correcte)?\s+est|antwort\s+ist|"
         r"resposta(?:\s+correta)?\s+é|risposta(?:\s+corretta)?\s+è)\b\s*[:：]?",
@@ -63,6 +84,8 @@ LEADING_FILLER_RE = re.compile(
     r"option|choice|just|la|le|el|die|der|opción|l'option)\b[\s,:]*)+",
     re.IGNORECASE,
 )
+# A short bolded number ("**70**", "**week 3**"): chat models bold the answer inside an explanation.
+BOLD_NUMBER_RE = re.compile(r"\*\*([^*\n:]{0,24}\d[^*\n:]{0,24})\*\*")
 TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
 # Function names that may appear without a backslash in a math answer ("sqrt(2)", "2pi").
 MATH_WORDS_RE = re.compile(r"\\[A-Za-z]+|\b(?:sqrt|pi|sin|cos|tan|log|ln|exp|frac|infty|inf)\b")
@@ -110,21 +133,25 @@ def is_refusal(text: str) -> bool:
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} (or \\fbox{...}), with nested braces; None if there is none."""
-    starts = [match.end() for match in BOXED_RE.finditer(text)]
-    for start in reversed(starts):
-        depth, index = 1, start
-        while index < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            index += 1
-        if depth == 0:
-            return text[start : index - 1]
-    return None
+    """The content of the last \\boxed{...} (or \\fbox{...}) that closes, with nested braces; None if there is none.
+
+    One scan with a stack of open braces, so it stays linear however many boxes are left unclosed."""
+    stack: list[int | None] = []  # content start of an open box, None for a plain "{"
+    best: tuple[int, int] | None = None
+    for match in BOX_OR_BRACE_RE.finditer(text):
+        token = match.group(0)
+        if token == "}":
+            opened = stack.pop() if stack else None
+            if opened is not None and (best is None or opened > best[0]):
+                best = (opened, match.start())
+        else:
+            stack.append(match.end() if token != "{" else None)
+    return text[best[0] : best[1]] if best else None
 
 
 def _span_after(text: str, position: int) -> str:
     """The answer text starting at `position`: up to the sentence end, or the next line if this one is empty."""
-    rest = text[position:]
+    rest = text[position : position + SPAN_WINDOW_CHARS]
     first_line = rest.split("\n", 1)[0]
     if not first_line.strip() and "\n" in rest:
         rest = rest.split("\n", 1)[1].lstrip("\n ")
@@ -133,28 +160,30 @@ def _span_after(text: str, position: int) -> str:
     return LEADING_FILLER_RE.sub("", span.strip()).strip()
 
 
+def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str] | None:
+    """(start, span) of the latest (start, end) marker followed by a non-empty answer; only the last
+    MARKERS_TRIED markers are tried, which bounds the work on a response that repeats a phrase endlessly."""
+    for start, end in sorted(candidates)[-MARKERS_TRIED:][::-1]:
+        span = _span_after(text, end)
+        if clean_answer(span):
+            return start, span
+    return None
+
+
 def last_answer_is(text: str) -> tuple[int, str] | None:
     """(where, span) after the last "the answer is" phrase (English, Chinese, Spanish, French, German, ...)."""
-    best: tuple[int, str] | None = None
-    for pattern in ANSWER_IS_RES:
-        for match in pattern.finditer(text):
-            span = _span_after(text, match.end())
-            if clean_answer(span) and (best is None or match.start() > best[0]):
-                best = (match.start(), span)
-    return best
+    return _last_marked(text, [(m.start(), m.end()) for pattern in ANSWER_IS_RES for m in pattern.finditer(text)])
 
 
 def last_answer_label(text: str) -> tuple[int, str] | None:
     """(where, span) after the last "Answer:" label (or "A:" at a line start used the same way)."""
     candidates = [(match.start(), match.end()) for match in ANSWER_LABEL_RE.finditer(text)]
+    option_lines = [match.start() for match in LATER_OPTION_LINE_RE.finditer(text)]
+    last_option_line = option_lines[-1] if option_lines else -1
     for match in A_LABEL_RE.finditer(text):
-        if not LATER_OPTION_LINE_RE.search(text, match.end()):
+        if last_option_line < match.end():  # not the first of a list of options "A: ..  B: .."
             candidates.append((match.start(), match.end()))
-    for start, end in sorted(candidates, reverse=True):
-        span = _span_after(text, end)
-        if clean_answer(span):
-            return start, span
-    return None
+    return _last_marked(text, candidates)
 
 
 def letter_alone(text: str) -> str | None:
@@ -196,24 +225,74 @@ def _marker_span(text: str) -> Extraction | None:
     return Extraction(span, rule)
 
 
-def _answer_tag_content(text: str) -> str | None:
-    contents = ANSWER_TAG_RE.findall(text)
-    if contents:
-        return contents[-1]
-    unclosed = OPEN_ANSWER_TAG_RE.search(text)  # a response cut off (or never closed) after <answer>
-    return unclosed.group(1) if unclosed else None
+def last_bold_number(raw: str) -> str | None:
+    """The last short bolded span holding one number ("**week 3**"), or None."""
+    for match in reversed(list(BOLD_NUMBER_RE.finditer(raw.replace("\x00", "")))):
+        if len(find_numbers(match.group(1))) == 1:
+            return match.group(1).strip()
+    return None
 
 
-def extract_answer(response: str, fallback: Fallback = "text") -> Extraction:
+def answer_tag_content(text: str) -> str | None:
+    """The content of the last `<answer>` tag as the lenient reading takes it, or None when there is none."""
+    return _lenient_tag(text, list(ANSWER_TAG_RE.finditer(text)))
+
+
+def _lenient_tag(text: str, tags: list[re.Match[str]]) -> str | None:
+    """The content of the last closed `<answer>` tag (from the last opening before its closing); else of a
+    final tag left open (a response cut off after `<answer>`); else None."""
+    opened: re.Match[str] | None = None
+    closed: tuple[int, int] | None = None
+    for tag in tags:
+        if not tag.group(1):
+            opened = tag
+        elif opened is not None:
+            closed, opened = (opened.end(), tag.start()), None
+    if closed is not None:
+        return text[closed[0] : closed[1]]
+    return text[tags[-1].end() :] if tags and not tags[-1].group(1) else None
+
+
+def _strict_tag(text: str, tags: list[re.Match[str]]) -> str | None:
+    """The content of the one `<answer>...</answer>` of `text` when it is the only tag pair and ends the text;
+    else None (several answer tags, an unclosed tag or text after it all give no answer)."""
+    if len(tags) != 2 or tags[0].group(1) or not tags[1].group(1) or text[tags[1].end() :].strip():
+        return None
+    content = text[tags[0].end() : tags[1].start()].strip()
+    boxed = last_boxed(content)
+    if boxed is not None and re.fullmatch(r"\$?\\(?:boxed|fbox)\s*\{" + re.escape(boxed) + r"\}\$?", content):
+        return boxed  # "<answer>\boxed{5}</answer>" is still one well-formed answer
+    return content
+
+
+def sanitize(response: str | None) -> str:
+    """The response as extraction reads it: None as "", null bytes dropped, fullwidth punctuation and markdown
+    bold folded to plain text."""
+    if response is not None and not isinstance(response, str):
+        raise ValueError(f"response must be a string, not {type(response).__name__} ({response!r:.80})")
+    return (response or "").replace("\x00", "").translate(FULLWIDTH).replace("**", "")
+
+
+def extract_answer(response: str, fallback: Fallback = "text", mode: Mode = "lenient") -> Extraction:
     """Find the final answer of `response`.
 
-    `fallback` says what to take when no marker rule fires: "number" (the last number of a longer text; the
-    whole text when it is a short expression), "list" (the last bracketed list) or "text" (the whole text).
+    `mode` "lenient" (evaluation: read free text the way MathVista's extractor does) tries every rule of the
+    module docstring; "strict" (training rewards) takes only the content of exactly one well-formed
+    `<answer>...</answer>` that ends the response, else nothing (rule "none"). `fallback` (lenient only) says
+    what to take when no marker rule fires: "number" (the last number of a longer text that is not a
+    comparison threshold; the whole text when it is a short expression), "list" (the last bracketed list) or
+    "text" (the whole text).
     """
-    text = (response or "").translate(FULLWIDTH).replace("**", "")
+    if mode not in EXTRACTION_MODES:
+        raise ValueError(f"extraction mode {mode!r} is not one of {EXTRACTION_MODES}")
+    text = sanitize(response)
+    tags = list(ANSWER_TAG_RE.finditer(text))
+    if mode == "strict":
+        tag = _strict_tag(text, tags)
+        return Extraction(tag, "answer_tag") if tag else Extraction(None, "none")
     if not text.strip():
         return Extraction(None, "none")
-    tag = _answer_tag_content(text)
+    tag = _lenient_tag(text, tags)
     if tag is not None:
         inner = _marker_span(tag)
         span = inner.text if inner else tag
@@ -221,19 +300,22 @@ def extract_answer(response: str, fallback: Fallback = "text") -> Extraction:
     marked = _marker_span(text)
     if marked is not None:
         return marked
-    last_line = _last_line(text)
+    last_line = _last_line(text[-FALLBACK_WINDOW_CHARS:])
     if letter_alone(last_line):
         return Extraction(last_line.strip(), "option_letter")
-    return _fallback_span(text, fallback)
+    return _fallback_span((response or "")[-FALLBACK_WINDOW_CHARS:], text[-FALLBACK_WINDOW_CHARS:], fallback)
 
 
-def _fallback_span(text: str, fallback: Fallback) -> Extraction:
+def _fallback_span(raw: str, text: str, fallback: Fallback) -> Extraction:
     if fallback == "list":
         lists = BRACKET_LIST_RE.findall(text)
         if lists:
             return Extraction(lists[-1], "bracket_list")
     if fallback == "number" and not looks_like_expression(text):
-        number = last_number(text)
+        emphasized = last_bold_number(raw)
+        if emphasized is not None:
+            return Extraction(emphasized, "bold")
+        number = answer_number(text)
         if number is not None:
             return Extraction(number.raw, "last_number")
     return Extraction(text.strip(), "full_text")

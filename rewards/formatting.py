@@ -32,9 +32,10 @@ class FormatCheck:
 def check_format(response: str) -> FormatCheck:
     """Check the think/answer layout of `response` (see the module docstring)."""
     text = response or ""
-    match = FORMAT_RE.fullmatch(text)
+    # Count first: the regex backtracks quadratically over many repeated tags, and needs each tag once anyway.
     once_each = all(text.count(tag) == 1 for tag in TAGS)
-    if not match or not once_each:
+    match = FORMAT_RE.fullmatch(text) if once_each else None
+    if not match:
         return FormatCheck(ok=False, summary_missing=_summary_missing(text))
     ok = bool(match.group("think").strip()) and bool(match.group("answer").strip())
     return FormatCheck(ok=ok, summary_missing=not match.group("between").strip())

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 
 from .equivalence import DEFAULT_TIMEOUT_S, default_pool
-from .extract import ANSWER_TAG_RE
+from .extract import answer_tag_content
 from .numeric import parse_fraction
 
 OPTION_LETTERS = "ABCDE"
@@ -67,9 +67,9 @@ def judge(
 ) -> MathVisionJudgement:
     """Judge a response against the gold answer (the option letter for multiple choice, else the value) and
     the gold option's text ("" for free-form problems)."""
-    tags = ANSWER_TAG_RE.findall(response or "")
-    rule = "answer_tag" if tags else "official"
-    extracted = official_answer(tags[-1] if tags else response or "")
+    tag = answer_tag_content(response or "")
+    rule = "answer_tag" if tag is not None else "official"
+    extracted = official_answer(tag if tag is not None else response or "")
     if is_equal(gold, extracted, timeout_s=timeout_s):
         return MathVisionJudgement(True, extracted, rule, "letter" if gold_option else "value")
     if is_equal(gold_option, extracted, timeout_s=timeout_s):

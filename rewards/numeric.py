@@ -140,6 +140,27 @@ def last_number(text: str) -> NumberMatch | None:
     return words[-1] if words else None
 
 
+# Words that make the number after them a threshold of the question ("bars below 40", "more than 7 people").
+THRESHOLD_BEFORE_RE = re.compile(
+    r"(?:\bthan|\bbelow|\babove|\bover|\bunder|\bat\s+least|\bat\s+most|\bexceed(?:s|ing)?|\bout\s+of|\bup\s+to)"
+    r"\s*[$]?$",
+    re.IGNORECASE,
+)
+
+
+def answer_number(text: str) -> NumberMatch | None:
+    """The number a free-text answer gives: the last one that is not a threshold restated from the question
+    ("There are two bars with values larger than 4" -> two); failing that, `last_number`."""
+    short = len(text.split()) <= 2
+    # "one" is too often a pronoun to count, unless nothing else is left: "There is only one bar below 0".
+    groups = (find_numbers(text), find_number_words(text, allow_one=short), find_number_words(text, allow_one=True))
+    for group in groups:
+        free = [number for number in group if not THRESHOLD_BEFORE_RE.search(text[max(0, number.start - 16) : number.start])]
+        if free:
+            return free[-1]
+    return last_number(text)
+
+
 def format_list_element(value: float) -> int | float:
     """An element of a list answer as Python would print it: 2014 rather than 2014.0 when integral."""
     return int(value) if value.is_integer() else value

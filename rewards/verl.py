@@ -5,6 +5,7 @@ verl loads this file by path, as a module outside any package:
     reward.custom_reward_function.path=/abs/path/to/repo/rewards/verl.py
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.summary_penalty=-0.5   # the OpenVLThinker recipe
+    +reward.custom_reward_function.reward_kwargs.extraction=strict      # reward only a well-formed <answer>
 
 so it first puts the folder holding `rewards/` on sys.path, then imports the package. The parquet rows carry
 the item's answer_type / choices / precision / unit in `extra_info` (written by reasoner.data.verl_format).
@@ -68,6 +69,7 @@ def compute_score(
     format_weight: float = 0.0,
     summary_penalty: float = 0.0,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    extraction: str = "lenient",
     **_: object,
 ) -> dict[str, float | str]:
     """Score one rollout for verl.
@@ -76,7 +78,9 @@ def compute_score(
     "reason" (short strings)}. verl averages the numbers into its metrics ("acc" is the name its validation
     treats as the core metric; "pred" feeds its majority-vote metrics) and skips the strings there.
     `data_source` is not needed (the item says its own answer type); other keyword arguments verl passes
-    (reward_router_address, ...) are ignored. The weights default to plain accuracy."""
+    (reward_router_address, ...) are ignored. The weights default to plain accuracy. `extraction` is the
+    answer reading of `rewards.score`: "strict" rewards only the content of one well-formed final `<answer>`
+    tag (training), "lenient" also reads free text (evaluation)."""
     extra = dict(extra_info or {})
     precision = extra.get("precision")
     result = score(
@@ -88,6 +92,7 @@ def compute_score(
         unit=_optional_text(extra.get("unit")),
         weights=RewardWeights(accuracy=accuracy_weight, format=format_weight, summary_penalty=summary_penalty),
         timeout_s=timeout_s,
+        extraction=extraction,
     )
     return {
         "score": result.overall,

@@ -10,6 +10,11 @@ Denominator: every problem of the benchmark (all 1000 of testmini), as in the of
 one result per problem. A problem with no response, or an empty one, counts as wrong and is reported
 (`missing`, `empty`). Responses for pids the benchmark does not have are rejected (ReasonerError): they mean
 the predictions belong to another split or data set, and silently dropping them would hide that.
+
+Refusals ("the question does not provide enough information"): policy `official` (the default, comparable with
+published numbers) maps a multiple-choice refusal to a choice the way the official pipeline does (nearest by
+edit distance); `strict` counts every refusal wrong. `scores.json` reports the policy, the number of refusals
+and the number of responses with no readable answer.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import breakdown, percent
 from reasoner.scoring import score_pairs
+from rewards.core import REFUSAL_POLICIES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,7 @@ BREAKDOWN_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 SCORER = {
     "name": "reasoner rule-based MathVista scorer",
-    "version": 1,
+    "version": 2,
     "extraction": "rules (rewards.score_batch), no GPT",
     "normalisation": "official MathVista: letter/edit distance -> choice text, int(float(x)), "
     "round(x, precision), str(list); exact string match",
@@ -89,7 +95,8 @@ def _unscored_item(problem: Problem, reason: str) -> dict[str, Any]:
 
 
 def score_items(
-    problems: Sequence[Problem], responses: Mapping[str, str | None], *, workers: int = 1
+    problems: Sequence[Problem], responses: Mapping[str, str | None], *, workers: int = 1,
+    refusals: str = "official",
 ) -> list[dict[str, Any]]:
     """One item per problem, in problem order: `{"pid", "extraction", "prediction", "correct", "answer",
     "rule", "reason", "mapping"}` (rule/reason/mapping as in `rewards.RewardScore`). Missing and empty
@@ -105,7 +112,7 @@ def score_items(
         else:
             pending.append((len(items), problem, response))
             items.append(None)
-    scores = score_pairs([(p, r) for _, p, r in pending], workers=workers)
+    scores = score_pairs([(p, r) for _, p, r in pending], workers=workers, refusals=refusals)
     for (index, problem, _), score in zip(pending, scores, strict=True):
         items[index] = {
             "pid": problem.id,
@@ -125,6 +132,7 @@ def score_responses(
     responses: Mapping[str, str | None],
     *,
     workers: int = 1,
+    refusals: str = "official",
     benchmark: str = BENCHMARK,
     fields: Sequence[str] = BREAKDOWN_FIELDS,
     where: str = "responses",
@@ -139,7 +147,9 @@ def score_responses(
     if not problems:
         raise ReasonerError(f"{benchmark}: no problems to score against")
     check_pids(problems, responses, where=where)
-    items = score_items(problems, responses, workers=workers)
+    if refusals not in REFUSAL_POLICIES:
+        raise ReasonerError(f"refusal policy {refusals!r} is not one of {REFUSAL_POLICIES}")
+    items = score_items(problems, responses, workers=workers, refusals=refusals)
     records = [
         {**problem_labels(p, fields), "correct": item["correct"]}
         for p, item in zip(problems, items, strict=True)
@@ -158,6 +168,12 @@ def score_responses(
         "mappings": dict(Counter(item["mapping"] for item in items).most_common()),
         "breakdown": breakdown(records, fields),
         "missing_pids": [item["pid"] for item in items if item["reason"] == "missing"],
+        "refusal_policy": refusals,
+        "refusals": sum(item["mapping"] == "refusal" for item in items),
+        "no_answer": sum(
+            item["prediction"] is None and item["mapping"] != "refusal" and item["reason"] not in ("missing", "empty")
+            for item in items
+        ),
     }
     return scores, items
 
@@ -253,7 +269,8 @@ def write_outputs(out_dir: str | Path, scores: Mapping[str, Any], items: Sequenc
 
 
 def score_predictions_file(
-    predictions: str | Path, data_dir: str | Path, out_dir: str | Path, *, workers: int = 1
+    predictions: str | Path, data_dir: str | Path, out_dir: str | Path, *, workers: int = 1,
+    refusals: str = "official",
 ) -> dict[str, Any]:
     """`reasoner score mathvista`: read predictions and problems, score, write OUT/scores.json + items.jsonl."""
     if workers < 1:
@@ -261,7 +278,9 @@ def score_predictions_file(
     responses = read_predictions(predictions)
     problems = load_problems(data_dir)
     log.info("scoring %d responses against %d MathVista problems", len(responses), len(problems))
-    scores, items = score_responses(problems, responses, workers=workers, where=str(predictions))
+    scores, items = score_responses(
+        problems, responses, workers=workers, refusals=refusals, where=str(predictions)
+    )
     write_outputs(out_dir, scores, items)
     return scores
 
@@ -271,8 +290,13 @@ def format_table(scores: Mapping[str, Any], fields: Sequence[str] = ("task", "sk
     lines = [
         f"{scores['benchmark']}: accuracy {scores['accuracy']:.2f}% "
         f"({scores['correct']}/{scores['n']}; missing {scores['missing']}, empty {scores['empty']}, "
-        "both counted wrong)"
+        "both counted wrong)",
     ]
+    if "refusals" in scores:  # MathVista's reading counts refusals; MATH-Vision's official rules do not
+        lines.append(
+            f"refusals {scores['refusals']} (policy {scores['refusal_policy']}), "
+            f"no readable answer {scores['no_answer']}"
+        )
     if scores["missing"]:
         shown = ", ".join(scores["missing_pids"][:10])
         more = " ..." if scores["missing"] > 10 else ""

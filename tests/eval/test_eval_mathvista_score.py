@@ -192,3 +192,29 @@ def test_other_problem_sets_with_own_fields_and_expression_answers() -> None:
         "2": {"n": 1, "correct": 0, "accuracy": 0.0},
     }
     assert set(scores["breakdown"]) == {"task", "level"}
+
+
+def test_refusal_policy_and_counts_in_scores_json(problems, mathvista_dir, tmp_path, capsys) -> None:
+    """A refusal to a multiple-choice item lands on a choice under `official` (the default) and is wrong under
+    `strict`; either way scores.json counts it, and counts free-form answers with nothing readable."""
+    choice_item = next(p for p in problems if p.choices)
+    number_item = next(p for p in problems if p.answer_type == "integer")
+    rows = [
+        {"pid": choice_item.id, "response": "Sorry, I cannot determine the answer without a clearer image."},
+        {"pid": number_item.id, "response": "The plot has several colored lines and a legend on the right."},
+    ]
+    predictions = write_predictions(tmp_path / "p.jsonl", rows)
+    counts = {}
+    for policy in ("official", "strict"):
+        extra = () if policy == "official" else ("--refusals", "strict")
+        assert run_cli(predictions, mathvista_dir, tmp_path / policy, *extra) == 0
+        scores = json.loads((tmp_path / policy / "scores.json").read_text())
+        items = {i["pid"]: i for i in map(json.loads, (tmp_path / policy / "items.jsonl").read_text().splitlines())}
+        counts[policy] = (scores["refusal_policy"], scores["refusals"], scores["no_answer"])
+        assert items[choice_item.id]["mapping"] == "refusal"
+        landed = items[choice_item.id]["prediction"]
+        assert (landed in choice_item.choices) if policy == "official" else landed is None
+        assert f"refusals 1 (policy {policy})" in capsys.readouterr().out
+    assert counts == {"official": ("official", 1, 1), "strict": ("strict", 1, 1)}
+    with pytest.raises(ReasonerError, match="refusal policy"):
+        score_responses(problems, {}, refusals="never")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rewards import score
-from rewards.normalize import choice_letter
+from rewards.choices import choice_letter
 
 
 @pytest.fixture(scope="module")
