@@ -29,7 +29,13 @@ from reasoner.config import (
 from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.verl import VerlEngine
-from reasoner.engines.verl.export import checkpoint_step, export_model, final_metrics, latest_checkpoint
+from reasoner.engines.verl.export import (
+    checkpoint_step,
+    claim_checkpoints,
+    export_model,
+    final_metrics,
+    latest_checkpoint,
+)
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import ensure_tiny_model
@@ -144,8 +150,11 @@ def test_finished_stage_is_exported_without_a_launch(tmp_path, tiny_dir, shifted
         tmp_path / "logs",
         load_template("reason"),
         seed=1,
+        fingerprint="fp-1",
     )
     problems = generate_mixed(list(TASKS), 8, level=1, seed=4)
+    job.ckpt_dir.mkdir()
+    claim_checkpoints(job.ckpt_dir, "fp-1", "grpo1")  # written under this very config
     write_checkpoint(job.ckpt_dir, 2, tiny_dir, shifted_state)  # 8 problems / 4 per step = the last step
     job.log_dir.mkdir()
     (job.log_dir / "verl_metrics.jsonl").write_text('{"step": 2, "data": {"critic/score/mean": 0.75}}\n')
@@ -171,3 +180,21 @@ def test_engine_rejects_too_little_data_and_generation_without_vllm(tmp_path, ti
         VerlEngine(run).train_grpo(job, generate_mixed(list(TASKS), 3, level=1, seed=4))
     with pytest.raises(ReasonerError, match="vLLM, which is not installed"):
         VerlEngine(run).generator(tiny_dir)
+
+
+def test_checkpoints_written_under_another_config_are_discarded_not_resumed(tmp_path, caplog):
+    from reasoner.engines.verl.export import TRACKER_FILE, latest_checkpoint
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    claim_checkpoints(ckpt, "fp-a", "grpo1")  # a fresh stage: nothing to discard, ours recorded
+    (ckpt / "global_step_2" / "actor").mkdir(parents=True)
+    (ckpt / TRACKER_FILE).write_text("2")
+    claim_checkpoints(ckpt, "fp-a", "grpo1")  # same config (a resume): kept
+    assert latest_checkpoint(ckpt) == ckpt / "global_step_2"
+    with caplog.at_level("WARNING"):
+        claim_checkpoints(ckpt, "fp-b", "grpo1")  # the stage's config changed after an interruption
+    assert latest_checkpoint(ckpt) is None and not (ckpt / "global_step_2").exists()
+    assert "discarding verl checkpoints ['global_step_2']" in caplog.text and "fp-a, now fp-b" in caplog.text
+    claim_checkpoints(ckpt, "fp-b", "grpo1")
+    assert json.loads((ckpt / "stage_fingerprint.json").read_text()) == {"fingerprint": "fp-b"}

@@ -14,13 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoner.atomic import write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records import Problem
 from reasoner.data.verl_format import ImageLimits, write_rl_parquet, write_sft_parquet
 from reasoner.engines.base import SFTExample, TrainJob
 from reasoner.engines.verl import overrides as ov
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
-from reasoner.engines.verl.export import checkpoint_step, export_model, final_metrics, latest_checkpoint
+from reasoner.engines.verl.export import (
+    checkpoint_step,
+    claim_checkpoints,
+    export_model,
+    final_metrics,
+    latest_checkpoint,
+)
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator
 from reasoner.schedule import StagePlan
@@ -224,6 +231,7 @@ class VerlEngine:
         cfg = compose_stage(config_name, overrides, where=f"stage {job.stage.name}")
         _write_config(cfg, paths.log_dir / "verl_config.yaml")
         total = int(cfg.trainer.total_training_steps)
+        claim_checkpoints(paths.ckpt_dir, job.fingerprint, job.stage.name)
         done = checkpoint_step(latest_checkpoint(paths.ckpt_dir))
         metrics_file = paths.log_dir / METRICS_FILE
         if done < total:
@@ -286,8 +294,7 @@ def vllm_engine_args(cluster: ClusterConfig) -> dict:
 def _write_config(cfg, path: Path) -> None:
     from omegaconf import OmegaConf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+    write_text(path, OmegaConf.to_yaml(cfg))
 
 
 def _keep_previous(metrics_file: Path) -> None:

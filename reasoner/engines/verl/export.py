@@ -20,12 +20,14 @@ import re
 import shutil
 from pathlib import Path
 
+from reasoner.atomic import atomic_dir, write_json
 from reasoner.errors import ReasonerError
-from reasoner.rundir import atomic_dir
 
 log = logging.getLogger(__name__)
 
 TRACKER_FILE = "latest_checkpointed_iteration.txt"
+FINGERPRINT_FILE = "stage_fingerprint.json"
+"""Beside verl's checkpoints: the stage fingerprint they were written under (verl itself resumes from any)."""
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -38,6 +40,29 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     ):  # verl prints "tracker file does not exist" on a fresh stage
         found = find_latest_ckpt_path(str(ckpt_dir))
     return Path(found) if found else None
+
+
+def claim_checkpoints(ckpt_dir: Path, fingerprint: str, stage: str) -> None:
+    """Make `ckpt_dir`'s checkpoints this config's: delete any written under another fingerprint, then record ours.
+
+    verl's `resume_mode=auto` resumes from whatever `global_step_N` it finds, with that run's optimizer and data
+    position: after a stage's config changed (lr, steps, data), that would silently continue the old run."""
+    marker = ckpt_dir / FINGERPRINT_FILE
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") if marker.is_file() else None
+    except (ValueError, AttributeError, OSError):
+        recorded = "unreadable"
+    steps = sorted(ckpt_dir.glob("global_step_*"))
+    if steps and recorded != fingerprint:
+        log.warning(
+            "stage %s: discarding verl checkpoints %s: written for another config of the stage (fingerprint %s, "
+            "now %s)", stage, [p.name for p in steps], recorded, fingerprint,
+        )  # fmt: skip
+        for path in steps:
+            shutil.rmtree(path)
+        (ckpt_dir / TRACKER_FILE).unlink(missing_ok=True)
+    if recorded != fingerprint:
+        write_json(marker, {"fingerprint": fingerprint})
 
 
 def checkpoint_step(path: Path | None) -> int:

@@ -56,6 +56,8 @@ def format_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(format_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{format_value(item)}" for key, item in value.items()) + "}"
     text = str(value)
     if re.fullmatch(r"[A-Za-z0-9_\-+./:~@]+", text):
         return text
@@ -239,9 +241,12 @@ def cpu_overrides(config_name: str) -> list[str]:
     """What `cluster.device: cpu` adds on top of the GPU translation (verl's same trainers, on CPU processes).
 
     The rollout is our transformers server (`hf`); Qwen-VL's remove-padding path needs flash-attn, so attention is
-    sdpa on padded batches; torch.compile is off (a C++ build per process would dominate a short CPU job); the
-    agent loop, reward loop and TransferQueue each get one worker (each reserves a Ray CPU).
+    sdpa on padded batches; parameters stay fp32 (verl's default bf16 mixed precision is slow and lossy on a
+    CPU, and fp32 is what the local engine trains in); torch.compile is off (a C++ build per process would
+    dominate a short CPU job); the agent loop, reward loop and TransferQueue each get one worker (each reserves a
+    Ray CPU).
     """
+    fp32 = {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
     if config_name == "ppo_trainer":
         rollout, actor = "actor_rollout_ref.rollout", "actor_rollout_ref.actor"
         items: list[tuple[str, Any]] = [
@@ -255,6 +260,8 @@ def cpu_overrides(config_name: str) -> list[str]:
             (f"{actor}.use_torch_compile", False),
             (f"{actor}.fsdp_config.use_torch_compile", False),
             ("actor_rollout_ref.ref.fsdp_config.use_torch_compile", False),
+            (f"+{actor}.fsdp_config.mixed_precision", fp32),
+            ("+actor_rollout_ref.ref.fsdp_config.mixed_precision", fp32),
             ("reward.num_workers", 1),
             ("data.dataloader_num_workers", 0),
             ("transfer_queue.backend.SimpleStorage.num_data_storage_units", 1),
@@ -265,6 +272,7 @@ def cpu_overrides(config_name: str) -> list[str]:
             ("model.use_remove_padding", False),
             ("+model.override_config.attn_implementation", "sdpa"),
             ("engine.use_torch_compile", False),
+            ("+engine.mixed_precision", fp32),
         ]
     return _pairs(items)
 
