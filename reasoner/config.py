@@ -43,6 +43,15 @@ class ClusterDevice(str, Enum):
     cpu = "cpu"
 
 
+class Extraction(str, Enum):
+    """How a training reward reads the answer: `strict` (only one well-formed `<answer>..</answer>` ending the
+    response: the recipe's reward, which untagged numbers or a tag listing every option cannot game) or `lenient`
+    (the evaluation reading: free text too)."""
+
+    strict = "strict"
+    lenient = "lenient"
+
+
 class StageKind(str, Enum):
     sft = "sft"
     grpo = "grpo"
@@ -196,6 +205,8 @@ class StageDataConfig:
     """SFT targets=self: which verified chain to keep per problem."""
     max_new_tokens: int = 64
     """SFT targets=self: response budget per sample."""
+    extraction: Extraction = Extraction.strict
+    """SFT targets=self: how sampled chains are verified (strict: a well-formed final answer tag)."""
     difficulty: Difficulty = Difficulty.all
     """GRPO only: pass-rate band of problems to train on."""
     pass_rate: PassRateConfig = field(default_factory=PassRateConfig)
@@ -226,6 +237,8 @@ class GRPOConfig:
     """Weight of the format reward in the total reward (the recipe uses accuracy only)."""
     summary_penalty: float = 0.0
     """Penalty when no summary stands between </think> and <answer> (the recipe: -0.5)."""
+    extraction: Extraction = Extraction.strict
+    """How the reward reads the answer (strict: only a well-formed final <answer> tag, as the recipe)."""
 
 
 @dataclass

@@ -334,7 +334,7 @@ def _sft_examples(
             seed=run.config.seed + stage.index,
         )
         generator = engine.generator(model_path(run, stage.policy))
-        samples = sample_and_verify(generator, problems, run.template, spec)
+        samples = sample_and_verify(generator, problems, run.template, spec, data.extraction.value)
         examples, stats = build_examples(problems, samples, data.select.value)
         if not examples:
             raise ReasonerError(f"stage {stage.name}: the policy {stage.policy} solved none of {len(problems)} problems")

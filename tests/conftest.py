@@ -38,6 +38,9 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.sft2.batch_size=4",
     "stages.sft2.data.limit=12",
     "stages.sft2.data.max_new_tokens=12",
+    # Two SFT steps cannot teach a closed <answer> tag within 12 tokens: verify the smoke run's chains leniently
+    # (the strict training reading itself is tested in tests/rewards/test_rewards_strict.py).
+    "stages.sft2.data.extraction=lenient",
     "stages.grpo2.steps=2",
     "stages.grpo2.grpo.prompts_per_step=2",
     "stages.grpo2.grpo.max_new_tokens=12",

@@ -61,19 +61,29 @@ def requests_for(problems: Sequence[Problem], template: Template) -> list[Genera
     ]
 
 
-def verify(problems: Sequence[Problem], texts_per_problem: Sequence[Sequence[str]], workers: int = 1) -> list[list[Sample]]:
-    """Score every response against its problem's ground truth (`reasoner.scoring.score_pairs`)."""
+def verify(
+    problems: Sequence[Problem],
+    texts_per_problem: Sequence[Sequence[str]],
+    workers: int = 1,
+    extraction: str = "lenient",
+) -> list[list[Sample]]:
+    """Score every response against its problem's ground truth (`reasoner.scoring.score_pairs`, reading answers
+    the `extraction` way: "strict" for a policy's own chains, "lenient" for free-text teachers)."""
     pairs = [(p, text) for p, texts in zip(problems, texts_per_problem, strict=True) for text in texts]
-    scores = iter(score_pairs(pairs, workers=workers))
+    scores = iter(score_pairs(pairs, workers=workers, extraction=extraction))
     return [[Sample(text, next(scores)) for text in texts] for texts in texts_per_problem]
 
 
 def sample_and_verify(
-    generator: Generator, problems: Sequence[Problem], template: Template, spec: SamplingSpec
+    generator: Generator,
+    problems: Sequence[Problem],
+    template: Template,
+    spec: SamplingSpec,
+    extraction: str = "lenient",
 ) -> list[list[Sample]]:
-    """k = spec.n samples per problem from `generator`, each verified."""
+    """k = spec.n samples per problem from `generator`, each verified (answers read the `extraction` way)."""
     completions: list[list[Completion]] = generator.generate(requests_for(problems, template), spec)
-    return verify(problems, [[c.text for c in group] for group in completions])
+    return verify(problems, [[c.text for c in group] for group in completions], extraction=extraction)
 
 
 def trim_reflections(reasoning: str) -> str:

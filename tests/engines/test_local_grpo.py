@@ -13,7 +13,7 @@ import pytest
 import torch
 from verl.trainer.ppo import core_algos
 
-from reasoner.config import GRPOConfig, RunConfig, StageConfig, StageKind
+from reasoner.config import Extraction, GRPOConfig, RunConfig, StageConfig, StageKind
 from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine, policy
@@ -255,7 +255,11 @@ def warm_dir(tiny_dir, tmp_path_factory) -> Path:
 
 
 def make_job(root: Path, init: Path, steps: int, **stage) -> TrainJob:
-    grpo = GRPOConfig(samples_per_prompt=4, prompts_per_step=4, max_new_tokens=12, kl_coef=0.05)
+    # The lenient reading: a briefly warmed model rarely closes its answer tag within 12 tokens, and these tests
+    # are about the loop (signal, resume), not about the reward's format rules (tests/rewards/test_rewards_strict.py).
+    grpo = GRPOConfig(
+        samples_per_prompt=4, prompts_per_step=4, max_new_tokens=12, kl_coef=0.05, extraction=Extraction.lenient
+    )
     stage = StageConfig(kind=StageKind.grpo, name="grpo1", steps=steps, lr=1e-3, grpo=grpo, **stage)
     return TrainJob(stage, init, root / "ckpt", root / "model", root / "logs", TEMPLATE, seed=0)
 

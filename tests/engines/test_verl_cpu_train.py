@@ -38,6 +38,7 @@ SMOKE = [
     "stages.sft2.batch_size=1",
     "stages.sft2.data.limit=48",
     "stages.sft2.data.max_new_tokens=12",
+    "stages.sft2.data.extraction=lenient",  # as in conftest's DEMO_SMOKE_OVERRIDES: a 2-step model closes no tag
     "stages.grpo2.steps=2",
     "stages.grpo2.checkpoint_every=1",
     "stages.grpo2.grpo.prompts_per_step=2",

@@ -135,6 +135,7 @@ GOLDEN_GRPO = [
     "trainer.test_freq=-1",
     "+reward.custom_reward_function.reward_kwargs.format_weight=0.0",
     "+reward.custom_reward_function.reward_kwargs.summary_penalty=-0.5",
+    "+reward.custom_reward_function.reward_kwargs.extraction=strict",
 ]
 
 GOLDEN_SFT = [
@@ -197,6 +198,7 @@ def test_verl_composes_the_golden_lists_into_the_values_we_meant(run):
     assert dict(grpo.reward.custom_reward_function.reward_kwargs) == {
         "format_weight": 0.0,
         "summary_penalty": -0.5,
+        "extraction": "strict",  # the recipe's tag-only reward
     }
     sft = compose_stage(SFT_CONFIG, GOLDEN_SFT, where="golden")
     assert (sft.engine.strategy, sft.data.train_batch_size, sft.trainer.max_ckpt_to_keep) == ("fsdp2", 32, 2)

@@ -60,7 +60,7 @@ def score_rollout(
         accuracy=1.0, format=cfg.format_weight, summary_penalty=cfg.summary_penalty
     )
     pairs = [(problem, result.texts[i * group + g]) for i, problem in enumerate(problems) for g in range(group)]
-    scores = score_pairs(pairs, weights=weights)
+    scores = score_pairs(pairs, weights=weights, extraction=cfg.extraction.value)
     overall = torch.tensor([s.overall for s in scores], dtype=torch.float32)  # [B*G]
     by_group = overall.view(-1, group)  # [B, G]
     n = len(scores)

@@ -187,7 +187,11 @@ def grpo_overrides(
         ("trainer.test_freq", -1),
     ]
     # reward_kwargs is not in verl's schema: `+` adds the keys (verl passes them to compute_score).
-    kwargs = [("format_weight", grpo.format_weight), ("summary_penalty", grpo.summary_penalty)]
+    kwargs = [
+        ("format_weight", grpo.format_weight),
+        ("summary_penalty", grpo.summary_penalty),
+        ("extraction", grpo.extraction.value),
+    ]
     return _pairs(items) + [
         f"+reward.custom_reward_function.reward_kwargs.{k}={format_value(v)}" for k, v in kwargs
     ]
