@@ -16,29 +16,27 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from reasoner import config as config_mod
-from reasoner.atomic import write_json, write_text
-from reasoner.config import DataSource, Difficulty, RunConfig, SFTTargets
+from reasoner.atomic import write_text
+from reasoner.config import DataSource, RunConfig
+from reasoner.data.datasets import Datasets
 from reasoner.data.preflight import check_stage
 from reasoner.data.records import Problem
-from reasoner.engines.base import Engine, SFTExample, TrainJob, make_engine
+from reasoner.data.stage_data import StageContext, build_stage_data
+from reasoner.engines.base import Engine, TrainJob
+from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
-from reasoner.prompts import Template, format_target, load_template
+from reasoner.prompts import Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
 from reasoner.runlock import hold
 from reasoner.schedule import StagePlan, Status, check, plan, statuses
 
 log = logging.getLogger(__name__)
-
-TARGETS_FILE = "targets.json"
-"""An SFT stage's targets in data/, kept so a resumed stage trains on the same ones (tagged with its fingerprint)."""
-
 
 @dataclass
 class Run:
@@ -98,10 +96,7 @@ def check_inputs(run: Run) -> None:
                 )
     if cfg.model.path and not Path(cfg.model.path).is_dir():
         raise ReasonerError(f"model.path: {cfg.model.path} is not a model folder")
-    if cfg.engine.value == "verl":
-        from reasoner.engines.verl import validate_plan
-
-        validate_plan(cfg, run.plans)
+    validate_plans(cfg, run.plans)
 
 
 def execute(run: Run, *, redo_from: str | None = None) -> Path:
@@ -167,44 +162,6 @@ def _forget_from(run: Run, name: str) -> None:
             shutil.rmtree(stage_dir.root)
 
 
-class Datasets:
-    """Problems of the configured datasets, loaded once per process."""
-
-    def __init__(self, run: RunConfig):
-        self.run = run
-        self._cache: dict[str, list[Problem]] = {}
-
-    def __getitem__(self, name: str) -> list[Problem]:
-        if name not in self._cache:
-            self._cache[name] = load_dataset(self.run.datasets[name], name)
-        return self._cache[name]
-
-
-def load_dataset(ds: config_mod.DatasetConfig, name: str) -> list[Problem]:
-    """The problems of one dataset config."""
-    if ds.source == DataSource.synthetic:
-        from reasoner.data.synthetic import TASKS, generate_mixed
-
-        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split)
-    elif ds.source == DataSource.file:
-        from reasoner.data.records import read_problems
-
-        problems = read_problems(ds.path)
-    elif ds.source == DataSource.mathvision:
-        from reasoner.data.importers import load_mathvision
-
-        problems = load_mathvision(ds.path)
-    else:
-        from reasoner.data.sources import load_mathvista
-
-        problems = load_mathvista(ds.path)
-    problems = problems[: ds.n] if ds.n and ds.source != DataSource.synthetic else problems
-    if not problems:
-        raise ReasonerError(f"datasets.{name}: {ds.path or ds.source.value} has no problems")
-    log.info("dataset %s: %d problems (%s)", name, len(problems), ds.source.value)
-    return problems
-
-
 def model_path(run: Run, stage_name: str) -> Path:
     """The model folder a finished stage produced (the base: the configured path or the built tiny model), in
     this run folder wherever it lies now."""
@@ -235,18 +192,14 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             fingerprint=stage.fingerprint,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
-        if stage.kind == "sft":
-            examples, data_stats = _sft_examples(run, stage, stage_dir, engine, problems)
-            items = [(example.problem, example.target) for example in examples]
-        else:
-            problems, data_stats = _grpo_problems(run, stage, stage_dir, engine, problems)
-            items = [(problem, None) for problem in problems]
+        context = StageContext(
+            stage, run.plans, run.template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
+        )
+        data, data_stats = build_stage_data(context, problems)
+        items = [(e.problem, e.target) if stage.kind == "sft" else (e, None) for e in data]
         # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
         data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, run.template, items)}
-        if stage.kind == "sft":
-            metrics = engine.train_sft(job, examples)
-        else:
-            metrics = engine.train_grpo(job, problems)
+        metrics = engine.train_sft(job, data) if stage.kind == "sft" else engine.train_grpo(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model
     stage_dir.write_manifest(
@@ -266,31 +219,6 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
     log.info("stage %s (%s): finished in %.1f s", stage.dir_name, stage.name, time.perf_counter() - start)
 
 
-def _grpo_problems(
-    run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
-) -> tuple[list[Problem], dict[str, Any]]:
-    """The stage's difficulty band of `problems` (pass rates estimated once, cached in data/)."""
-    data = stage.config.data
-    if data.difficulty == Difficulty.all:
-        return problems, {}
-    from reasoner.data.difficulty import Bands, difficulty_subset, sampling_spec
-
-    pass_rate = data.pass_rate
-    rater = stage.init if pass_rate.model == "init" else pass_rate.model
-    policy = model_path(run, rater)
-    return difficulty_subset(
-        problems,
-        data.difficulty.value,
-        stage_dir.data / "pass_rates.json",
-        generator=lambda: engine.generator(policy),
-        template=run.template,
-        spec=sampling_spec(pass_rate, stage.config.grpo, seed=run.config.seed + stage.index),
-        # The rater's identity, not its folder: a moved run keeps its cached rates.
-        model=f"{rater}:{next(p.fingerprint for p in run.plans if p.name == rater)}",
-        bands=Bands(pass_rate.hard_below, pass_rate.easy_from),
-    )
-
-
 def _limit(problems: list[Problem], limit: int) -> list[Problem]:
     return problems[:limit] if limit > 0 else problems
 
@@ -303,95 +231,6 @@ def _base_model(run: Run, stage_dir: StageDir) -> Path:
     if not stage_dir.model.is_dir():  # built whole, by rename
         build_tiny_model(stage_dir.model, size=run.config.model.tiny_size, seed=run.config.model.tiny_seed)
     return stage_dir.model
-
-
-def _sft_examples(
-    run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
-) -> tuple[list[SFTExample], dict[str, Any]]:
-    """SFT targets (reference chains or self-distilled ones), cached in data/ so a resumed stage reuses them."""
-    cached = _cached_targets(stage, stage_dir, problems)
-    if cached is not None:
-        return cached
-    data = stage.config.data
-    if data.targets == SFTTargets.reference:
-        examples = [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems if p.reasoning]
-        if not examples:
-            raise ReasonerError(
-                f"stages.{stage.name}.data.targets: reference, but none of the {len(problems)} problems of dataset "
-                f"{data.dataset!r} has reference reasoning; use targets: self or distill, or a dataset with chains"
-            )
-        stats = {"problems": len(problems), "kept": len(examples)}
-    elif data.targets == SFTTargets.distill:
-        examples, stats = _distilled_examples(run, stage, stage_dir, engine, problems)
-    else:
-        from reasoner.data.selfdistill import build_examples, sample_and_verify
-        from reasoner.generation.base import SamplingSpec
-
-        spec = SamplingSpec(
-            n=data.samples_per_problem,
-            temperature=data.temperature,
-            max_new_tokens=data.max_new_tokens,
-            seed=run.config.seed + stage.index,
-        )
-        generator = engine.generator(model_path(run, stage.policy))
-        samples = sample_and_verify(generator, problems, run.template, spec, data.extraction.value)
-        examples, stats = build_examples(problems, samples, data.select.value)
-        if not examples:
-            raise ReasonerError(f"stage {stage.name}: the policy {stage.policy} solved none of {len(problems)} problems")
-    write_json(
-        stage_dir.data / TARGETS_FILE,
-        {"fingerprint": stage.fingerprint, "targets": [[e.problem.id, e.target] for e in examples], "stats": stats},
-    )
-    return examples, stats
-
-
-def _cached_targets(
-    stage: StagePlan, stage_dir: StageDir, problems: list[Problem]
-) -> tuple[list[SFTExample], dict[str, Any]] | None:
-    """The targets an interrupted run of this very stage config built, else None (stale ones are deleted)."""
-    path = stage_dir.data / TARGETS_FILE
-    try:
-        cached = read_json(path)
-        by_id = {p.id: p for p in problems}
-        if cached is not None and cached.get("fingerprint") == stage.fingerprint:
-            return [SFTExample(by_id[i], t) for i, t in cached["targets"]], cached["stats"]
-    except (DamagedFile, AttributeError, KeyError, TypeError, ValueError) as err:
-        log.warning("stage %s: discarding %s, it cannot be read (%s); building the targets again", stage.name, path, err)
-        path.unlink()
-        return None
-    if cached is not None:
-        log.warning(
-            "stage %s: discarding %s: it was built for another config of the stage (fingerprint %s, now %s)",
-            stage.name, path, cached.get("fingerprint"), stage.fingerprint,
-        )  # fmt: skip
-        path.unlink()
-    return None
-
-
-def _distilled_examples(
-    run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, problems: list[Problem]
-) -> tuple[list[SFTExample], dict[str, Any]]:
-    """Iteration-1 data: caption -> reason k times -> verify -> select -> trim (sharded, resumable in data/)."""
-    from reasoner.data.distill import distill, sft_examples, token_counter
-
-    cfg = stage.config.data.distill
-
-    def folder(name: str) -> Path:
-        return model_path(run, "base") if name == "base" else Path(name)
-
-    result = distill(
-        problems,
-        stage_dir.data / "distill",
-        cfg,
-        reasoner=lambda: engine.generator(folder(cfg.reasoner)),
-        captioner=(lambda: engine.generator(folder(cfg.captioner))) if cfg.captioner else None,
-        count_tokens=token_counter(folder(cfg.reasoner)) if cfg.max_target_tokens else None,
-        seed=run.config.seed + stage.index,
-    )
-    examples = sft_examples(result.problems)
-    if not examples:
-        raise ReasonerError(f"stage {stage.name}: distillation kept no chain of {len(problems)} problems")
-    return examples, result.stats["total"]
 
 
 def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, datasets: Datasets) -> None:

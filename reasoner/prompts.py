@@ -120,3 +120,13 @@ def problem_messages(problem, template: Template) -> list[dict]:
     )
     content = [{"type": "image"} for _ in problem.images] + [{"type": "text", "text": text}]
     return [{"role": "user", "content": content}]
+
+
+def requests_for(problems: Sequence, template: Template) -> list:
+    """Generation requests (images + rendered prompt) for `Problem`s, in order."""
+    from reasoner.generation.base import GenerationRequest
+
+    return [
+        GenerationRequest(messages=problem_messages(p, template), images=[im.load() for im in p.images], id=p.id)
+        for p in problems
+    ]

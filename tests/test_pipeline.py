@@ -131,7 +131,7 @@ def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targ
         shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
     assert list((sft2 / "ckpt").glob("step_*"))
     targets = json.loads((sft2 / "data" / "targets.json").read_text())
-    targets["targets"] = [[pid, "STALE"] for pid, _ in targets["targets"]]
+    targets["items"] = [[pid, "STALE"] for pid, _ in targets["items"]]
     (sft2 / "data" / "targets.json").write_text(json.dumps(targets))
 
     run = load_run(DEMO, smoke(tmp_path, "stages.sft2.lr=1e-3"))
@@ -142,7 +142,7 @@ def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targ
     assert any("targets.json" in w and "another config" in w for w in warnings), warnings
     rebuilt = json.loads((sft2 / "data" / "targets.json").read_text())
     assert rebuilt["fingerprint"] == run.plans[3].fingerprint
-    assert "STALE" not in {target for _, target in rebuilt["targets"]}
+    assert "STALE" not in {target for _, target in rebuilt["items"]}
     rows = [json.loads(line) for line in (sft2 / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and rows[0]["train/lr"] == pytest.approx(1e-3)
     assert manifests(copy)["03_sft"]["fingerprint"] == run.plans[3].fingerprint

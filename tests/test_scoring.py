@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 
 from reasoner.config import GRPOConfig, RunConfig, StageConfig, StageKind
 from reasoner.data.records import ANSWER_TYPES
-from reasoner.data.selfdistill import build_examples, sample_and_verify, verify
+from reasoner.data.selection import select_examples, verify
+from reasoner.data.selfdistill import sample_and_verify
 from reasoner.data.verl_format import write_rl_parquet
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
@@ -123,5 +124,5 @@ def test_one_grpo_step_and_one_self_distillation_round_on_tabmwp(tabmwp_problems
     samples = sample_and_verify(generator, chosen, TEMPLATE, spec)
     assert [len(group) for group in samples] == [2] * len(chosen)
     gold = verify(chosen, [[gold_forms(p)["tagged"]] for p in chosen])
-    examples, stats = build_examples(chosen, gold, "shortest")
+    examples, stats = select_examples(chosen, gold, "shortest")
     assert stats["kept"] == len(examples) == len(chosen)

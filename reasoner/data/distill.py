@@ -1,11 +1,10 @@
-"""Caption-then-reason distillation: the recipe's iteration-1 SFT data (RESEARCH.md §1).
+"""Caption-then-reason distillation: the recipe's iteration-1 SFT data.
 
     caption each image (a VLM; or the captions the data already carries)
       -> a text-only reasoner answers from caption + question, k chains per problem
-      -> verify every chain with `rewards` (the scorer GRPO and evaluation use)
-      -> select one correct chain per problem (shortest by default)
-      -> trim it at its first reflection marker ("Wait, let me re-check...")
-      -> drop it when its SFT target is longer than `max_target_tokens`
+      -> the one selection pipeline (`reasoner.data.selection`): verify every chain with `rewards`, select one
+         correct chain per problem, trim its reflections, drop it when it states a wrong answer or its SFT
+         target is longer than `max_target_tokens`
       -> the kept chains on the ORIGINAL images: `Problem.reasoning`, trained as `format_target(reasoning, label)`
 
 Work goes in shards of `shard_size` problems. A finished shard is one file written atomically, so a run that
@@ -35,85 +34,21 @@ from tqdm.auto import tqdm
 from reasoner import config as config_mod
 from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import DistillConfig
-from reasoner.data.records import Problem, read_problems, write_problems
-from reasoner.data.selfdistill import Sample, reasoning_of, select, trim_reflections, verify
-from reasoner.engines.base import SFTExample
+from reasoner.data.records import Problem, write_problems
+from reasoner.data.selection import OUTCOMES, choose_chain, verify
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message
-from reasoner.prompts import Template, format_target, load_template, problem_messages
+from reasoner.prompts import Template, load_template, problem_messages
 from reasoner.rundir import read_json
 
 log = logging.getLogger(__name__)
 
 GeneratorLike = Generator | Callable[[], Generator]
 """A generator, or a zero-argument factory (e.g. a `GeneratorConfig`) called only when a shard needs it."""
-OUTCOMES = ("no_correct", "no_reasoning", "contradicted", "too_long", "kept")
-"""What became of a problem: no correct chain; the selected chain had no reasoning or, trimmed, stated a wrong
-answer (both fail the trimming step); its target was too long; kept."""
 STEPS = ("problems", "captions", "samples", "correct", "selected", "after_trimming", "after_length_filter")
 """The counts in the statistics table: problems, captions made, chains sampled, chains correct, then problems
 left after selection (some chain correct), trimming and the length filter."""
 _EXTRA_COUNTS = ("captions_from_data", "empty_captions", "trimmed")
-# Rules of `rewards.extract` that mean "the text states an answer" (not a guess from its last number).
-_STATED_ANSWER_RULES = ("answer_tag", "boxed", "answer_is", "answer_label", "option_letter")
-
-
-# ------------------------------------------------------------------------------------- one problem's chain
-
-
-@dataclass(frozen=True)
-class ChainChoice:
-    """What the filters made of one problem's samples: the outcome and, past selection, the chosen chain."""
-
-    outcome: str
-    sample: int | None = None
-    """Index of the selected sample (None when no sample was correct)."""
-    reasoning: str | None = None
-    """The trimmed chain (the SFT reasoning) once it survived trimming."""
-    trimmed: bool = False
-    """True when trimming cut something off."""
-    target_tokens: int | None = None
-    """Tokens of the SFT target, when a counter was given."""
-
-
-def states_other_answer(reasoning: str, problem: Problem) -> bool:
-    """True when a (trimmed) chain itself states a final answer that does not verify: trimming cut off the fix."""
-    [[verdict]] = verify([problem], [[reasoning]])
-    return verdict.score.rule in _STATED_ANSWER_RULES and not verdict.correct
-
-
-def choose_chain(
-    problem: Problem,
-    samples: Sequence[Sample],
-    *,
-    rule: str = "shortest",
-    max_target_tokens: int = 0,
-    count_tokens: Callable[[str], int] | None = None,
-) -> ChainChoice:
-    """Select one verified chain by `rule`, trim its reflections, then apply the length filter (in that order)."""
-    chosen = select(samples, rule)
-    if chosen is None:
-        return ChainChoice("no_correct")
-    index = next(i for i, sample in enumerate(samples) if sample is chosen)
-    reasoning = reasoning_of(chosen.text)
-    cut = trim_reflections(reasoning)
-    if not cut:
-        return ChainChoice("no_reasoning", index)
-    if states_other_answer(cut, problem):
-        return ChainChoice("contradicted", index)
-    if max_target_tokens and count_tokens is None:
-        raise ReasonerError("max_target_tokens is set but no token counter was given (see token_counter)")
-    tokens = count_tokens(format_target(cut, problem.answer_label())) if count_tokens else None
-    outcome = "too_long" if max_target_tokens and tokens > max_target_tokens else "kept"
-    return ChainChoice(outcome, index, cut, cut != reasoning, tokens)
-
-
-def token_counter(model_path: str | Path) -> Callable[[str], int]:
-    """Count tokens with the tokenizer of a model folder (for `max_target_tokens`)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 # ------------------------------------------------------------------------------------------------ prompts
@@ -420,13 +355,3 @@ def format_stats(stats: dict[str, Any]) -> str:
     lines = [f"{'source':{width}s}" + "".join(f"  {step}" for step in STEPS)]
     lines += [f"{name:{width}s}" + "".join(f"  {c.get(s, 0):>{len(s)}d}" for s in STEPS) for name, c in rows]
     return "\n".join(lines)
-
-
-def sft_examples(problems: Sequence[Problem]) -> list[SFTExample]:
-    """SFT examples from a distilled set: `<think>reasoning</think> summary <answer>label</answer>` per problem."""
-    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems if p.reasoning]
-
-
-def load_distilled(out_dir: str | Path) -> list[Problem]:
-    """The distilled problems a finished run wrote to `out_dir`."""
-    return read_problems(Path(out_dir) / "distilled.jsonl")

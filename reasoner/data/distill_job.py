@@ -20,7 +20,8 @@ from reasoner.config import (
     load_structured,
 )
 from reasoner.config_ranges import check_ranges
-from reasoner.data.distill import DistillResult, distill, token_counter
+from reasoner.data.distill import DistillResult, distill
+from reasoner.data.selection import token_counter
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator
 
@@ -78,8 +79,8 @@ def run_job(job: DistillJobConfig) -> DistillResult:
     """Load the dataset, build the generators lazily, and distil into <output_dir>/<name>/."""
     import torch
 
+    from reasoner.data.datasets import load_dataset
     from reasoner.generation.pool import GeneratorConfig
-    from reasoner.pipeline import load_dataset
 
     torch.set_num_threads(job.threads)
     out_dir = Path(job.output_dir) / job.name

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reasoner.config import RunConfig, StageConfig
 from reasoner.data.records import Problem
+from reasoner.data.selection import SFTExample
 from reasoner.generation.base import Generator
 from reasoner.prompts import Template
+
+if TYPE_CHECKING:
+    from reasoner.schedule import StagePlan
 
 
 @dataclass
@@ -35,15 +39,15 @@ class TrainJob:
     """The stage's fingerprint (`schedule.plan`): a checkpoint written under another one is not resumed."""
 
 
-@dataclass
-class SFTExample:
-    """A problem and the full assistant response to learn (`<think>..</think> summary <answer>..</answer>`)."""
-
-    problem: Problem
-    target: str
-
-
 class Engine(Protocol):
+    """What the pipeline asks of an engine; engines are looked up by name in `reasoner.engines.registry`."""
+
+    def __init__(self, run: RunConfig) -> None: ...
+
+    @staticmethod
+    def validate(run: RunConfig, plans: list[StagePlan]) -> Any:
+        """Check, before any work, that this engine can run every planned stage; raise ReasonerError if not."""
+
     def generator(self, model_path: Path) -> Generator:
         """A generator serving the model folder (used for evaluation and self-distillation)."""
 
@@ -53,13 +57,3 @@ class Engine(Protocol):
     def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
         """GRPO on `problems` with verifiable rewards; returns summary metrics for the manifest."""
 
-
-def make_engine(run: RunConfig) -> Engine:
-    """The engine named by `run.engine`."""
-    if run.engine.value == "local":
-        from reasoner.engines.local import LocalEngine
-
-        return LocalEngine(run)
-    from reasoner.engines.verl import VerlEngine
-
-    return VerlEngine(run)

@@ -16,11 +16,10 @@ from typing import Any
 from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
 from reasoner.data.records import Problem
-from reasoner.data.selfdistill import requests_for
 from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import score_responses
 from reasoner.generation.base import Generator, SamplingSpec
-from reasoner.prompts import Template
+from reasoner.prompts import Template, requests_for
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,10 @@ from reasoner.data.difficulty import (
     split_by_band,
 )
 from reasoner.data.records import Problem
-from reasoner.data.selfdistill import requests_for
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError
 from reasoner.generation import Completion, GenerationRequest, HFGenerator, SamplingSpec
-from reasoner.prompts import load_template
+from reasoner.prompts import load_template, requests_for
 
 SPEC = SamplingSpec(n=4, temperature=1.0, max_new_tokens=16, seed=11)
 

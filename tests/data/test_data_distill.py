@@ -13,16 +13,9 @@ import rewards
 from reasoner import cli
 from reasoner import config as config_mod
 from reasoner.config import DistillConfig
-from reasoner.data.distill import (
-    choose_chain,
-    distill,
-    load_distilled,
-    reason_prompt,
-    sft_examples,
-    token_counter,
-)
-from reasoner.data.records import Problem
-from reasoner.data.selfdistill import verify
+from reasoner.data.distill import distill, reason_prompt
+from reasoner.data.records import Problem, read_problems
+from reasoner.data.selection import choose_chain, sft_examples, token_counter, verify
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError
 from reasoner.generation import Completion, GenerationRequest, HFGenerator, SamplingSpec
@@ -290,7 +283,7 @@ def test_tiny_model_distillation_statistics_match_what_was_generated(tiny_run, t
     assert total["selected"] == sum(any(s["correct"] for s in r["samples"]) for r in rows)
     kept = [r for r in rows if r["outcome"] == "kept"]
     assert total["after_length_filter"] == len(kept) == len(result.problems)
-    assert [p.id for p in load_distilled(out)] == [r["id"] for r in kept]
+    assert [p.id for p in read_problems(out / "distilled.jsonl")] == [r["id"] for r in kept]
     for problem in result.problems:
         assert problem.images == problems[problem.id].images
         assert problem.metadata["distill"]["samples"] == 2
@@ -325,7 +318,7 @@ def test_kept_chains_are_trimmed_shortest_ones_on_the_original_images(world, tmp
     for problem in result.problems:
         original = next(p for p in world if p.id == problem.id)
         assert problem.reasoning == original.reasoning and problem.images == original.images
-    examples = sft_examples(load_distilled(tmp_path))
+    examples = sft_examples(read_problems(tmp_path / "distilled.jsonl"))
     assert [e.target for e in examples] == [
         format_target(p.reasoning, p.answer_label()) for p in result.problems
     ]

@@ -1,9 +1,10 @@
-"""Self-distillation on realistic reasoning text: verify, select the shortest correct chain, trim reflections."""
+"""The selection pipeline on realistic reasoning text: verify, select the shortest correct chain, trim reflections,
+drop chains whose kept part states another answer (distillation and self-distillation alike)."""
 
 from __future__ import annotations
 
 from reasoner.data.records import Problem
-from reasoner.data.selfdistill import build_examples, reasoning_of, select, trim_reflections, verify
+from reasoner.data.selection import reasoning_of, select, select_examples, trim_reflections, verify
 
 MC = Problem(id="mc", question="How many red shapes?", answer="3", answer_type="text", choices=["2", "3", "4", "5"])
 FREE = Problem(id="free", question="What is half of the bar?", answer="0.5", answer_type="float", precision=1)
@@ -42,9 +43,9 @@ def test_trim_reflections_keeps_the_chain_before_the_loop():
     assert trim_reflections("The waiter counts 3.") == "The waiter counts 3."
 
 
-def test_build_examples_keeps_one_canonical_target_per_solved_problem():
+def test_select_examples_keeps_one_canonical_target_per_solved_problem():
     samples = verify([MC, FREE], [[LONG_CORRECT, WRONG], ["<think>Half of 1 is 1/2.</think> Half. <answer>1/2</answer>"]])
-    examples, stats = build_examples([MC, FREE], samples)
+    examples, stats = select_examples([MC, FREE], samples)
     targets = {e.problem.id: e.target for e in examples}
     # The trimmed chain, then the option letter the prompt asks for.
     assert targets["mc"].startswith("<think>I count the red shapes") and "re-check" not in targets["mc"]
@@ -53,4 +54,18 @@ def test_build_examples_keeps_one_canonical_target_per_solved_problem():
     assert targets["free"].endswith("<answer>0.5</answer>")
     assert stats == {
         "problems": 2, "samples": 3, "correct_samples": 2, "pass_rate": 2 / 3, "kept": 2, "trimmed": 1,
+        "dropped_no_correct": 0, "dropped_no_reasoning": 0, "dropped_contradicted": 0, "dropped_too_long": 0,
     }  # fmt: skip
+
+
+def test_select_examples_drops_a_self_distilled_chain_whose_trimmed_part_states_a_wrong_answer():
+    """A policy's chain that is correct only after its reflection: trimmed, it would teach the wrong answer."""
+    fixed_late = (
+        "<think>The red shapes are 4, so the answer is 4. Wait, the top one is orange. So 3.</think>\n"
+        "Three.\n<answer>B</answer>"
+    )
+    samples = verify([MC, FREE], [[fixed_late, WRONG], [NO_ANSWER]], extraction="strict")
+    assert samples[0][0].correct  # the whole response verifies
+    examples, stats = select_examples([MC, FREE], samples)
+    assert examples == []
+    assert (stats["dropped_contradicted"], stats["dropped_no_correct"], stats["kept"]) == (1, 1, 0)

@@ -240,7 +240,7 @@ def test_a_small_step_favours_rewarded_samples(varied_model, problems):
 def warm_dir(tiny_dir, tmp_path_factory) -> Path:
     """The tiny model after 30 SFT steps: it writes the answer format and is right sometimes, so sampled
     groups carry a reward signal (the untrained model's rewards are constant within each group)."""
-    from reasoner.engines.base import SFTExample
+    from reasoner.data.selection import SFTExample
     from reasoner.prompts import format_target
 
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)

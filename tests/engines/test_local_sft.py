@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from reasoner.config import RunConfig, StageConfig, StageKind
+from reasoner.data.selection import SFTExample
 from reasoner.data.synthetic import TASKS, generate_mixed
-from reasoner.engines.base import SFTExample, TrainJob
+from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs
 from reasoner.errors import ReasonerError

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from reasoner.config import RunConfig
 from reasoner.data.records import Problem
-from reasoner.engines.base import SFTExample, TrainJob
+from reasoner.data.selection import SFTExample
+from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import resolve_runtime
 from reasoner.engines.local.loop import OnStep
 from reasoner.generation.hf import HFGenerator
@@ -29,6 +30,10 @@ class LocalEngine:
         self.run = run
         self.runtime = resolve_runtime(run)
         self.on_step = on_step
+
+    @staticmethod
+    def validate(run: RunConfig, plans: list) -> None:
+        """Nothing to add: the local engine honours every setting the config schema and its ranges allow."""
 
     def generator(self, model_path: Path) -> HFGenerator:
         """An `HFGenerator` serving the model folder on this engine's device."""

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from reasoner.engines.base import SFTExample, TrainJob
+from reasoner.data.selection import SFTExample
+from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.loop import OnStep, TrainingSession

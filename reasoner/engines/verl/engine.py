@@ -17,8 +17,9 @@ from typing import Any
 from reasoner.atomic import write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records import Problem
+from reasoner.data.selection import SFTExample
 from reasoner.data.verl_format import ImageLimits, write_rl_parquet, write_sft_parquet
-from reasoner.engines.base import SFTExample, TrainJob
+from reasoner.engines.base import TrainJob
 from reasoner.engines.verl import overrides as ov
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
 from reasoner.engines.verl.export import (
@@ -152,6 +153,8 @@ def _planned_model(run: RunConfig, run_dir: Path, init: StagePlan) -> Path:
 
 class VerlEngine:
     """The Engine protocol on a Ray cluster: verl trains, a vLLM actor pool generates."""
+
+    validate = staticmethod(validate_plan)
 
     def __init__(self, run: RunConfig):
         self.run = run
