@@ -33,18 +33,15 @@ def make_problems(steps: int):
 
 def run_local(model_dir: Path, problems, args, work: Path) -> dict[str, float]:
     """Steps of `LocalEngine.train_grpo`; per-step times from its metrics.jsonl."""
-    from reasoner.config import GRPOConfig, RunConfig, StageConfig, StageKind
+    from reasoner.config import GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
     from reasoner.engines.base import TrainJob
     from reasoner.engines.local import LocalEngine
     from reasoner.prompts import load_template
 
     grpo = GRPOConfig(
-        samples_per_prompt=SAMPLES,
+        sampling=SamplingConfig(n=SAMPLES, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens),
         prompts_per_step=PROMPTS,
-        max_new_tokens=args.max_new_tokens,
         kl_coef=args.kl_coef,
-        temperature=1.0,
-        top_p=1.0,
     )
     stage = StageConfig(
         kind=StageKind.grpo, name="bench", steps=args.steps, lr=LR, warmup_ratio=0.0, grpo=grpo

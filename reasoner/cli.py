@@ -191,7 +191,7 @@ def _add_data_distill(sub: argparse._SubParsersAction) -> None:
         "and stats.json; re-running the same command redoes only unfinished shards.",
     )
     parser.add_argument("config", metavar="CONFIG", help="distill config YAML, e.g. configs/distill-demo.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. distill.samples_per_problem=8")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. distill.sampling.n=8")
     parser.set_defaults(handler=_run_data_distill)
 
 

@@ -137,6 +137,44 @@ class EvalConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """How a model samples responses: the same settings in every section that samples (GRPO rollouts,
+    self-distillation, distillation). There is no seed here: a stage samples with the run seed + its index."""
+
+    n: int = 1
+    """Responses per prompt (GRPO: the group size; distillation: chains per problem, k)."""
+    temperature: float = 1.0
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    max_new_tokens: int = 64
+    """Response budget per sample."""
+
+    def spec(self, seed: int):
+        """The generation-layer `SamplingSpec` of these settings with `seed`."""
+        from reasoner.generation.base import SamplingSpec
+
+        return SamplingSpec(self.n, self.temperature, self.top_p, self.max_new_tokens, seed)
+
+
+@dataclass
+class SelfDistillConfig:
+    """SFT targets=self: an earlier stage's policy samples k chains per problem; verified chains go through the one
+    selection pipeline (select, trim, contradiction and length filters: `reasoner.data.selection`)."""
+
+    policy: str = "previous"
+    """The stage whose model samples the chains (previous = the stage before)."""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(n=4, temperature=1.0, max_new_tokens=64))
+    """How chains are sampled (n = chains per problem, k)."""
+    select: Selection = Selection.shortest
+    """Which verified chain to keep per problem."""
+    extraction: Extraction = Extraction.strict
+    """How sampled chains are verified (strict: a well-formed final answer tag)."""
+    max_target_tokens: int = 0
+    """Drop chains whose SFT target (after trimming) is longer than this many policy tokens (0 = keep all)."""
+
+
+@dataclass
 class DistillConfig:
     """SFT targets=distill: a VLM captions each image, a text reasoning model reasons from caption + question k
     times, answers are verified against the ground truth, one chain per problem is kept, trimmed at reflection
@@ -153,14 +191,10 @@ class DistillConfig:
     """Model folder of the text-only reasoning model, or `base` (the run's base model). Required."""
     reason_prompt: str = "reason_from_caption"
     """Prompt template of the reasoner; it must use `$caption` besides the usual `$question` fields."""
-    samples_per_problem: int = 4
-    """Chains sampled per problem (k)."""
-    temperature: float = 0.6
-    """Reasoner sampling temperature."""
-    top_p: float = 0.95
-    """Reasoner nucleus sampling threshold."""
-    max_new_tokens: int = 4096
-    """Reasoner response budget per chain."""
+    sampling: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(n=4, temperature=0.6, top_p=0.95, max_new_tokens=4096)
+    )
+    """How the reasoner samples chains (n = chains per problem, k)."""
     max_target_tokens: int = 0
     """Drop chains whose SFT target (after trimming) is longer than this many reasoner tokens (0 = keep all)."""
     select: Selection = Selection.shortest
@@ -194,19 +228,9 @@ class StageDataConfig:
     dataset: str = MISSING
     """Name from `datasets` this stage trains on."""
     targets: SFTTargets = SFTTargets.reference
-    """SFT only: reference | self | distill."""
-    policy: str = "previous"
-    """SFT targets=self: the stage whose model samples the chains (previous = the stage before)."""
-    samples_per_problem: int = 4
-    """SFT targets=self: chains sampled per problem (k)."""
-    temperature: float = 1.0
-    """SFT targets=self: sampling temperature."""
-    select: Selection = Selection.shortest
-    """SFT targets=self: which verified chain to keep per problem."""
-    max_new_tokens: int = 64
-    """SFT targets=self: response budget per sample."""
-    extraction: Extraction = Extraction.strict
-    """SFT targets=self: how sampled chains are verified (strict: a well-formed final answer tag)."""
+    """SFT only: reference | self | distill; `self` and `distill` are configured in their own section below."""
+    selfdistill: SelfDistillConfig = field(default_factory=SelfDistillConfig)
+    """SFT targets=self: the sampling policy, sampling and selection."""
     difficulty: Difficulty = Difficulty.all
     """GRPO only: pass-rate band of problems to train on."""
     pass_rate: PassRateConfig = field(default_factory=PassRateConfig)
@@ -219,14 +243,10 @@ class StageDataConfig:
 
 @dataclass
 class GRPOConfig:
-    samples_per_prompt: int = 4
-    """Completions per prompt (the group size)."""
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(n=4, max_new_tokens=48))
+    """Rollouts: n completions per prompt (the group size), temperature, top_p, response budget."""
     prompts_per_step: int = 8
     """Prompts per rollout batch."""
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 48
-    """Response budget of a rollout."""
     updates_per_batch: int = 1
     """Minibatch updates per rollout batch (PPO epochs x minibatches)."""
     clip_ratio: float = 0.2
@@ -334,6 +354,40 @@ class RunConfig:
     """verl engine only: cluster shape, memory knobs and limits."""
 
 
+RENAMED: dict[str, dict[str, str]] = {
+    "GRPOConfig": {
+        "samples_per_prompt": "sampling.n",
+        "temperature": "sampling.temperature",
+        "top_p": "sampling.top_p",
+        "max_new_tokens": "sampling.max_new_tokens",
+    },
+    "StageDataConfig": {
+        "policy": "selfdistill.policy",
+        "samples_per_problem": "selfdistill.sampling.n",
+        "temperature": "selfdistill.sampling.temperature",
+        "max_new_tokens": "selfdistill.sampling.max_new_tokens",
+        "select": "selfdistill.select",
+        "extraction": "selfdistill.extraction",
+    },
+    "DistillConfig": {
+        "samples_per_problem": "sampling.n",
+        "temperature": "sampling.temperature",
+        "top_p": "sampling.top_p",
+        "max_new_tokens": "sampling.max_new_tokens",
+    },
+}
+"""Keys of earlier config files, by section: old key -> its new spelling inside the same section."""
+
+
+def _renamed(cls: Any, key: str, parent: str) -> str | None:
+    """The message for an old key of section `cls` at `parent`, or None when `key` was never renamed."""
+    new = RENAMED.get(getattr(cls, "__name__", ""), {}).get(str(key))
+    if new is None:
+        return None
+    where = f"{parent}.{key}" if parent else str(key)
+    return f"{where}: renamed; write {parent + '.' if parent else ''}{new}"
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
     run = load_structured(RunConfig, path, overrides)
@@ -377,7 +431,7 @@ def _unknown_keys(raw: Any, cls: type, path: str) -> list[str]:
     for key, value in raw.items():
         where = f"{path}.{key}" if path else str(key)
         if key not in hints:
-            errors.append(f"{where}: unknown key; allowed keys: {', '.join(hints)}")
+            errors.append(_renamed(cls, key, path) or f"{where}: unknown key; allowed keys: {', '.join(hints)}")
             continue
         hint, args = typing.get_origin(hints[key]), typing.get_args(hints[key])
         if isinstance(hints[key], type) and issubclass(hints[key], Enum) and isinstance(value, str):
@@ -416,6 +470,10 @@ def _describe(err: OmegaConfBaseException) -> str:
     message = str(err).splitlines()[0].strip()
     if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in message:
         parent = getattr(err, "object_type", None)
+        parent_key, _, last = key.rpartition(".")
+        renamed = _renamed(parent, last, parent_key)
+        if renamed:
+            return renamed
         allowed = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else []
         if allowed:
             message += f"; allowed keys: {', '.join(allowed)}"
@@ -481,7 +539,8 @@ def _check_datasets(run: RunConfig) -> list[str]:
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 RESERVED_NAMES = ("base", "previous", "init")
-"""Words that stage references (`init`, `data.policy`, `data.pass_rate.model`) give a meaning of their own."""
+"""Words that stage references (`init`, `data.selfdistill.policy`, `data.pass_rate.model`) give a meaning of their
+own."""
 
 
 def _check_name(where: str, name: str) -> list[str]:
@@ -519,19 +578,39 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
             errors.append("grpo: settings given for an sft stage; move them to a kind=grpo stage")
         if stage.data.difficulty != Difficulty.all:
             errors.append("data.difficulty: only for kind=grpo stages")
-        if stage.data.targets == SFTTargets.self and stage.data.policy not in ("previous", *earlier):
-            errors.append(f"data.policy: {stage.data.policy!r} is not allowed; allowed: previous, {', '.join(earlier)}")
-        if stage.data.targets == SFTTargets.self and not earlier and stage.data.policy == "previous":
+        policy = stage.data.selfdistill.policy
+        if stage.data.targets == SFTTargets.self and policy not in ("previous", *earlier):
+            errors.append(f"data.selfdistill.policy: {policy!r} is not allowed; allowed: previous, {', '.join(earlier)}")
+        if stage.data.targets == SFTTargets.self and not earlier and policy == "previous":
             errors.append("data.targets: self needs an earlier stage whose model samples the chains")
-    elif stage.data.targets != SFTTargets.reference:
-        errors.append("data.targets: only for kind=sft stages")
-    return errors + _check_distill(stage) + _check_pass_rate(stage, earlier)
+    else:
+        if stage.data.targets != SFTTargets.reference:
+            errors.append("data.targets: only for kind=sft stages")
+        errors += _check_rollouts(stage.grpo)
+    return errors + _check_sections(stage) + _check_pass_rate(stage, earlier)
 
 
-def _check_distill(stage: StageConfig) -> list[str]:
-    if stage.data.targets != SFTTargets.distill:
-        return [] if stage.data.distill == DistillConfig() else ["data.distill: given, but data.targets is not distill"]
-    return check_distill(stage.data.distill)
+def _check_rollouts(grpo: GRPOConfig) -> list[str]:
+    """What GRPO needs of its sampling beyond the ranges every sampling section has."""
+    errors = []
+    if grpo.sampling.n < 2:
+        errors.append(f"grpo.sampling.n: {grpo.sampling.n} is not allowed; allowed: n >= 2 (advantages are relative "
+                      "within a group)")  # fmt: skip
+    if grpo.sampling.temperature <= 0:
+        errors.append(f"grpo.sampling.temperature: {grpo.sampling.temperature} is not allowed; allowed: "
+                      "temperature > 0 (rollouts are sampled)")  # fmt: skip
+    return errors
+
+
+def _check_sections(stage: StageConfig) -> list[str]:
+    """A targets section is given only for its own kind of targets."""
+    data = stage.data
+    errors = []
+    if data.targets != SFTTargets.self and data.selfdistill != SelfDistillConfig():
+        errors.append("data.selfdistill: given, but data.targets is not self")
+    if data.targets != SFTTargets.distill:
+        return errors + ([] if data.distill == DistillConfig() else ["data.distill: given, but data.targets is not distill"])
+    return errors + check_distill(data.distill)
 
 
 def check_distill(cfg: DistillConfig, where: str = "data.distill") -> list[str]:

@@ -3,7 +3,7 @@
 One table, keyed by dataclass name and field name. `check_ranges` walks a loaded config and names every value
 outside its range by its key path, e.g.
 
-    stages[1] (grpo1).grpo.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1
+    stages[1] (grpo1).grpo.sampling.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1
 
 A NaN or infinite number is never allowed. tests/test_config.py checks that every int and float field of the
 schemas has an entry here, so a new setting cannot skip validation.
@@ -68,12 +68,15 @@ RANGES: dict[str, dict[str, Range]] = {
         "seed": SEED,
     },
     "EvalConfig": {"max_new_tokens": TOKENS, "batch_size": AT_LEAST_1},
-    "DistillConfig": {
-        "caption_max_new_tokens": TOKENS,
-        "samples_per_problem": AT_LEAST_1,
+    "SamplingConfig": {
+        "n": AT_LEAST_1,
         "temperature": TEMPERATURE,
         "top_p": PROBABILITY,
         "max_new_tokens": TOKENS,
+    },
+    "SelfDistillConfig": {"max_target_tokens": Range(0, meaning="0 = keep all")},
+    "DistillConfig": {
+        "caption_max_new_tokens": TOKENS,
         "max_target_tokens": Range(0, meaning="0 = keep all"),
         "shard_size": AT_LEAST_1,
     },
@@ -84,18 +87,9 @@ RANGES: dict[str, dict[str, Range]] = {
         "hard_below": FRACTION,
         "easy_from": FRACTION,
     },
-    "StageDataConfig": {
-        "samples_per_problem": AT_LEAST_1,
-        "temperature": TEMPERATURE,
-        "max_new_tokens": TOKENS,
-        "limit": Range(0, meaning="0 = all"),
-    },
+    "StageDataConfig": {"limit": Range(0, meaning="0 = all")},
     "GRPOConfig": {
-        "samples_per_prompt": Range(2, meaning="advantages are relative within a group"),
         "prompts_per_step": AT_LEAST_1,
-        "temperature": Range(0, low_open=True, meaning="rollouts are sampled"),
-        "top_p": PROBABILITY,
-        "max_new_tokens": TOKENS,
         "updates_per_batch": AT_LEAST_1,
         "clip_ratio": Range(0, 1, low_open=True),
         "kl_coef": Range(0, meaning="0 = no reference model"),

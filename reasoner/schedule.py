@@ -55,7 +55,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         init = _resolve(stage.init, plans)
         policy = None
         if stage.kind == StageKind.sft and stage.data.targets == SFTTargets.self:
-            policy = _resolve(stage.data.policy, plans)
+            policy = _resolve(stage.data.selfdistill.policy, plans)
         elif stage.kind == StageKind.grpo and stage.data.difficulty != Difficulty.all:
             # Pass rates come from another model: its fingerprint is an input of this stage's data.
             rater = stage.data.pass_rate.model

@@ -33,17 +33,17 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.sft1.batch_size=4",
     "stages.grpo1.steps=2",
     "stages.grpo1.grpo.prompts_per_step=2",
-    "stages.grpo1.grpo.max_new_tokens=12",
+    "stages.grpo1.grpo.sampling.max_new_tokens=12",
     "stages.sft2.steps=2",
     "stages.sft2.batch_size=4",
     "stages.sft2.data.limit=12",
-    "stages.sft2.data.max_new_tokens=12",
+    "stages.sft2.data.selfdistill.sampling.max_new_tokens=12",
     # Two SFT steps cannot teach a closed <answer> tag within 12 tokens: verify the smoke run's chains leniently
     # (the strict training reading itself is tested in tests/rewards/test_rewards_strict.py).
-    "stages.sft2.data.extraction=lenient",
+    "stages.sft2.data.selfdistill.extraction=lenient",
     "stages.grpo2.steps=2",
     "stages.grpo2.grpo.prompts_per_step=2",
-    "stages.grpo2.grpo.max_new_tokens=12",
+    "stages.grpo2.grpo.sampling.max_new_tokens=12",
 ]
 
 

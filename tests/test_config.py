@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -116,8 +117,8 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 # Each value below was accepted before (or crashed only after earlier stages trained, without naming the key).
 BAD_NUMBERS = [
-    ("stages.grpo1.grpo.temperature=-1", "stages[1] (grpo1).grpo.temperature", "temperature > 0"),
-    ("stages.grpo1.grpo.top_p=0", "stages[1] (grpo1).grpo.top_p", "0 < top_p <= 1"),
+    ("stages.grpo1.grpo.sampling.temperature=-1", "stages[1] (grpo1).grpo.sampling.temperature", "temperature > 0"),
+    ("stages.grpo1.grpo.sampling.top_p=0", "stages[1] (grpo1).grpo.sampling.top_p", "0 < top_p <= 1"),
     ("stages.grpo1.steps=-5", "stages[1] (grpo1).steps", "steps >= 0"),
     ("eval.batch_size=0", "eval.batch_size", "batch_size >= 1"),
     ("stages.sft1.checkpoint_every=-1", "stages[0] (sft1).checkpoint_every", "checkpoint_every >= 0"),
@@ -130,9 +131,9 @@ BAD_NUMBERS = [
     ("stages.grpo1.lr=nan", "stages[1] (grpo1).lr", "lr > 0"),
     ("stages.grpo1.lr=.inf", "stages[1] (grpo1).lr", "lr > 0"),
     ("stages.grpo1.grpo.prompts_per_step=0", "stages[1] (grpo1).grpo.prompts_per_step", ">= 1"),
-    ("stages.grpo1.grpo.max_new_tokens=0", "stages[1] (grpo1).grpo.max_new_tokens", ">= 1"),
+    ("stages.grpo1.grpo.sampling.max_new_tokens=0", "stages[1] (grpo1).grpo.sampling.max_new_tokens", ">= 1"),
     ("stages.grpo1.grpo.updates_per_batch=0", "stages[1] (grpo1).grpo.updates_per_batch", ">= 1"),
-    ("stages.sft2.data.samples_per_problem=0", "stages[2] (sft2).data.samples_per_problem", ">= 1"),
+    ("stages.sft2.data.selfdistill.sampling.n=0", "stages[2] (sft2).data.selfdistill.sampling.n", ">= 1"),
     ("stages.sft2.data.limit=-3", "stages[2] (sft2).data.limit", "limit >= 0"),
     ("datasets.train.n=-3", "datasets.train.n", "n >= 0"),
     ("cluster.gpu_memory_utilization=1.5", "cluster.gpu_memory_utilization", "0 < gpu_memory_utilization <= 1"),
@@ -169,7 +170,40 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
     from reasoner.data.distill_job import load_job
 
     path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\n")
-    with pytest.raises(ReasonerError, match=r"distill\.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1"):
-        load_job(path, ["distill.top_p=0"])
+    with pytest.raises(ReasonerError, match=r"distill\.sampling\.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1"):
+        load_job(path, ["distill.sampling.top_p=0"])
     with pytest.raises(ReasonerError, match=r"limit: -3 is not allowed"):
         load_job(path, ["limit=-3"])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("stages.grpo1.grpo.samples_per_prompt=8", "stages[1].grpo.sampling.n"),
+        ("stages.grpo1.grpo.temperature=0.7", "stages[1].grpo.sampling.temperature"),
+        ("stages.sft2.data.samples_per_problem=8", "stages[2].data.selfdistill.sampling.n"),
+        ("stages.sft2.data.policy=grpo1", "stages[2].data.selfdistill.policy"),
+    ],
+)
+def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):
+    with pytest.raises(ReasonerError, match=re.escape(f"renamed; write {new}") + "$"):
+        config.load(DEMO, [old])
+
+
+def test_an_old_key_in_yaml_fails_with_its_new_spelling(tmp_path):
+    text = DEMO.read_text().replace(
+        "grpo: {sampling: {n: 4}, prompts_per_step: 16", "grpo: {samples_per_prompt: 4, prompts_per_step: 16"
+    ).replace("selfdistill: {sampling: {n: 4, max_new_tokens: 48}}", "samples_per_problem: 4, max_new_tokens: 48")
+    with pytest.raises(ReasonerError) as err:
+        config.load(write(tmp_path, text))
+    message = str(err.value)
+    assert "stages[1].grpo.samples_per_prompt: renamed; write stages[1].grpo.sampling.n" in message
+    assert "stages[2].data.samples_per_problem: renamed; write stages[2].data.selfdistill.sampling.n" in message
+    assert "stages[2].data.max_new_tokens: renamed; write stages[2].data.selfdistill.sampling.max_new_tokens" in message
+
+
+def test_a_targets_section_belongs_to_its_own_targets():
+    with pytest.raises(ReasonerError, match=r"data.selfdistill: given, but data.targets is not self"):
+        config.load(DEMO, ["stages.sft1.data.selfdistill.sampling.n=2"])
+    with pytest.raises(ReasonerError, match=r"grpo.sampling.n: 1 is not allowed; allowed: n >= 2"):
+        config.load(DEMO, ["stages.grpo1.grpo.sampling.n=1"])

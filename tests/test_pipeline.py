@@ -192,13 +192,13 @@ stages:
     data:
       dataset: train
       targets: distill
-      distill: {reasoner: base, samples_per_problem: 2, max_new_tokens: 12, shard_size: 4}
+      distill: {reasoner: base, sampling: {n: 2, max_new_tokens: 12}, shard_size: 4}
     steps: 1
     batch_size: 2
   - kind: grpo
     data: {dataset: train, difficulty: hard, pass_rate: {samples: 2, max_new_tokens: 8}}
     steps: 1
-    grpo: {prompts_per_step: 2, max_new_tokens: 8}
+    grpo: {prompts_per_step: 2, sampling: {max_new_tokens: 8}}
 """
 
 

@@ -27,11 +27,11 @@ def test_tabmwp_tiny_schedule_runs_every_stage_on_real_data(tabmwp_dir, mathvist
         f"datasets.mathvision.path={mathvision_dir}", "datasets.train.n=48", "datasets.heldout.n=6",
         "datasets.mathvision.n=6", "eval.max_new_tokens=8", "eval.evaluate_base=false",
         "stages.sft1.steps=2", "stages.sft1.batch_size=4",
-        "stages.grpo1.steps=1", "stages.grpo1.grpo.prompts_per_step=4", "stages.grpo1.grpo.samples_per_prompt=2",
-        "stages.grpo1.grpo.max_new_tokens=8",
+        "stages.grpo1.steps=1", "stages.grpo1.grpo.prompts_per_step=4", "stages.grpo1.grpo.sampling.n=2",
+        "stages.grpo1.grpo.sampling.max_new_tokens=8",
         "stages.sft2.steps=1", "stages.sft2.batch_size=2", "stages.sft2.data.limit=12",
-        "stages.sft2.data.max_new_tokens=8",
-        "stages.sft2.data.extraction=lenient",  # a 2-step model closes no answer tag in 8 tokens
+        "stages.sft2.data.selfdistill.sampling.max_new_tokens=8",
+        "stages.sft2.data.selfdistill.extraction=lenient",  # a 2-step model closes no answer tag in 8 tokens
     ]  # fmt: skip
     run_dir = execute(load_run(CONFIG, overrides)).parent
     manifests = {p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("stages/*/manifest.json"))}

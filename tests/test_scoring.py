@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from reasoner.config import GRPOConfig, RunConfig, StageConfig, StageKind
+from reasoner.config import GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
 from reasoner.data.records import ANSWER_TYPES
 from reasoner.data.selection import select_examples, verify
 from reasoner.data.selfdistill import sample_and_verify
@@ -110,7 +110,7 @@ def test_the_verl_reward_file_scores_tabmwp_from_the_parquet_extra_info(tabmwp_p
 
 def test_one_grpo_step_and_one_self_distillation_round_on_tabmwp(tabmwp_problems, tiny_model_dir, tmp_path):
     chosen = varied(tabmwp_problems, per_kind=1)  # one of each answer type, with and without a unit
-    grpo = GRPOConfig(samples_per_prompt=2, prompts_per_step=len(chosen), max_new_tokens=6, kl_coef=0.0)
+    grpo = GRPOConfig(sampling=SamplingConfig(n=2, max_new_tokens=6), prompts_per_step=len(chosen), kl_coef=0.0)
     stage = StageConfig(kind=StageKind.grpo, name="grpo1", steps=1, lr=1e-4, grpo=grpo)
     job = TrainJob(
         stage, tiny_model_dir, tmp_path / "ckpt", tmp_path / "model", tmp_path / "logs", TEMPLATE, seed=0

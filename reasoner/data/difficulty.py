@@ -59,9 +59,9 @@ def sampling_spec(pass_rate: PassRateConfig, grpo: GRPOConfig, seed: int) -> Sam
     """How a GRPO stage's pass rates are sampled: its rollout settings unless `pass_rate` overrides them."""
     return SamplingSpec(
         n=pass_rate.samples,
-        temperature=grpo.temperature if pass_rate.temperature is None else pass_rate.temperature,
-        top_p=grpo.top_p,
-        max_new_tokens=pass_rate.max_new_tokens or grpo.max_new_tokens,
+        temperature=grpo.sampling.temperature if pass_rate.temperature is None else pass_rate.temperature,
+        top_p=grpo.sampling.top_p,
+        max_new_tokens=pass_rate.max_new_tokens or grpo.sampling.max_new_tokens,
         seed=seed,
     )
 

@@ -135,13 +135,7 @@ def _distill_shard(problems: Sequence[Problem], index: int, ctx: _Context) -> li
     seed = ctx.seed + index
     captions = _captions(problems, ctx, seed)
     cfg = ctx.cfg
-    spec = SamplingSpec(
-        n=cfg.samples_per_problem,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        seed=seed,
-    )
+    spec = cfg.sampling.spec(seed)
     requests = reason_requests(problems, captions, ctx.reason_template)
     completions = ctx.generator("reasoner").generate(requests, spec)
     samples = verify(problems, [[c.text for c in group] for group in completions])

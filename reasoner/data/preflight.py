@@ -101,7 +101,7 @@ def stage_budget(run: RunConfig, stage: StageConfig, model_dir: Path, processor:
     context = (
         config.get("text_config", {}).get("max_position_embeddings") or config["max_position_embeddings"]
     )
-    reserved = stage.grpo.max_new_tokens if stage.kind == StageKind.grpo else 0
+    reserved = stage.grpo.sampling.max_new_tokens if stage.kind == StageKind.grpo else 0
     return PromptBudget(int(context), "the model's max_position_embeddings", low, high, reserved)
 
 

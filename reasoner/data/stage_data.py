@@ -24,7 +24,7 @@ from reasoner.data.cache import Built, cached_build
 from reasoner.data.records import Problem
 from reasoner.data.selection import SFTExample, select_examples, sft_examples
 from reasoner.errors import ReasonerError
-from reasoner.generation.base import Generator, SamplingSpec
+from reasoner.generation.base import Generator
 from reasoner.prompts import Template
 from reasoner.schedule import StagePlan
 
@@ -93,15 +93,21 @@ def reference_targets(ctx: StageContext, problems: list[Problem]) -> Built:
 
 def self_targets(ctx: StageContext, problems: list[Problem]) -> Built:
     """An earlier stage's own verified chains (self-distillation), through the one selection pipeline."""
+    from reasoner.data.selection import token_counter
     from reasoner.data.selfdistill import sample_and_verify
 
-    data = ctx.plan.config.data
-    spec = SamplingSpec(
-        n=data.samples_per_problem, temperature=data.temperature, max_new_tokens=data.max_new_tokens, seed=ctx.seed
+    cfg = ctx.plan.config.data.selfdistill
+    policy = ctx.model_path(ctx.plan.policy)
+    samples = sample_and_verify(
+        ctx.generator(policy), problems, ctx.template, cfg.sampling.spec(ctx.seed), cfg.extraction.value
     )
-    generator = ctx.generator(ctx.model_path(ctx.plan.policy))
-    samples = sample_and_verify(generator, problems, ctx.template, spec, data.extraction.value)
-    examples, stats = select_examples(problems, samples, data.select.value)
+    examples, stats = select_examples(
+        problems,
+        samples,
+        cfg.select.value,
+        max_target_tokens=cfg.max_target_tokens,
+        count_tokens=token_counter(policy) if cfg.max_target_tokens else None,
+    )
     if not examples:
         raise ReasonerError(
             f"stage {ctx.plan.name}: the policy {ctx.plan.policy} solved none of {len(problems)} problems"

@@ -11,7 +11,7 @@ import pytest
 
 import rewards
 from reasoner import config as config_mod
-from reasoner.config import GRPOConfig, PassRateConfig
+from reasoner.config import GRPOConfig, PassRateConfig, SamplingConfig
 from reasoner.data.difficulty import (
     Bands,
     difficulty_subset,
@@ -143,7 +143,7 @@ def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
 
 
 def test_sampling_spec_follows_the_stage_rollout_unless_overridden() -> None:
-    grpo = GRPOConfig(temperature=0.9, top_p=0.95, max_new_tokens=48)
+    grpo = GRPOConfig(sampling=SamplingConfig(temperature=0.9, top_p=0.95, max_new_tokens=48))
     spec = sampling_spec(PassRateConfig(samples=6), grpo, seed=3)
     assert (spec.n, spec.temperature, spec.top_p, spec.max_new_tokens, spec.seed) == (6, 0.9, 0.95, 48, 3)
     spec = sampling_spec(PassRateConfig(temperature=0.5, max_new_tokens=32), grpo, seed=0)

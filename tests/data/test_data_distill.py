@@ -12,7 +12,7 @@ import pytest
 import rewards
 from reasoner import cli
 from reasoner import config as config_mod
-from reasoner.config import DistillConfig
+from reasoner.config import DistillConfig, SamplingConfig
 from reasoner.data.distill import distill, reason_prompt
 from reasoner.data.records import Problem, read_problems
 from reasoner.data.selection import choose_chain, sft_examples, token_counter, verify
@@ -233,10 +233,7 @@ TINY_CFG = DistillConfig(
     captioner="tiny",
     caption_max_new_tokens=16,
     reasoner="tiny",
-    samples_per_problem=2,
-    temperature=1.0,
-    top_p=1.0,
-    max_new_tokens=16,
+    sampling=SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16),
     shard_size=2,
 )
 
@@ -292,7 +289,7 @@ def test_tiny_model_distillation_statistics_match_what_was_generated(tiny_run, t
 def test_skipping_the_captioner_uses_the_captions_in_the_data(tiny, world, tmp_path: Path) -> None:
     counting = CountingGenerator(tiny)
     cfg = DistillConfig(
-        reasoner="tiny", samples_per_problem=2, temperature=1.0, max_new_tokens=16, shard_size=4
+        reasoner="tiny", sampling=SamplingConfig(n=2, temperature=1.0, max_new_tokens=16), shard_size=4
     )
     result = distill(world, tmp_path, cfg, reasoner=counting, seed=0)
     assert len(counting.calls) == 2 and all(r.images == [] for call in counting.calls for r in call)
@@ -307,7 +304,7 @@ def test_skipping_the_captioner_uses_the_captions_in_the_data(tiny, world, tmp_p
 
 
 def test_kept_chains_are_trimmed_shortest_ones_on_the_original_images(world, tmp_path: Path) -> None:
-    cfg = DistillConfig(reasoner="reference", samples_per_problem=3, max_target_tokens=40, shard_size=4)
+    cfg = DistillConfig(reasoner="reference", sampling=SamplingConfig(n=3), max_target_tokens=40, shard_size=4)
     result = distill(
         world, tmp_path, cfg, reasoner=ReferenceReasoner(world), count_tokens=lambda t: len(t.split())
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasoner.config import Engine, GRPOConfig, RunConfig, StageConfig, StageKind
+from reasoner.config import Engine, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
 from reasoner.data.preflight import (
     PromptBudget,
     check_prompts,
@@ -89,7 +89,7 @@ def test_prompts_over_the_limit_stop_the_stage_naming_them(real_problems, proces
 
 
 def test_the_budget_follows_the_engine(tiny_model_dir, processor):
-    grpo = StageConfig(kind=StageKind.grpo, grpo=GRPOConfig(max_new_tokens=32))
+    grpo = StageConfig(kind=StageKind.grpo, grpo=GRPOConfig(sampling=SamplingConfig(max_new_tokens=32)))
     local = stage_budget(RunConfig(name="t"), grpo, tiny_model_dir, processor)
     assert (local.max_tokens, local.reserved_tokens) == (4096, 32)
     run = RunConfig(name="t", engine=Engine.verl)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from verl.trainer.ppo import core_algos
 
-from reasoner.config import Extraction, GRPOConfig, RunConfig, StageConfig, StageKind
+from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
 from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine, policy
@@ -194,7 +194,7 @@ def sample_groups(model, processor, prompts, *, seed: int):
 
 def test_rewards_reach_the_gradient(varied_model, problems):
     model, processor = varied_model
-    cfg = GRPOConfig(samples_per_prompt=4, prompts_per_step=3, max_new_tokens=6, kl_coef=0.0)
+    cfg = GRPOConfig(sampling=SamplingConfig(n=4, max_new_tokens=6), prompts_per_step=3, kl_coef=0.0)
     prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
     result = sample_groups(model, processor, prompts, seed=0)
     rewards = torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1])
@@ -211,7 +211,7 @@ def test_rewards_reach_the_gradient(varied_model, problems):
 
 def test_a_small_step_favours_rewarded_samples(varied_model, problems):
     model, processor = copy.deepcopy(varied_model[0]), varied_model[1]
-    cfg = GRPOConfig(samples_per_prompt=4, prompts_per_step=3, max_new_tokens=6, kl_coef=0.0)
+    cfg = GRPOConfig(sampling=SamplingConfig(n=4, max_new_tokens=6), prompts_per_step=3, kl_coef=0.0)
     prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
     result = sample_groups(model, processor, prompts, seed=1)
     batch = make_batch(
@@ -258,7 +258,7 @@ def make_job(root: Path, init: Path, steps: int, **stage) -> TrainJob:
     # The lenient reading: a briefly warmed model rarely closes its answer tag within 12 tokens, and these tests
     # are about the loop (signal, resume), not about the reward's format rules (tests/rewards/test_rewards_strict.py).
     grpo = GRPOConfig(
-        samples_per_prompt=4, prompts_per_step=4, max_new_tokens=12, kl_coef=0.05, extraction=Extraction.lenient
+        sampling=SamplingConfig(n=4, max_new_tokens=12), prompts_per_step=4, kl_coef=0.05, extraction=Extraction.lenient
     )
     stage = StageConfig(kind=StageKind.grpo, name="grpo1", steps=steps, lr=1e-3, grpo=grpo, **stage)
     return TrainJob(stage, init, root / "ckpt", root / "model", root / "logs", TEMPLATE, seed=0)

@@ -22,6 +22,7 @@ from reasoner.config import (
     GRPOConfig,
     ModelConfig,
     RunConfig,
+    SamplingConfig,
     StageConfig,
     StageDataConfig,
     StageKind,
@@ -129,7 +130,7 @@ def grpo_run(tiny_dir: Path) -> RunConfig:
         name="grpo1",
         data=StageDataConfig(dataset="train"),
         epochs=1.0,
-        grpo=GRPOConfig(samples_per_prompt=4, prompts_per_step=4),
+        grpo=GRPOConfig(sampling=SamplingConfig(n=4), prompts_per_step=4),
     )
     return RunConfig(
         name="t",

@@ -33,16 +33,16 @@ SMOKE = [
     "stages.sft1.batch_size=4",
     "stages.grpo1.steps=2",
     "stages.grpo1.grpo.prompts_per_step=2",
-    "stages.grpo1.grpo.max_new_tokens=12",
+    "stages.grpo1.grpo.sampling.max_new_tokens=12",
     "stages.sft2.steps=2",
     "stages.sft2.batch_size=1",
     "stages.sft2.data.limit=48",
-    "stages.sft2.data.max_new_tokens=12",
-    "stages.sft2.data.extraction=lenient",  # as in conftest's DEMO_SMOKE_OVERRIDES: a 2-step model closes no tag
+    "stages.sft2.data.selfdistill.sampling.max_new_tokens=12",
+    "stages.sft2.data.selfdistill.extraction=lenient",  # as in conftest's DEMO_SMOKE_OVERRIDES: a 2-step model closes no tag
     "stages.grpo2.steps=2",
     "stages.grpo2.checkpoint_every=1",
     "stages.grpo2.grpo.prompts_per_step=2",
-    "stages.grpo2.grpo.max_new_tokens=12",
+    "stages.grpo2.grpo.sampling.max_new_tokens=12",
 ]
 
 

@@ -15,6 +15,7 @@ from reasoner.config import (
     GRPOConfig,
     ModelConfig,
     RunConfig,
+    SamplingConfig,
     StageConfig,
     StageDataConfig,
     StageKind,
@@ -42,12 +43,9 @@ PATHS = StagePaths(
 @pytest.fixture(scope="module")
 def run() -> RunConfig:
     grpo = GRPOConfig(
-        samples_per_prompt=5,
+        sampling=SamplingConfig(n=5, temperature=1.0, top_p=0.99, max_new_tokens=2048),
         prompts_per_step=64,
         updates_per_batch=4,
-        temperature=1.0,
-        top_p=0.99,
-        max_new_tokens=2048,
         kl_coef=0.01,
         summary_penalty=-0.5,
     )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reasoner.config import DistillConfig
+from reasoner.config import DistillConfig, SamplingConfig
 from reasoner.data.distill import distill
 from reasoner.data.synthetic import generate
 from reasoner.errors import ReasonerError
@@ -50,7 +50,9 @@ def test_text_only_model_rejects_images(text_model_dir, digit_images):
 
 def test_distillation_with_a_text_only_reasoner(text_model_dir, tmp_path):
     problems = generate("count", 4, level=1, seed=7)  # synthetic problems carry captions: no captioner needed
-    cfg = DistillConfig(reasoner=str(text_model_dir), samples_per_problem=2, max_new_tokens=8, shard_size=4)
+    cfg = DistillConfig(
+        reasoner=str(text_model_dir), sampling=SamplingConfig(n=2, max_new_tokens=8), shard_size=4
+    )
     result = distill(problems, tmp_path, cfg, reasoner=lambda: HFGenerator.from_pretrained(text_model_dir))
     stats = json.loads(result.stats_path.read_text())
     assert stats["total"]["problems"] == 4 and stats["total"]["samples"] == 8

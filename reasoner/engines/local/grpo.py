@@ -2,7 +2,7 @@
 
 One step:
 1. take `prompts_per_step` problems (seeded shuffles, cycling) and encode their prompts and images once;
-2. sample `samples_per_prompt` responses per prompt with the live policy (`rollout`): temperature / top_p,
+2. sample `sampling.n` responses per prompt with the live policy (`rollout`): temperature / top_p,
    stopping at an end token or `</answer>`;
 3. score them with `reasoner.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
    summary_penalty);
@@ -129,7 +129,7 @@ class GRPOStep:
         self.stop = StopRule.for_model(self.model, self.processor)
 
     def __call__(self, index: int) -> dict[str, float]:
-        cfg, group = self.cfg, self.cfg.samples_per_prompt
+        cfg, group = self.cfg, self.cfg.sampling.n
         started = time.perf_counter()
         picked = stream_indices(
             len(self.problems), (index - 1) * cfg.prompts_per_step, cfg.prompts_per_step, self.job.seed
@@ -143,9 +143,9 @@ class GRPOStep:
                 self.processor,
                 prompts,
                 group=group,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.sampling.temperature,
+                top_p=cfg.sampling.top_p,
+                max_new_tokens=cfg.sampling.max_new_tokens,
                 stop=self.stop,
                 generator=generator,
             )
@@ -173,7 +173,7 @@ class GRPOStep:
 
     def _update(self, batch: Batch) -> dict[str, float]:
         """`updates_per_batch` optimizer updates; returns the means of the loss parts over micro-batches."""
-        group = self.cfg.samples_per_prompt
+        group = self.cfg.sampling.n
         plans = minibatches(batch.prompts.size, self.cfg.updates_per_batch, self.job.stage.grad_accum)
         n_micro = sum(len(plan) for plan in plans)
         totals: dict[str, float] = {}
@@ -200,7 +200,7 @@ class GRPOStep:
 
 def logprob_temperature(cfg: GRPOConfig) -> float:
     """Log-probs are taken under the distribution the rollout sampled from (verl and TRL do the same)."""
-    return cfg.temperature if cfg.temperature > 0 else 1.0
+    return cfg.sampling.temperature if cfg.sampling.temperature > 0 else 1.0
 
 
 def make_batch(
@@ -212,7 +212,7 @@ def make_batch(
     cfg: GRPOConfig,
 ) -> Batch:
     """Advantages, and the log-probs that stay fixed during the updates (reference; old when off-policy)."""
-    group, temperature = cfg.samples_per_prompt, logprob_temperature(cfg)
+    group, temperature = cfg.sampling.n, logprob_temperature(cfg)
     advantages = grpo_advantages(rewards, result.mask, group)  # [N, C]
     fixed: dict[str, torch.Tensor | None] = {"ref": None, "old": None}
     with torch.no_grad():
@@ -231,7 +231,7 @@ def micro_batch_loss(
     model: Any, batch: Batch, prompt_rows: list[int], cfg: GRPOConfig, minibatch_tokens: int
 ) -> tuple[LossParts, float]:
     """The GRPO loss of the groups of `prompt_rows` (to back-propagate) and their mean token entropy."""
-    group = cfg.samples_per_prompt
+    group = cfg.sampling.n
     rows = rows_of(prompt_rows, group)
     prompts = batch.prompts if len(prompt_rows) == batch.prompts.size else batch.prompts.select(prompt_rows)
     tokens, mask = batch.tokens[rows], batch.mask[rows]  # [n, C]
@@ -291,6 +291,6 @@ def train_grpo(
         len(problems),
         total,
         cfg.prompts_per_step,
-        cfg.samples_per_prompt,
+        cfg.sampling.n,
     )
     return session.run(GRPOStep(job, problems, runtime, session, reference))
