@@ -51,7 +51,7 @@ class TinySize:
 
 
 SIZES: dict[str, TinySize] = {
-    # ~1M parameters: forwards a batch of 8 in tens of ms on one CPU thread (RESEARCH.md §5).
+    # ~1M parameters: forwards a batch of 8 in tens of ms on one CPU thread.
     "demo": TinySize(
         text_hidden=128,
         text_layers=2,
