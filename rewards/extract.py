@@ -12,7 +12,8 @@ counts):
 |---------------|--------------------------------------------------------------------------|
 | answer_tag    | `<think>...</think><answer>(B) 8/11</answer>`                              |
 | boxed         | `... so $\\boxed{\\frac{1}{2}}$`                                           |
-| answer_is     | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C" |
+| answer_is     | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C", |
+|               | "option C is the correct answer", "选项C是正确答案" (not in a hypothesis: "If ..., the answer is A") |
 | answer_label  | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"          |
 | option_letter | a letter alone on the last line: "B", "(B)", "B.", "option B"            |
 | bracket_list  | the last "[...]" (list answers only)                                     |
@@ -84,12 +85,26 @@ LEADING_FILLER_RE = re.compile(
     r"option|choice|just|la|le|el|die|der|opción|l'option)\b[\s,:]*)+",
     re.IGNORECASE,
 )
+# A letter said to be right: "option C is the correct answer", "(C) is correct", "选项C是正确答案".
+LETTER_IS_CORRECT_RE = re.compile(
+    r"(?:\b(?:option|choice)\s*\(?([A-H])\)?|\(([A-H])\)|\b([A-H]))\s+is\s+(?:the\s+)?(?:correct|right|best)\s+"
+    r"(?:answer|option|choice)\b"
+    r"|(?:\b(?:option|choice)\s*\(?([A-H])\)?|\(([A-H])\))\s+is\s+(?:correct|right)\b"
+    r"|选项\s*\(?([A-H])\)?\s*(?:是|为)?正确",
+    re.IGNORECASE,
+)
+# A hypothesis: a sentence that starts with "If ..." / "Otherwise" ("If it is taller, the answer is (A) Yes.").
+CONDITION_RE = re.compile(r"(?:if|otherwise|else|unless|whereas)\b|如果|若|否则", re.IGNORECASE)
+SENTENCE_START_RE = re.compile(r"\n|(?<=[^\s\d])[.!?](?=\s)|[。！？]")
+CONDITION_WINDOW_CHARS = 300
 # A short bolded number ("**70**", "**week 3**"): chat models bold the answer inside an explanation.
 BOLD_NUMBER_RE = re.compile(r"\*\*([^*\n:]{0,24}\d[^*\n:]{0,24})\*\*")
 TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
 # Function names that may appear without a backslash in a math answer ("sqrt(2)", "2pi").
 MATH_WORDS_RE = re.compile(r"\\[A-Za-z]+|\b(?:sqrt|pi|sin|cos|tan|log|ln|exp|frac|infty|inf)\b")
-FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "，": ",", "．": ".", "\u3000": " ", "−": "-"})
+# Fullwidth punctuation folded to ASCII; zero-width characters dropped (a response of one "\u200b" is empty).
+FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "，": ",", "．": ".", "\u3000": " ", "−": "-",
+                           "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
 REFUSAL_RE = re.compile(
     r"\b(?:can ?not|can't|cannot|unable to|not possible to|impossible to|not able to)\s+(?:be\s+)?"
     r"(?:determine|determined|tell|answer|answered|say|know|identify|identified|decide|provide|"
@@ -160,12 +175,21 @@ def _span_after(text: str, position: int) -> str:
     return LEADING_FILLER_RE.sub("", span.strip()).strip()
 
 
+def is_conditional(text: str, position: int) -> bool:
+    """True when the sentence holding `position` states a hypothesis, not an answer: "If the bar is taller,
+    then the answer is (A) Yes. Otherwise, the answer is (B) No." (MathVista's extractor reads neither)."""
+    head = text[max(0, position - CONDITION_WINDOW_CHARS) : position]
+    sentence = SENTENCE_START_RE.split(head)[-1]
+    return bool(CONDITION_RE.match(sentence.lstrip(" \t*-")))
+
+
 def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str] | None:
-    """(start, span) of the latest (start, end) marker followed by a non-empty answer; only the last
-    MARKERS_TRIED markers are tried, which bounds the work on a response that repeats a phrase endlessly."""
+    """(start, span) of the latest (start, end) marker followed by a non-empty answer and not inside a
+    hypothesis ("If ..., the answer is (A)"); only the last MARKERS_TRIED markers are tried, which bounds the
+    work on a response that repeats a phrase endlessly."""
     for start, end in sorted(candidates)[-MARKERS_TRIED:][::-1]:
         span = _span_after(text, end)
-        if clean_answer(span):
+        if clean_answer(span) and not is_conditional(text, start):
             return start, span
     return None
 
@@ -173,6 +197,16 @@ def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str
 def last_answer_is(text: str) -> tuple[int, str] | None:
     """(where, span) after the last "the answer is" phrase (English, Chinese, Spanish, French, German, ...)."""
     return _last_marked(text, [(m.start(), m.end()) for pattern in ANSWER_IS_RES for m in pattern.finditer(text)])
+
+
+def last_letter_is_correct(text: str) -> tuple[int, str] | None:
+    """(where, letter) of the last "option C is the correct answer" (or "(C) is correct", "选项C是正确答案")
+    that is not a hypothesis ("If ..., option A is the correct answer")."""
+    for match in list(LETTER_IS_CORRECT_RE.finditer(text))[-MARKERS_TRIED:][::-1]:
+        letter = next(group for group in match.groups() if group)
+        if (match.group(3) is None or letter.isupper()) and not is_conditional(text, match.start()):
+            return match.start(), letter.upper()
+    return None
 
 
 def last_answer_label(text: str) -> tuple[int, str] | None:
@@ -217,8 +251,9 @@ def _marker_span(text: str) -> Extraction | None:
     boxed = last_boxed(text)
     if boxed is not None and clean_answer(boxed):
         return Extraction(boxed.strip(), "boxed")
-    found = [(hit, rule) for rule, hit in (("answer_is", last_answer_is(text)), ("answer_label", last_answer_label(text)))
-             if hit is not None]
+    hits = (("answer_is", last_answer_is(text)), ("answer_is", last_letter_is_correct(text)),
+            ("answer_label", last_answer_label(text)))
+    found = [(hit, rule) for rule, hit in hits if hit is not None]
     if not found:
         return None
     (_, span), rule = max(found)  # the later of "the answer is ..." and "Answer: ..."
@@ -266,8 +301,8 @@ def _strict_tag(text: str, tags: list[re.Match[str]]) -> str | None:
 
 
 def sanitize(response: str | None) -> str:
-    """The response as extraction reads it: None as "", null bytes dropped, fullwidth punctuation and markdown
-    bold folded to plain text."""
+    """The response as extraction reads it: None as "", null bytes and zero-width characters dropped,
+    fullwidth punctuation and markdown bold folded to plain text."""
     if response is not None and not isinstance(response, str):
         raise ValueError(f"response must be a string, not {type(response).__name__} ({response!r:.80})")
     return (response or "").replace("\x00", "").translate(FULLWIDTH).replace("**", "")
