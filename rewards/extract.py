@@ -8,19 +8,23 @@ One extractor, two modes (`extract_answer(response, fallback, mode)`):
 Lenient rules, tried in this order (the first that finds a non-empty span wins; within a rule the LAST occurrence
 counts):
 
-| rule          | example                                                                  |
-|---------------|--------------------------------------------------------------------------|
-| answer_tag    | `<think>...</think><answer>(B) 8/11</answer>`                              |
-| boxed         | `... so $\\boxed{\\frac{1}{2}}$`                                           |
-| answer_is     | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C", |
-|               | "option C is the correct answer", "选项C是正确答案" (not in a hypothesis: "If ..., the answer is A") |
-| answer_label  | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"          |
-| option_letter | a letter alone on the last line: "B", "(B)", "B.", "option B"            |
-| bracket_list  | the last "[...]" (list answers only)                                     |
-| bold          | the last short bolded number, "**1578**" (numeric answers only)          |
-| last_number   | the last number that is not a threshold ("3 bars below 40" -> 3)         |
-| full_text     | the whole response (multiple choice matching scans it)                   |
-| none          | the response is empty                                                    |
+| rule            | example                                                                                             |
+|-----------------|-----------------------------------------------------------------------------------------------------|
+| answer_tag      | `<think>...</think><answer>(B) 8/11</answer>`                                                       |
+| boxed           | `... so $\\boxed{\\frac{1}{2}}$`                                                                    |
+| answer_is       | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C",                         |
+|                 | "option C is the correct answer", "选项C是正确答案"; never inside a hypothesis ("If ..., the answer is A") |
+| answer_label    | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"                                    |
+| option_letter   | a letter alone on the last line: "B", "(B)", "B.", "option B"                                       |
+| bracket_list    | the last "[...]" (list answers only)                                                                |
+| answer_sentence | the number of the answering sentence: the last "Therefore / So ..." one, else the first of a       |
+|                 | response of several lines (models answer, then explain: "There are 3 bars below 40.\\nThey are     |
+|                 | 58, 59 and 63." -> 3), the last of one paragraph; its first bolded number, else its last number    |
+|                 | that is no threshold; an aside after ", with" / ", while" left out (numeric answers only)          |
+| bold            | the last short bolded number, "**1578**" (numeric answers only)                                     |
+| last_number     | the last number that is not a threshold ("3 bars below 40" -> 3)                                    |
+| full_text       | the whole response (multiple choice matching scans it)                                              |
+| none            | the response is empty                                                                               |
 
 Inside an `<answer>` tag the content is refined by the boxed / answer_is / answer_label rules, so
 `<answer>The answer is \\boxed{5}</answer>` yields "5" (rule "answer_tag").
@@ -93,6 +97,10 @@ LETTER_IS_CORRECT_RE = re.compile(
     r"|选项\s*\(?([A-H])\)?\s*(?:是|为)?正确",
     re.IGNORECASE,
 )
+CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
+# An aside after the answer: "... is 2016, with 94% of schools" (not ", which gives 2123": that is the result).
+TRAILING_CLAUSE_RE = re.compile(r",\s*(?:with|while|where|whereas)\b")
 # A hypothesis: a sentence that starts with "If ..." / "Otherwise" ("If it is taller, the answer is (A) Yes.").
 CONDITION_RE = re.compile(r"(?:if|otherwise|else|unless|whereas)\b|如果|若|否则", re.IGNORECASE)
 SENTENCE_START_RE = re.compile(r"\n|(?<=[^\s\d])[.!?](?=\s)|[。！？]")
@@ -173,6 +181,31 @@ def _span_after(text: str, position: int) -> str:
     end = SPAN_END_RE.search(rest)
     span = rest[: end.start()] if end else rest
     return LEADING_FILLER_RE.sub("", span.strip()).strip()
+
+
+def answer_sentence(text: str, *, first: bool = True) -> str:
+    """The sentence of a whole response that answers: its last one starting with "Therefore" / "So" / ...,
+    else its first (models answer, then explain), or its last with `first=False`."""
+    sentences = [sentence.strip() for sentence in SENTENCE_END_RE.split(text) if sentence.strip()]
+    concluding = [sentence for sentence in sentences if CONCLUSION_RE.match(sentence.lstrip("*"))]
+    return (concluding or sentences or [text])[0 if first and not concluding else -1]
+
+
+def answering_number(raw: str) -> str | None:
+    """The number the answering sentence of a whole response gives (see rule answer_sentence): its first bolded
+    number ("The maximum is **70**, reached in **2009**") else its last that is no threshold; None when that
+    sentence holds no number.
+
+    With several lines, models answer first and explain after; in one paragraph they reason up to the answer,
+    so there it is the last sentence (a "Therefore ..." one in both cases when there is one)."""
+    several_lines = len([line for line in raw.splitlines() if line.strip()]) > 1
+    sentence = answer_sentence(raw, first=several_lines)
+    sentence = TRAILING_CLAUSE_RE.split(sentence, 1)[0]
+    emphasized = last_bold_number(sentence, first=True)
+    if emphasized is not None:
+        return emphasized
+    number = answer_number(sanitize(sentence))
+    return number.raw if number is not None else None
 
 
 def is_conditional(text: str, position: int) -> bool:
@@ -260,11 +293,12 @@ def _marker_span(text: str) -> Extraction | None:
     return Extraction(span, rule)
 
 
-def last_bold_number(raw: str) -> str | None:
-    """The last short bolded span holding one number ("**week 3**"), or None."""
-    for match in reversed(list(BOLD_NUMBER_RE.finditer(raw.replace("\x00", "")))):
-        if len(find_numbers(match.group(1))) == 1:
-            return match.group(1).strip()
+def last_bold_number(raw: str, *, first: bool = False) -> str | None:
+    """The last (or `first`) short bolded span holding one number ("**week 3**"), or None."""
+    spans = [match.group(1) for match in BOLD_NUMBER_RE.finditer(raw.replace("\x00", ""))]
+    for span in spans if first else reversed(spans):
+        if len(find_numbers(span)) == 1:
+            return span.strip()
     return None
 
 
@@ -347,6 +381,9 @@ def _fallback_span(raw: str, text: str, fallback: Fallback) -> Extraction:
         if lists:
             return Extraction(lists[-1], "bracket_list")
     if fallback == "number" and not looks_like_expression(text):
+        stated = answering_number(raw)
+        if stated is not None:
+            return Extraction(stated, "answer_sentence")
         emphasized = last_bold_number(raw)
         if emphasized is not None:
             return Extraction(emphasized, "bold")

@@ -143,3 +143,19 @@ def test_zero_width_characters_are_dropped() -> None:
     assert score("\u200b", "45°", choices=ANGLES, **MC).reason == "no-answer"
     assert score("\u200bThe correct option is (B) 45°.", "45°", choices=ANGLES, **MC).accuracy == 1.0
     assert score("The total is 1\u200b2.", "12", answer_type="integer").accuracy == 1.0
+
+
+@pytest.mark.parametrize(("response", "gold"), [
+    # Answer first, then the explanation with more numbers in it.
+    ("The tallest bar belongs to 2018.\n\nThe values for the other years are 12, 15 and 9, all lower.", "2018"),
+    ("The value that completes the pattern is 6.\n\n2, 4, __, 8, 10", "6"),
+    # An aside after the answer.
+    ("Sales peaked in 2012, with 340 units sold that year.", "2012"),
+    ("The gap between the two lines is 15 points, while the lower line stays near 40.", "15"),
+    # One paragraph reasoning up to its answer, and a "Therefore" sentence before a postscript.
+    ("The left stack has 4 cubes and the right one 5. Together they make 9.", "9"),
+    ("Each box costs $3, so 4 boxes cost $12.\nTherefore, she pays $12.\n\nA quick check in code printed 15.", "12"),
+])
+def test_numbers_in_the_answering_sentence(response: str, gold: str) -> None:
+    result = score(response, gold, answer_type="integer")
+    assert (result.accuracy, result.rule) == (1.0, "answer_sentence"), result
