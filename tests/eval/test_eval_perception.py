@@ -62,3 +62,22 @@ def test_untrained_at_chance_then_short_sft_well_above(tiny_dir, tmp_path):
     print(format_rows(trained))
     counting = trained["breakdown"]["family"]["counting"]
     assert counting["chance"] == 25.0 and counting["accuracy"] >= 45.0, counting
+
+
+def test_report_shows_families_beside_chance_across_stages(tmp_path):
+    from reasoner.atomic import write_json
+    from reasoner.report import write_report
+    from reasoner.rundir import RunDir
+
+    problems = generate_compose([], 12, level=1, seed=2, split="eval")
+    run = RunDir(tmp_path / "run")
+    for stage, answer in (("00_base", lambda p: ""), ("01_sft", lambda p: f"<answer>{p.answer_label()}</answer>")):
+        scores, _ = score(problems, {p.id: answer(p) for p in problems}, "perception")
+        write_json(run.stage(stage).eval("perception") / "scores.json", scores)
+        write_json(run.stage(stage).eval("heldout") / "scores.json", {"n": 4, "accuracy": 50.0})
+    text = write_report(run).read_text()
+    assert "| stage | heldout | perception |" in text and "| 01_sft | 50.0 | 100.0 |" in text
+    header = "| stage | n | accuracy | Δ prev | Δ base | " + " | ".join(ROWS) + " |"
+    assert header in text
+    assert "| chance |  | 37.7 |  |  | 50.0 | 50.0 | 20.0 | 25.0 | 50.0 | 25.0 | 39.0 | 17.1 |" in text
+    assert (run.root / "accuracy.png").stat().st_size > 1000
