@@ -22,8 +22,8 @@ from typing import Any
 from reasoner.data.perception import FAMILIES
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
+from reasoner.eval.mathvista import SCORER, check_pids, rewards_fingerprint, score_items
 from reasoner.eval.metrics import breakdown, percent
-from reasoner.eval.mathvista import check_pids, score_items, SCORER, rewards_fingerprint
 
 BENCHMARK = "perception"
 ROWS = (*FAMILIES, "hard_positive", "pair")

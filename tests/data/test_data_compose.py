@@ -8,7 +8,6 @@ from reasoner.data.perception import FAMILIES
 from reasoner.data.synthetic.compose import LEVEL_SETTINGS, generate_compose, scene_split
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import score
-from reasoner.prompts import LETTERS
 
 
 @pytest.mark.parametrize("level", [1, 2, 3])

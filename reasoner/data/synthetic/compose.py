@@ -198,7 +198,7 @@ def _count_item(rng: random.Random, cfg: ComposeLevel, pid: str, common: dict) -
     others = [c for c in cfg.colours if c != target] if cfg.distractors[1] else []
     n_other = rng.randint(0, min(len(cells) - count, 3)) if others else 0
     colours = [target] * count + [rng.choice(others) for _ in range(n_other)]
-    shapes = [_place(rng, cfg, c, colour, rng.choice(cfg.shapes)) for c, colour in zip(cells, colours)]
+    shapes = [_place(rng, cfg, c, colour, rng.choice(cfg.shapes)) for c, colour in zip(cells[: len(colours)], colours, strict=True)]
     image = render_shapes(cfg.grid, shapes)
     things = f"{target} shapes"
     noun = f"{target} {plural(count, 'shape')}"
