@@ -25,15 +25,16 @@ from collections import Counter
 from pathlib import Path
 
 from reasoner.eval.mathvista import REFUSAL_POLICIES, score_predictions_file
+from rewards.extract import sanitize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista"
 YES_NO = {"yes", "no"}
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The non-empty responses of one model file."""
+    """The non-empty responses of one model file (empty as extraction reads it: a lone zero-width space is)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [row for row in rows if (row["response"] or "").strip()]
+    return [row for row in rows if sanitize(row["response"]).strip()]
 
 
 def disagreement_class(problem: dict, item: dict, official_correct: bool) -> str:

@@ -121,19 +121,23 @@ def _run_data_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+PERCEPTION = ("aro-relation", "aro-attribution", "coco-order", "flickr-order", "whatsup", "whatsup-pairs")
+"""Released perception files `reasoner data import` reads (`reasoner.data.perception_loaders.FORMATS`)."""
+
+
 def _add_data_import(sub: argparse._SubParsersAction) -> None:
     parser = _data_subparsers(sub).add_parser("import", help="convert a public data set into a problems file")
     parser.add_argument("src", metavar="SRC", help="data folder or file")
     parser.add_argument("out", metavar="OUT", help="output file, .parquet or .jsonl")
     parser.add_argument(
-        "--format", required=True, choices=("mathvista", "geometry3k", "tabmwp", "mathvision", "generic"),
+        "--format", required=True, choices=("mathvista", "geometry3k", "tabmwp", "mathvision", "generic", *PERCEPTION),
         help="tabmwp: a problems_*.json (or a folder of them) with tables/; mathvision: a folder with "
-        "<split>.jsonl and images/",
+        "<split>.jsonl and images/; aro-*, *-order, whatsup*: a released ARO / What'sUp file (--image-dir: its images)",
     )
     parser.add_argument(
         "--map", action="append", default=[], metavar="FIELD=COLUMN", help="generic: column mapping"
     )
-    parser.add_argument("--image-dir", help="generic: folder that relative image paths start from")
+    parser.add_argument("--image-dir", help="generic, ARO, What'sUp: folder that relative image paths start from")
     parser.add_argument("--split", default="testmini", help="mathvista, mathvision: split name (default testmini)")
     parser.add_argument("--limit", type=_at_least(1), help="import at most this many problems")
     parser.add_argument(
@@ -162,6 +166,10 @@ def _run_data_import(args: argparse.Namespace) -> int:
         problems = importers.load_tabmwp(args.src, limit=args.limit)
     elif args.format == "mathvision":
         problems = importers.load_mathvision(args.src, split=args.split, limit=args.limit)
+    elif args.format in PERCEPTION:
+        from reasoner.data.perception_loaders import load_perception_file
+
+        problems = load_perception_file(args.format, args.src, image_dir=args.image_dir, limit=args.limit)
     else:
         mapping = sources.parse_mapping(args.map)
         problems = sources.load_generic(args.src, mapping, image_dir=args.image_dir, limit=args.limit)

@@ -59,12 +59,14 @@ class StageKind(str, Enum):
 
 class DataSource(str, Enum):
     """`synthetic`: rendered visual-math worlds; `file`: a problems .jsonl/.parquet; `mathvista`: a MathVista dir;
-    `mathvision`: a MATH-Vision dir (testmini.jsonl + images/), an evaluation set scored by its own rules."""
+    `mathvision`: a MATH-Vision dir (testmini.jsonl + images/), an evaluation set scored by its own rules;
+    `perception`: the rendered compositional world (`tasks` are its families), scored per family beside chance."""
 
     synthetic = "synthetic"
     file = "file"
     mathvista = "mathvista"
     mathvision = "mathvision"
+    perception = "perception"
 
 
 class SFTTargets(str, Enum):
@@ -112,7 +114,8 @@ class DatasetConfig:
     """file: a problems .jsonl/.parquet; mathvista: a folder with testmini.json (+ images/) or the parquet export;
     mathvision: a folder with testmini.jsonl and images/."""
     tasks: list[str] = field(default_factory=list)
-    """synthetic: task families to mix (empty = all)."""
+    """synthetic: task families to mix (empty = all); perception: its families (relation, attribution, order,
+    spatial, negation, counting; empty = all)."""
     level: int = 1
     """synthetic: difficulty level 1..3."""
     n: int = 0
@@ -520,6 +523,7 @@ def _check_model(run: RunConfig) -> list[str]:
 
 
 def _check_datasets(run: RunConfig) -> list[str]:
+    from reasoner.data.perception import FAMILIES
     from reasoner.data.synthetic import TASKS
 
     errors = []
@@ -527,13 +531,14 @@ def _check_datasets(run: RunConfig) -> list[str]:
         errors += _check_name(f"datasets.{name}", name)
         if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
             errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
-        if ds.source == DataSource.synthetic and ds.n == 0:
-            errors.append(f"datasets.{name}.n: must be > 0 for source=synthetic")
+        if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
+            errors.append(f"datasets.{name}.n: must be > 0 for source={ds.source.value}")
         if ds.split not in ("train", "eval"):
             errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")
-        unknown = [task for task in ds.tasks if task not in TASKS]
+        allowed = FAMILIES if ds.source == DataSource.perception else TASKS
+        unknown = [task for task in ds.tasks if task not in allowed]
         if unknown:
-            errors.append(f"datasets.{name}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(TASKS)}")
+            errors.append(f"datasets.{name}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(allowed)}")
     return errors
 
 

@@ -48,8 +48,15 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
     for scores_path in sorted(eval_root.glob("*/scores.json")) if eval_root.is_dir() else []:
         try:
             scores = read_json_object(scores_path, ("n", "accuracy"))
-            tasks = {k: float(v["accuracy"]) for k, v in scores.get("breakdown", {}).get("task", {}).items()}
+            # Perception sets break down by family (with chance levels); the others by task.
+            groups = scores.get("breakdown", {})
+            groups = groups.get("family") or groups.get("task", {})
+            tasks = {k: float(v["accuracy"]) for k, v in groups.items()}
             evals[scores_path.parent.name] = {"n": int(scores["n"]), "accuracy": float(scores["accuracy"]), "task": tasks}
+            if "chance" in scores:
+                evals[scores_path.parent.name]["chance"] = {
+                    "overall": float(scores["chance_overall"]), **{k: float(v) for k, v in scores["chance"].items()}
+                }
         except DamagedFile as err:
             damaged.append(str(err))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
@@ -59,19 +66,23 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
-    lines = [f"# Run `{data['run']}`", ""]
+    lines = [f"# Run `{data['run']}`", ""] + _summary(data)
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
-        tasks = sorted({t for s in rows for t in s["eval"][dataset]["task"]})
+        tasks = _columns(rows, dataset)
         lines += [f"## {dataset}", "", "| stage | n | accuracy | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
         lines.append("|" + "---|" * (5 + len(tasks)))
+        chance = next((s["eval"][dataset]["chance"] for s in rows if "chance" in s["eval"][dataset]), None)
+        if chance:  # perception sets: what guessing scores, beside every column
+            cells = ["chance", "", f"{chance['overall']:.1f}", "", ""] + [_pct(chance.get(t)) for t in tasks]
+            lines.append("| " + " | ".join(cells) + " |")
         base = prev = None
         for stage in rows:
             scores = stage["eval"][dataset]
             acc = scores["accuracy"]
             base = acc if base is None else base
             cells = [f"{stage['name']}", str(scores["n"]), f"{acc:.1f}", _delta(acc, prev), _delta(acc, base)]
-            cells += [f"{scores['task'].get(t, float('nan')):.1f}" for t in tasks]
+            cells += [_pct(scores["task"].get(t)) for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
             prev = acc
         lines.append("")
@@ -84,6 +95,30 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += ["", "## Damaged files", "", "Left out above; `reasoner run ... --redo-from STAGE` redoes a stage.", ""]
         lines += [f"- {problem}" for problem in data["damaged"]]
     return "\n".join(lines) + "\n"
+
+
+def _columns(rows: list[dict[str, Any]], dataset: str) -> list[str]:
+    """Breakdown columns: perception families in their fixed order (then hard_positive, pair), else sorted."""
+    from reasoner.eval.perception import ROWS
+
+    found = {t for s in rows for t in s["eval"][dataset]["task"]}
+    return [r for r in ROWS if r in found] + sorted(found - set(ROWS))
+
+
+def _summary(data: dict[str, Any]) -> list[str]:
+    """One table, stage x evaluation set (accuracy), when a run evaluates on more than one set."""
+    if len(data["datasets"]) < 2:
+        return []
+    lines = ["| stage | " + " | ".join(data["datasets"]) + " |", "|" + "---|" * (1 + len(data["datasets"]))]
+    for stage in data["stages"]:
+        if stage["eval"]:
+            cells = [_pct(stage["eval"].get(d, {}).get("accuracy")) for d in data["datasets"]]
+            lines.append(f"| {stage['name']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _delta(value: float, reference: float | None) -> str:
@@ -105,6 +140,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         ax.plot([s["name"] for s in rows], [s["eval"][dataset]["accuracy"] for s in rows], marker="o", label=dataset)
+        chance = next((s["eval"][dataset]["chance"]["overall"] for s in rows if "chance" in s["eval"][dataset]), None)
+        if chance is not None:
+            ax.axhline(chance, linestyle=":", color=ax.lines[-1].get_color(), label=f"{dataset} chance")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"run {data['run']}")
     ax.grid(alpha=0.3)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .extract import clean_answer, is_refusal, letter_alone
+from .extract import answer_sentence, clean_answer, is_refusal, letter_alone
 from .normalize import fold, read_number
 from .numeric import find_numbers
 
@@ -49,8 +49,6 @@ NEGATION_RE = re.compile(
     r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n't\b|不|没|否", re.IGNORECASE
 )
 YES_NO_WORD_RE = re.compile(r"^\W*(?:[A-Z][.)]\s*)?(yes|no)\b|\b(yes|no)\s*[.!]?\s*$", re.IGNORECASE)
-CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
-SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
 ECHO_HEADER_RE = re.compile(r"^(?:choices|options)\s*:?$", re.IGNORECASE)
 # Words too common to say which choice a sentence names.
 STOP_WORDS = frozenset(
@@ -226,16 +224,9 @@ def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> No
     return Normalized(by_letter, "letter") if by_letter is not None else None
 
 
-def _sentences(text: str) -> list[str]:
-    return [sentence.strip() for sentence in SENTENCE_END_RE.split(text) if sentence.strip()]
-
-
 def _answer_sentence(text: str, full_text: bool) -> str:
-    """The sentence that answers: a marker span as a whole; in a whole response, its last sentence that starts
-    with "Therefore" / "So" / ..., else its first (models answer, then explain)."""
-    sentences = _sentences(text) if full_text else [text]
-    concluding = [sentence for sentence in sentences if CONCLUSION_RE.match(sentence)]
-    return (concluding or sentences or [text])[-1 if concluding else 0]
+    """The sentence that answers: a marker span as a whole; in a whole response, `answer_sentence`."""
+    return answer_sentence(text) if full_text else text
 
 
 def _yes_no_choice(cleaned: str, lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:

@@ -8,18 +8,23 @@ One extractor, two modes (`extract_answer(response, fallback, mode)`):
 Lenient rules, tried in this order (the first that finds a non-empty span wins; within a rule the LAST occurrence
 counts):
 
-| rule          | example                                                                  |
-|---------------|--------------------------------------------------------------------------|
-| answer_tag    | `<think>...</think><answer>(B) 8/11</answer>`                              |
-| boxed         | `... so $\\boxed{\\frac{1}{2}}$`                                           |
-| answer_is     | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C" |
-| answer_label  | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"          |
-| option_letter | a letter alone on the last line: "B", "(B)", "B.", "option B"            |
-| bracket_list  | the last "[...]" (list answers only)                                     |
-| bold          | the last short bolded number, "**1578**" (numeric answers only)          |
-| last_number   | the last number that is not a threshold ("3 bars below 40" -> 3)         |
-| full_text     | the whole response (multiple choice matching scans it)                   |
-| none          | the response is empty                                                    |
+| rule            | example                                                                                             |
+|-----------------|-----------------------------------------------------------------------------------------------------|
+| answer_tag      | `<think>...</think><answer>(B) 8/11</answer>`                                                       |
+| boxed           | `... so $\\boxed{\\frac{1}{2}}$`                                                                    |
+| answer_is       | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C",                         |
+|                 | "option C is the correct answer", "选项C是正确答案"; never inside a hypothesis ("If ..., the answer is A") |
+| answer_label    | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"                                    |
+| option_letter   | a letter alone on the last line: "B", "(B)", "B.", "option B"                                       |
+| bracket_list    | the last "[...]" (list answers only)                                                                |
+| answer_sentence | the number of the answering sentence: the last "Therefore / So ..." one, else the first of a       |
+|                 | response of several lines (models answer, then explain: "There are 3 bars below 40.\\nThey are     |
+|                 | 58, 59 and 63." -> 3), the last of one paragraph; its first bolded number, else its last number    |
+|                 | that is no threshold; an aside after ", with" / ", while" left out (numeric answers only)          |
+| bold            | the last short bolded number, "**1578**" (numeric answers only)                                     |
+| last_number     | the last number that is not a threshold ("3 bars below 40" -> 3)                                    |
+| full_text       | the whole response (multiple choice matching scans it)                                              |
+| none            | the response is empty                                                                               |
 
 Inside an `<answer>` tag the content is refined by the boxed / answer_is / answer_label rules, so
 `<answer>The answer is \\boxed{5}</answer>` yields "5" (rule "answer_tag").
@@ -84,12 +89,30 @@ LEADING_FILLER_RE = re.compile(
     r"option|choice|just|la|le|el|die|der|opción|l'option)\b[\s,:]*)+",
     re.IGNORECASE,
 )
+# A letter said to be right: "option C is the correct answer", "(C) is correct", "选项C是正确答案".
+LETTER_IS_CORRECT_RE = re.compile(
+    r"(?:\b(?:option|choice)\s*\(?([A-H])\)?|\(([A-H])\)|\b([A-H]))\s+is\s+(?:the\s+)?(?:correct|right|best)\s+"
+    r"(?:answer|option|choice)\b"
+    r"|(?:\b(?:option|choice)\s*\(?([A-H])\)?|\(([A-H])\))\s+is\s+(?:correct|right)\b"
+    r"|选项\s*\(?([A-H])\)?\s*(?:是|为)?正确",
+    re.IGNORECASE,
+)
+CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
+# An aside after the answer: "... is 2016, with 94% of schools" (not ", which gives 2123": that is the result).
+TRAILING_CLAUSE_RE = re.compile(r",\s*(?:with|while|where|whereas)\b")
+# A hypothesis: a sentence that starts with "If ..." / "Otherwise" ("If it is taller, the answer is (A) Yes.").
+CONDITION_RE = re.compile(r"(?:if|otherwise|else|unless|whereas)\b|如果|若|否则", re.IGNORECASE)
+SENTENCE_START_RE = re.compile(r"\n|(?<=[^\s\d])[.!?](?=\s)|[。！？]")
+CONDITION_WINDOW_CHARS = 300
 # A short bolded number ("**70**", "**week 3**"): chat models bold the answer inside an explanation.
 BOLD_NUMBER_RE = re.compile(r"\*\*([^*\n:]{0,24}\d[^*\n:]{0,24})\*\*")
 TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
 # Function names that may appear without a backslash in a math answer ("sqrt(2)", "2pi").
 MATH_WORDS_RE = re.compile(r"\\[A-Za-z]+|\b(?:sqrt|pi|sin|cos|tan|log|ln|exp|frac|infty|inf)\b")
-FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "，": ",", "．": ".", "\u3000": " ", "−": "-"})
+# Fullwidth punctuation folded to ASCII; zero-width characters dropped (a response of one "\u200b" is empty).
+FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "，": ",", "．": ".", "\u3000": " ", "−": "-",
+                           "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
 REFUSAL_RE = re.compile(
     r"\b(?:can ?not|can't|cannot|unable to|not possible to|impossible to|not able to)\s+(?:be\s+)?"
     r"(?:determine|determined|tell|answer|answered|say|know|identify|identified|decide|provide|"
@@ -160,12 +183,46 @@ def _span_after(text: str, position: int) -> str:
     return LEADING_FILLER_RE.sub("", span.strip()).strip()
 
 
+def answer_sentence(text: str, *, first: bool = True) -> str:
+    """The sentence of a whole response that answers: its last one starting with "Therefore" / "So" / ...,
+    else its first (models answer, then explain), or its last with `first=False`."""
+    sentences = [sentence.strip() for sentence in SENTENCE_END_RE.split(text) if sentence.strip()]
+    concluding = [sentence for sentence in sentences if CONCLUSION_RE.match(sentence.lstrip("*"))]
+    return (concluding or sentences or [text])[0 if first and not concluding else -1]
+
+
+def answering_number(raw: str) -> str | None:
+    """The number the answering sentence of a whole response gives (see rule answer_sentence): its first bolded
+    number ("The maximum is **70**, reached in **2009**") else its last that is no threshold; None when that
+    sentence holds no number.
+
+    With several lines, models answer first and explain after; in one paragraph they reason up to the answer,
+    so there it is the last sentence (a "Therefore ..." one in both cases when there is one)."""
+    several_lines = len([line for line in raw.splitlines() if line.strip()]) > 1
+    sentence = answer_sentence(raw, first=several_lines)
+    sentence = TRAILING_CLAUSE_RE.split(sentence, 1)[0]
+    emphasized = last_bold_number(sentence, first=True)
+    if emphasized is not None:
+        return emphasized
+    number = answer_number(sanitize(sentence))
+    return number.raw if number is not None else None
+
+
+def is_conditional(text: str, position: int) -> bool:
+    """True when the sentence holding `position` states a hypothesis, not an answer: "If the bar is taller,
+    then the answer is (A) Yes. Otherwise, the answer is (B) No." (MathVista's extractor reads neither)."""
+    head = text[max(0, position - CONDITION_WINDOW_CHARS) : position]
+    sentence = SENTENCE_START_RE.split(head)[-1]
+    return bool(CONDITION_RE.match(sentence.lstrip(" \t*-")))
+
+
 def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str] | None:
-    """(start, span) of the latest (start, end) marker followed by a non-empty answer; only the last
-    MARKERS_TRIED markers are tried, which bounds the work on a response that repeats a phrase endlessly."""
+    """(start, span) of the latest (start, end) marker followed by a non-empty answer and not inside a
+    hypothesis ("If ..., the answer is (A)"); only the last MARKERS_TRIED markers are tried, which bounds the
+    work on a response that repeats a phrase endlessly."""
     for start, end in sorted(candidates)[-MARKERS_TRIED:][::-1]:
         span = _span_after(text, end)
-        if clean_answer(span):
+        if clean_answer(span) and not is_conditional(text, start):
             return start, span
     return None
 
@@ -173,6 +230,16 @@ def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str
 def last_answer_is(text: str) -> tuple[int, str] | None:
     """(where, span) after the last "the answer is" phrase (English, Chinese, Spanish, French, German, ...)."""
     return _last_marked(text, [(m.start(), m.end()) for pattern in ANSWER_IS_RES for m in pattern.finditer(text)])
+
+
+def last_letter_is_correct(text: str) -> tuple[int, str] | None:
+    """(where, letter) of the last "option C is the correct answer" (or "(C) is correct", "选项C是正确答案")
+    that is not a hypothesis ("If ..., option A is the correct answer")."""
+    for match in list(LETTER_IS_CORRECT_RE.finditer(text))[-MARKERS_TRIED:][::-1]:
+        letter = next(group for group in match.groups() if group)
+        if (match.group(3) is None or letter.isupper()) and not is_conditional(text, match.start()):
+            return match.start(), letter.upper()
+    return None
 
 
 def last_answer_label(text: str) -> tuple[int, str] | None:
@@ -217,19 +284,21 @@ def _marker_span(text: str) -> Extraction | None:
     boxed = last_boxed(text)
     if boxed is not None and clean_answer(boxed):
         return Extraction(boxed.strip(), "boxed")
-    found = [(hit, rule) for rule, hit in (("answer_is", last_answer_is(text)), ("answer_label", last_answer_label(text)))
-             if hit is not None]
+    hits = (("answer_is", last_answer_is(text)), ("answer_is", last_letter_is_correct(text)),
+            ("answer_label", last_answer_label(text)))
+    found = [(hit, rule) for rule, hit in hits if hit is not None]
     if not found:
         return None
     (_, span), rule = max(found)  # the later of "the answer is ..." and "Answer: ..."
     return Extraction(span, rule)
 
 
-def last_bold_number(raw: str) -> str | None:
-    """The last short bolded span holding one number ("**week 3**"), or None."""
-    for match in reversed(list(BOLD_NUMBER_RE.finditer(raw.replace("\x00", "")))):
-        if len(find_numbers(match.group(1))) == 1:
-            return match.group(1).strip()
+def last_bold_number(raw: str, *, first: bool = False) -> str | None:
+    """The last (or `first`) short bolded span holding one number ("**week 3**"), or None."""
+    spans = [match.group(1) for match in BOLD_NUMBER_RE.finditer(raw.replace("\x00", ""))]
+    for span in spans if first else reversed(spans):
+        if len(find_numbers(span)) == 1:
+            return span.strip()
     return None
 
 
@@ -266,8 +335,8 @@ def _strict_tag(text: str, tags: list[re.Match[str]]) -> str | None:
 
 
 def sanitize(response: str | None) -> str:
-    """The response as extraction reads it: None as "", null bytes dropped, fullwidth punctuation and markdown
-    bold folded to plain text."""
+    """The response as extraction reads it: None as "", null bytes and zero-width characters dropped,
+    fullwidth punctuation and markdown bold folded to plain text."""
     if response is not None and not isinstance(response, str):
         raise ValueError(f"response must be a string, not {type(response).__name__} ({response!r:.80})")
     return (response or "").replace("\x00", "").translate(FULLWIDTH).replace("**", "")
@@ -312,6 +381,9 @@ def _fallback_span(raw: str, text: str, fallback: Fallback) -> Extraction:
         if lists:
             return Extraction(lists[-1], "bracket_list")
     if fallback == "number" and not looks_like_expression(text):
+        stated = answering_number(raw)
+        if stated is not None:
+            return Extraction(stated, "answer_sentence")
         emphasized = last_bold_number(raw)
         if emphasized is not None:
             return Extraction(emphasized, "bold")

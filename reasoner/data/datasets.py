@@ -22,6 +22,10 @@ def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
         from reasoner.data.records import read_problems
 
         problems = read_problems(ds.path)
+    elif ds.source == DataSource.perception:
+        from reasoner.data.synthetic.compose import generate_compose
+
+        problems = generate_compose(ds.tasks, ds.n, level=ds.level, seed=ds.seed, split=ds.split)
     elif ds.source == DataSource.mathvision:
         from reasoner.data.importers import load_mathvision
 
@@ -30,7 +34,8 @@ def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
         from reasoner.data.sources import load_mathvista
 
         problems = load_mathvista(ds.path)
-    problems = problems[: ds.n] if ds.n and ds.source != DataSource.synthetic else problems
+    generated = (DataSource.synthetic, DataSource.perception)  # generated sets are n problems already
+    problems = problems[: ds.n] if ds.n and ds.source not in generated else problems
     if not problems:
         raise ReasonerError(f"datasets.{name}: {ds.path or ds.source.value} has no problems")
     log.info("dataset %s: %d problems (%s)", name, len(problems), ds.source.value)

@@ -47,15 +47,25 @@ def generate_responses(
     return {p.id: group[0].text for p, group in zip(problems, completions, strict=True)}
 
 
-BENCHMARKS = ("mathvista", "mathvision")
-"""Data sets scored by their own rules (`reasoner score <benchmark>`); any other set uses the generic scoring."""
+BENCHMARKS = ("mathvista", "mathvision", "perception")
+"""Data sets scored by their own rules (`reasoner score <benchmark>`); any other set uses the generic scoring,
+except a set of perception items (every problem names its `family`: the compositional world, an imported ARO or
+What'sUp file), which is scored per family beside chance (`reasoner.eval.perception`) whatever its source."""
 
 
 def score(
     problems: Sequence[Problem], responses: dict[str, str], name: str, *, benchmark: str | None = None
 ) -> tuple[dict[str, Any], list[dict]]:
     """`(scores, items)` in the `reasoner score` format; a benchmark gets its own rules and breakdown fields."""
-    if benchmark == "mathvista":
+    from reasoner.data.perception import is_perception
+
+    if benchmark is None and is_perception(problems):
+        benchmark = "perception"
+    if benchmark == "perception":
+        from reasoner.eval import perception
+
+        scores, items = perception.score_responses(problems, responses, benchmark=name)
+    elif benchmark == "mathvista":
         scores, items = score_responses(problems, responses)
     elif benchmark == "mathvision":
         from reasoner.eval import mathvision

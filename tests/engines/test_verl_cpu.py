@@ -153,3 +153,16 @@ def test_hf_rollout_server_takes_the_trainers_weights_and_rejects_strangers(serv
     server.load_weights(list(before.items()), global_steps=4)  # restore for the other tests
     with pytest.raises(ValueError, match="do not match the served model"):
         server.load_weights([("not.a.weight", torch.zeros(1))], global_steps=5)
+
+
+def test_a_failed_verl_job_is_reported_by_its_innermost_cause():
+    import ray.exceptions
+
+    from reasoner.engines.verl.launch import failure_cause
+
+    # The shape Ray hands back when a reward function raises inside verl's reward loop, two actors deep.
+    reward_error = ValueError("rewards.score: answer_type 'matrix' is not one of ('text', 'integer')")
+    in_task_runner = ray.exceptions.RayTaskError("TaskRunnerV1.run", "Traceback ...", reward_error)
+    in_driver = ray.exceptions.RayTaskError("_SFTRunner.run", "Traceback ...", in_task_runner.as_instanceof_cause())
+    assert failure_cause(in_driver) == "ValueError: rewards.score: answer_type 'matrix' is not one of ('text', 'integer')"
+    assert failure_cause(RuntimeError("Total available GPUs 0\nis less than 1")) == "RuntimeError: is less than 1"

@@ -111,3 +111,51 @@ def test_existing_traps_still_hold() -> None:
     assert score("The answer is [1, 3]", "[1, 2]", answer_type="list").accuracy == 0.0
     assert score("The length is 7.071", "7.07", answer_type="float", precision=2).accuracy == 1.0
     assert score("The length is 7.08", "7.07", answer_type="float", precision=2).accuracy == 0.0
+
+
+@pytest.mark.parametrize(("response", "gold"), [
+    # A hypothesis is no answer: "If ..., the answer is (A) Yes. Otherwise, the answer is (B) No." then a refusal.
+    ("We would need to count the red cubes and the blue spheres.\n\nIf there are more red cubes, the answer is "
+     "(A) Yes. Otherwise, the answer is (B) No.\n\nWithout seeing the scene, it is not possible to determine "
+     "the correct answer.", None),
+    ("The left bar is shorter, so the answer is (B) No. If the chart were mirrored, the answer would be (A) Yes.",
+     "No"),
+])
+def test_answers_stated_as_hypotheses_are_not_read(response: str, gold: str | None) -> None:
+    result = score(response, gold or "Yes", choices=YES_NO, refusals="strict", **MC)
+    assert result.prediction == gold
+    if gold is None:
+        assert result.reason == "refusal"
+
+
+@pytest.mark.parametrize("response", [
+    "Both angles subtend the same arc, so they are equal.\nTherefore, option C is the correct answer.",
+    "The inscribed angle is half of 120°, so (C) is correct.",
+    "由圆周角定理可知∠BAC=60°，因此选项C是正确答案。",
+    "The answer could be (A) if the lines were parallel, but they are not; choice C is the right answer here.",
+])
+def test_a_letter_said_to_be_correct_inside_the_text(response: str) -> None:
+    result = score(response, "60°", choices=ANGLES, **MC)
+    assert (result.extracted, result.prediction) == ("C", "60°")
+
+
+def test_zero_width_characters_are_dropped() -> None:
+    assert score("\u200b", "45°", choices=ANGLES, **MC).reason == "no-answer"
+    assert score("\u200bThe correct option is (B) 45°.", "45°", choices=ANGLES, **MC).accuracy == 1.0
+    assert score("The total is 1\u200b2.", "12", answer_type="integer").accuracy == 1.0
+
+
+@pytest.mark.parametrize(("response", "gold"), [
+    # Answer first, then the explanation with more numbers in it.
+    ("The tallest bar belongs to 2018.\n\nThe values for the other years are 12, 15 and 9, all lower.", "2018"),
+    ("The value that completes the pattern is 6.\n\n2, 4, __, 8, 10", "6"),
+    # An aside after the answer.
+    ("Sales peaked in 2012, with 340 units sold that year.", "2012"),
+    ("The gap between the two lines is 15 points, while the lower line stays near 40.", "15"),
+    # One paragraph reasoning up to its answer, and a "Therefore" sentence before a postscript.
+    ("The left stack has 4 cubes and the right one 5. Together they make 9.", "9"),
+    ("Each box costs $3, so 4 boxes cost $12.\nTherefore, she pays $12.\n\nA quick check in code printed 15.", "12"),
+])
+def test_numbers_in_the_answering_sentence(response: str, gold: str) -> None:
+    result = score(response, gold, answer_type="integer")
+    assert (result.accuracy, result.rule) == (1.0, "answer_sentence"), result

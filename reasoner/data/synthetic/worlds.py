@@ -53,7 +53,8 @@ _COUNT_LEVELS = {
 }
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, size: int, rgb: tuple) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, x: int, y: int, size: int, rgb: tuple) -> None:
+    """A filled square, circle or upward triangle in the `size`-px box whose top-left corner is (x, y)."""
     box = (x, y, x + size - 1, y + size - 1)
     if shape == "square":
         draw.rectangle(box, fill=rgb)
@@ -86,11 +87,12 @@ def _count_scene(
     return sorted(shapes, key=lambda s: (s["row"], s["col"]))
 
 
-def _render_shapes(grid: int, shapes: list[dict[str, Any]]) -> Image.Image:
+def render_shapes(grid: int, shapes: list[dict[str, Any]]) -> Image.Image:
+    """A white grid x grid-cell image with each shape (`colour`, `shape`, `x`, `y`, `size`) drawn on it."""
     image = Image.new("RGB", (grid * CELL, grid * CELL), WHITE)
     draw = ImageDraw.Draw(image)
     for s in shapes:
-        _draw_shape(draw, s["shape"], s["x"], s["y"], s["size"], COLOURS[s["colour"]])
+        draw_shape(draw, s["shape"], s["x"], s["y"], s["size"], COLOURS[s["colour"]])
     return image
 
 
@@ -106,7 +108,7 @@ def build_count(rng: random.Random, level: int) -> Draft:
         f"{s['colour']} {s['shape']} ({s['row']},{s['col']})" for s in shapes
     )
     draft = Draft(
-        _render_shapes(cfg.grid, shapes), kind, "", "", caption, "", {"grid": cfg.grid, "shapes": shapes}
+        render_shapes(cfg.grid, shapes), kind, "", "", caption, "", {"grid": cfg.grid, "shapes": shapes}
     )
     if kind == "most":
         counts = {c: sum(s["colour"] == c for s in shapes) for c in cfg.colours}

@@ -111,6 +111,9 @@ def _optim(prefix: str, stage: StageConfig) -> list:
         (f"{prefix}.weight_decay", stage.weight_decay),
         (f"{prefix}.lr_warmup_steps_ratio", stage.warmup_ratio),
         (f"{prefix}.lr_scheduler_type", "cosine"),
+        # verl's default counts scheduler steps from 0, so its first update runs at lr 0 during warmup; ours (and
+        # the local engine's) trains from the first step. Measured: SFT loss curves one step apart otherwise.
+        (f"{prefix}.zero_indexed_step", False),
         (f"{prefix}.clip_grad", stage.max_grad_norm),
     ]
 

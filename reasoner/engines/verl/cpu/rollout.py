@@ -107,7 +107,9 @@ class HFRolloutServer:
         room = self.max_model_len - longest
         if room < 1:
             raise ValueError(f"prompt of {longest} tokens leaves no room within {self.max_model_len}")
-        max_new = min(int(params.get("max_tokens") or params.get("max_new_tokens") or room), room)
+        # As vLLM's server: the request's budget, else the configured response length, within the context.
+        budget = params.get("max_tokens") or params.get("max_new_tokens") or self.config.response_length
+        max_new = min(int(budget), room)
         inputs = self._encode(requests, longest)
         temperature = float(params.get("temperature", 1.0))
         sampling = {"do_sample": temperature > 0}
