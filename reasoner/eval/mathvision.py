@@ -18,8 +18,7 @@ from typing import Any
 
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
-from reasoner.eval.mathvista import check_pids, read_predictions, rewards_fingerprint, write_outputs
-from reasoner.eval.metrics import breakdown, percent
+from reasoner.eval.mathvista import check_pids, read_predictions, scores_document, write_outputs
 from rewards.mathvision import judge
 
 log = logging.getLogger(__name__)
@@ -92,20 +91,9 @@ def score_responses(
         {**{name: problem.metadata.get(name) for name in BREAKDOWN_FIELDS}, "correct": item["correct"]}
         for problem, item in zip(problems, items, strict=True)
     ]
-    reasons = Counter(item["reason"] for item in items)
-    correct = sum(item["correct"] for item in items)
     scores = {
-        "benchmark": benchmark,
-        "n": len(items),
-        "correct": correct,
-        "accuracy": percent(correct, len(items)),
-        "missing": reasons.get("missing", 0),
-        "empty": reasons.get("empty", 0),
-        "scorer": {**SCORER, "rewards_sha256": rewards_fingerprint()},
-        "reasons": dict(reasons.most_common()),
+        **scores_document(benchmark, items, SCORER, records, BREAKDOWN_FIELDS),
         "rules": dict(Counter(item["rule"] for item in items).most_common()),
-        "breakdown": breakdown(records, BREAKDOWN_FIELDS),
-        "missing_pids": [item["pid"] for item in items if item["reason"] == "missing"],
     }
     return scores, items
 

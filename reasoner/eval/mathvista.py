@@ -154,20 +154,9 @@ def score_responses(
         {**problem_labels(p, fields), "correct": item["correct"]}
         for p, item in zip(problems, items, strict=True)
     ]
-    reasons = Counter(item["reason"] for item in items)
-    correct = sum(item["correct"] for item in items)
     scores = {
-        "benchmark": benchmark,
-        "n": len(items),
-        "correct": correct,
-        "accuracy": percent(correct, len(items)),
-        "missing": reasons.get("missing", 0),
-        "empty": reasons.get("empty", 0),
-        "scorer": {**SCORER, "rewards_sha256": rewards_fingerprint()},
-        "reasons": dict(reasons.most_common()),
+        **scores_document(benchmark, items, SCORER, records, fields),
         "mappings": dict(Counter(item["mapping"] for item in items).most_common()),
-        "breakdown": breakdown(records, fields),
-        "missing_pids": [item["pid"] for item in items if item["reason"] == "missing"],
         "refusal_policy": refusals,
         "refusals": sum(item["mapping"] == "refusal" for item in items),
         "no_answer": sum(
@@ -283,6 +272,27 @@ def score_predictions_file(
     )
     write_outputs(out_dir, scores, items)
     return scores
+
+
+def scores_document(
+    benchmark: str, items: Sequence[Mapping[str, Any]], scorer: Mapping[str, Any], records: list[dict], fields
+) -> dict[str, Any]:
+    """The `scores.json` fields every benchmark shares: counts, accuracy over all items, the scorer and its code
+    hash, reasons, the breakdown of `records` by `fields`, and the missing ids."""
+    reasons = Counter(item["reason"] for item in items)
+    correct = sum(item["correct"] for item in items)
+    return {
+        "benchmark": benchmark,
+        "n": len(items),
+        "correct": correct,
+        "accuracy": percent(correct, len(items)),
+        "missing": reasons.get("missing", 0),
+        "empty": reasons.get("empty", 0),
+        "scorer": {**scorer, "rewards_sha256": rewards_fingerprint()},
+        "reasons": dict(reasons.most_common()),
+        "breakdown": breakdown(records, fields),
+        "missing_pids": [item["pid"] for item in items if item["reason"] == "missing"],
+    }
 
 
 def format_table(scores: Mapping[str, Any], fields: Sequence[str] = ("task", "skills")) -> str:
