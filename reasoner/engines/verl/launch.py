@@ -39,7 +39,6 @@ def join_ray(cluster: ClusterConfig) -> None:
     """Join the job's Ray cluster, or start a local one shaped for `cluster` (fake GPUs on a CPU cluster)."""
     import ray
 
-
     if cluster.device == ClusterDevice.cpu:
         # This driver process composes verl objects too: it must see the CPU platform like every worker does.
         os.environ["VERL_PLATFORM"] = "cpu"
