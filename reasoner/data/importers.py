@@ -19,7 +19,6 @@ missing or broken one fails the import naming the problems. Ids: `tabmwp-<id>`; 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from reasoner.data.records import Problem
+from reasoner.data.records import Problem, jsonl_objects
 from reasoner.data.sources import infer_answer_type, read_json
 from reasoner.errors import ReasonerError
 from reasoner.prompts import LETTERS
@@ -146,16 +145,9 @@ def load_mathvision(
     `check_images=False` skips the image check (scoring saved responses needs no pixels)."""
     path = mathvision_file(source, split)
     problems = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for where, row in jsonl_objects(path):
         if limit is not None and len(problems) >= limit:
             break
-        if not line.strip():
-            continue
-        where = f"{path}: line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ReasonerError(f"{where}: not valid JSON: {err}") from None
         problems.append(_mathvision_problem(row, where, path.parent))
     if check_images:
         check_image_files(problems, f"MATH-Vision {path}")

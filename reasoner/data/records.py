@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,10 +293,10 @@ def write_jsonl(problems: Iterable[Problem], path: str | Path) -> Path:
     return atomic.write_jsonl(path, rows())
 
 
-def read_jsonl(path: str | Path) -> list[Problem]:
-    """Read and validate a JSONL file of problems; errors name the file, the line and the field."""
+def jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """(where, object) for each non-blank line of a JSONL file; `where` ("FILE: line N") names it in errors.
+    A line that is not a JSON object raises ReasonerError naming the file and line."""
     path = _existing(path)
-    problems = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -308,7 +308,13 @@ def read_jsonl(path: str | Path) -> list[Problem]:
                 raise ReasonerError(f"{where}: not valid JSON: {err}") from None
             if not isinstance(row, dict):
                 raise ReasonerError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            problems.append(Problem.from_dict(row, where=where, base_dir=path.parent))
+            yield where, row
+
+
+def read_jsonl(path: str | Path) -> list[Problem]:
+    """Read and validate a JSONL file of problems; errors name the file, the line and the field."""
+    path = _existing(path)
+    problems = [Problem.from_dict(row, where=where, base_dir=path.parent) for where, row in jsonl_objects(path)]
     _check_unique_ids(problems, path)
     return problems
 
