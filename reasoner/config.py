@@ -191,7 +191,8 @@ class DistillConfig:
     caption_max_new_tokens: int = 512
     """Caption budget (captions are decoded greedily)."""
     reasoner: str = ""
-    """Model folder of the text-only reasoning model, or `base` (the run's base model). Required."""
+    """The text-only reasoning model: a model folder, `base` (the run's base model) or an earlier stage's name
+    (e.g. a teacher stage trained on captions, see the stage's `prompt`). Required."""
     reason_prompt: str = "reason_from_caption"
     """Prompt template of the reasoner; it must use `$caption` besides the usual `$question` fields."""
     sampling: SamplingConfig = field(
@@ -272,6 +273,10 @@ class StageConfig:
     """Unique stage name; default: kind + iteration (sft1, grpo1, sft2, ...)."""
     init: str = "previous"
     """Starting model: previous (the stage before, or the base for the first) | base | <stage name>."""
+    prompt: str = ""
+    """Prompt template of this stage (default: the run's `prompt`). A template that uses `$caption` shows each
+    problem as its caption, without the image: such a stage trains a text-only reasoner (a distillation teacher,
+    see data.distill.reasoner) and is not evaluated on the image sets."""
     data: StageDataConfig = field(default_factory=StageDataConfig)
     steps: int = 0
     """Optimizer steps; 0 = one pass (`epochs`) over the data."""

@@ -47,6 +47,12 @@ class Run:
     plans: list[StagePlan]
     dir: RunDir
 
+    def template_of(self, stage: StagePlan) -> Template:
+        """The stage's prompt template: its own `prompt`, else the run's."""
+        if stage.config is None or not stage.config.prompt:
+            return self.template
+        return _template(stage.config.prompt, f"stages.{stage.name}.prompt")
+
     def status_table(self) -> str:
         """One line per stage: index, name, start model, data, status."""
         lines = [f"run {self.config.name!r} ({self.config.engine.value} engine) in {self.dir.root}"]
@@ -72,10 +78,20 @@ def load_run(config_path: str | Path, overrides: list[str] | tuple[str, ...] = (
     """Load and validate the config and plan its stages (no work, no files written)."""
     run = config_mod.load(config_path, overrides)
     template = load_template(run.prompt)
+    for stage in run.stages:
+        if stage.prompt:
+            _template(stage.prompt, f"stages.{stage.name}.prompt")
     plans = plan(run, template.sha256)
     loaded = Run(run, template, plans, RunDir(Path(run.output_dir) / run.name))
     check_inputs(loaded)
     return loaded
+
+
+def _template(name: str, key: str) -> Template:
+    try:
+        return load_template(name)
+    except FileNotFoundError as err:
+        raise ReasonerError(f"{key}: {err}") from None
 
 
 def check_inputs(run: Run) -> None:
@@ -181,24 +197,25 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
     if stage.kind == "base":
         model, metrics = _base_model(run, stage_dir), {}
     else:
+        template = run.template_of(stage)
         job = TrainJob(
             stage=stage.config,
             init_model=model_path(run, stage.init),
             ckpt_dir=stage_dir.ckpt,
             out_model=stage_dir.model,
             log_dir=stage_dir.logs,
-            template=run.template,
+            template=template,
             seed=run.config.seed + stage.index,
             fingerprint=stage.fingerprint,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         context = StageContext(
-            stage, run.plans, run.template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
+            stage, run.plans, template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
         )
         data, data_stats = build_stage_data(context, problems)
         items = [(e.problem, e.target) if stage.kind == "sft" else (e, None) for e in data]
         # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
-        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, run.template, items)}
+        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, template, items)}
         metrics = engine.train_sft(job, data) if stage.kind == "sft" else engine.train_grpo(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model
@@ -210,7 +227,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             "init": stage.init,
             "model": run.dir.store(model),
             "config": config_mod.to_dict(stage.config) if stage.config else config_mod.to_dict(run.config.model),
-            "prompt": {"name": run.template.name, "sha256": run.template.sha256},
+            "prompt": {"name": run.template_of(stage).name, "sha256": run.template_of(stage).sha256},
             "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 2),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -235,6 +252,9 @@ def _base_model(run: Run, stage_dir: StageDir) -> Path:
 
 def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, datasets: Datasets) -> None:
     if stage.kind == "base" and not run.config.eval.evaluate_base:
+        return
+    if run.template_of(stage).shows_caption:
+        log.info("stage %s: trained on captions, not images; not evaluated on the image sets", stage.name)
         return
     for name in run.config.eval.datasets:
         out = stage_dir.eval(name)

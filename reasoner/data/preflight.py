@@ -31,7 +31,7 @@ from PIL import Image
 from reasoner.config import RunConfig, StageConfig, StageKind
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
-from reasoner.prompts import Template, problem_messages
+from reasoner.prompts import Template, problem_messages, shown_images
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def measure(
     text_tokens = processor.tokenizer(rendered, add_special_tokens=False)["input_ids"]
     rows = []
     for (problem, _), ids in zip(items, text_tokens, strict=True):
-        sizes = [image_size(image) for image in problem.images]
+        sizes = [image_size(image) for image in shown_images(problem, template)]
         visual = sum(image_tokens(w, h, budget.min_pixels, budget.max_pixels) for w, h in sizes)
         # The rendered text holds one image pad per image; the processor expands each to its visual tokens.
         total = len(ids) - len(sizes) + visual + budget.reserved_tokens

@@ -123,7 +123,8 @@ def distilled_targets(ctx: StageContext, problems: list[Problem]) -> Built:
     cfg = ctx.plan.config.data.distill
 
     def folder(name: str) -> Path:
-        return ctx.model_path("base") if name == "base" else Path(name)
+        """`base`, a stage of this run (e.g. a teacher), or a model folder."""
+        return ctx.model_path(name) if name == "base" or name == ctx.plan.policy else Path(name)
 
     result = distill(
         problems,
