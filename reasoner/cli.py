@@ -214,12 +214,15 @@ def _run_data_distill(args: argparse.Namespace) -> int:
 
 
 def _add_data_tiny_model(sub: argparse._SubParsersAction) -> None:
-    from reasoner.models.tiny import SIZES
+    from reasoner.models.tiny import DEFAULT_FAMILY, FAMILIES, SIZES
 
     parser = _data_subparsers(sub).add_parser(
-        "tiny-model", help="build a tiny random Qwen2.5-VL (model, tokenizer, processor) offline for demos/tests"
+        "tiny-model", help="build a tiny random Qwen-VL (model, tokenizer, processor) offline for demos/tests"
     )
     parser.add_argument("out", metavar="OUT", help="new model folder (must not exist or be empty)")
+    parser.add_argument(
+        "--family", default=DEFAULT_FAMILY, choices=list(FAMILIES), help=f"model family (default {DEFAULT_FAMILY})"
+    )
     parser.add_argument("--size", default="demo", choices=sorted(SIZES), help="named size (default demo)")
     parser.add_argument("--seed", type=_at_least(0), default=0, help="weight seed; the same seed gives identical files")
     parser.set_defaults(handler=_run_data_tiny_model)
@@ -228,8 +231,8 @@ def _add_data_tiny_model(sub: argparse._SubParsersAction) -> None:
 def _run_data_tiny_model(args: argparse.Namespace) -> int:
     from reasoner.models.tiny import build_tiny_model, describe_model_folder
 
-    path = build_tiny_model(args.out, size=args.size, seed=args.seed)
-    print(f"wrote tiny Qwen2.5-VL {describe_model_folder(path)} to {path}")
+    path = build_tiny_model(args.out, family=args.family, size=args.size, seed=args.seed)
+    print(f"wrote {describe_model_folder(path)} to {path}")
     return 0
 
 
@@ -332,7 +335,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="evaluate a model folder on MathVista or a problems file (generate, then score exactly)",
         description="Writes OUT/responses.jsonl, OUT/items.jsonl and OUT/scores.json (as `reasoner score`).",
     )
-    parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL-style model folder")
+    parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL or Qwen3-VL model folder")
     parser.add_argument("--data", required=True, metavar="PATH", help="MathVista folder (with images) or .jsonl/.parquet")
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")

@@ -101,7 +101,9 @@ class ModelConfig:
     path: str | None = None
     """A Hugging Face model folder (e.g. a local copy of Qwen2.5-VL-7B-Instruct)."""
     tiny_size: str | None = None
-    """Instead of `path`: build a tiny random Qwen2.5-VL offline with this size name (demo, tests)."""
+    """Instead of `path`: build a tiny random VLM offline with this size name (demo, small)."""
+    tiny_family: str = "qwen2.5-vl"
+    """The tiny model's family: qwen2.5-vl | qwen3-vl (a `path` model's family is in its config.json)."""
     tiny_seed: int = 0
     """Seed of the tiny model's weights."""
 
@@ -516,14 +518,26 @@ def validate(run: RunConfig, source: str = "config") -> None:
 
 
 def _check_model(run: RunConfig) -> list[str]:
-    from reasoner.models.tiny import SIZES
-
     if bool(run.model.path) == bool(run.model.tiny_size):
         return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
-    if run.model.tiny_size and run.model.tiny_size not in SIZES:
-        return [f"model.tiny_size: {run.model.tiny_size!r} is not allowed; allowed: {', '.join(SIZES)}"]
+    errors = check_tiny_model(run.model)
+    if errors:
+        return errors
     if run.device not in ("auto", "cpu", "cuda"):
         return [f"device: {run.device!r} is not allowed; allowed: auto, cpu, cuda"]
+    return []
+
+
+def check_tiny_model(model: ModelConfig) -> list[str]:
+    """Problems with the tiny-model keys of a model section (also used by `reasoner data distill` configs)."""
+    from reasoner.models.tiny import DEFAULT_FAMILY, FAMILIES, SIZES
+
+    if model.tiny_size and model.tiny_size not in SIZES:
+        return [f"model.tiny_size: {model.tiny_size!r} is not allowed; allowed: {', '.join(SIZES)}"]
+    if model.tiny_family not in FAMILIES:
+        return [f"model.tiny_family: {model.tiny_family!r} is not allowed; allowed: {', '.join(FAMILIES)}"]
+    if model.path and model.tiny_family != DEFAULT_FAMILY:
+        return ["model.tiny_family: only with model.tiny_size (a model.path folder's family is in its config.json)"]
     return []
 
 

@@ -30,6 +30,7 @@ from reasoner.engines.base import Engine, TrainJob
 from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
+from reasoner.models.tiny import build_tiny_model, describe_tiny_model
 from reasoner.prompts import Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
@@ -63,7 +64,8 @@ class Run:
 
 def _describe(stage: StagePlan, run: RunConfig) -> str:
     if stage.config is None:
-        source = run.model.path or f"tiny random Qwen2.5-VL ({run.model.tiny_size}, seed {run.model.tiny_seed})"
+        model = run.model
+        source = model.path or describe_tiny_model(model.tiny_family, model.tiny_size, model.tiny_seed)
         return f"base: {source}"
     data = stage.config.data
     what = f"{data.dataset}"
@@ -243,10 +245,9 @@ def _limit(problems: list[Problem], limit: int) -> list[Problem]:
 def _base_model(run: Run, stage_dir: StageDir) -> Path:
     if run.config.model.path:
         return Path(run.config.model.path).resolve()
-    from reasoner.models.tiny import build_tiny_model
-
+    model = run.config.model
     if not stage_dir.model.is_dir():  # built whole, by rename
-        build_tiny_model(stage_dir.model, size=run.config.model.tiny_size, seed=run.config.model.tiny_seed)
+        build_tiny_model(stage_dir.model, family=model.tiny_family, size=model.tiny_size, seed=model.tiny_seed)
     return stage_dir.model
 
 

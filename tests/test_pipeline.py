@@ -57,6 +57,17 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     assert (finished / "accuracy.png").stat().st_size > 1000
 
 
+def test_smoke_run_on_the_qwen3_vl_family_by_one_override(smoke, tmp_path):
+    """The same shortened demo with a tiny Qwen3-VL base: every stage trains, exports and evaluates that family."""
+    report = execute(load_run(DEMO, smoke(tmp_path, "model.tiny_family=qwen3-vl"))).parent
+    found = manifests(report)
+    assert [m["name"] for m in found.values()] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    for name in found:
+        config = json.loads((report / "stages" / name / "model" / "config.json").read_text())
+        assert config["model_type"] == "qwen3_vl", name
+    assert all(s["finished"] for s in json.loads((report / "report.json").read_text())["stages"])
+
+
 def test_rerun_does_no_work(finished, smoke):
     before = {p: p.stat().st_mtime_ns for p in finished.glob("stages/*/**/*") if p.is_file()}
     start = time.perf_counter()

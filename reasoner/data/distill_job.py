@@ -17,6 +17,7 @@ from reasoner.config import (
     DistillConfig,
     ModelConfig,
     check_distill,
+    check_tiny_model,
     load_structured,
 )
 from reasoner.config_ranges import check_ranges
@@ -66,6 +67,7 @@ def _check_job(job: DistillJobConfig) -> list[str]:
     uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
     if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
         errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
+    errors += check_tiny_model(job.model)
     if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
         errors.append(f"dataset.path: required for source={job.dataset.source.value}")
     if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
@@ -94,7 +96,10 @@ def run_job(job: DistillJobConfig) -> DistillResult:
             return job.model.path
         from reasoner.models.tiny import ensure_tiny_model
 
-        return str(ensure_tiny_model(out_dir / "models", size=job.model.tiny_size, seed=job.model.tiny_seed))
+        model = job.model
+        return str(
+            ensure_tiny_model(out_dir / "models", family=model.tiny_family, size=model.tiny_size, seed=model.tiny_seed)
+        )
 
     def factory(name: str) -> Callable[[], Generator]:
         return lambda: GeneratorConfig(

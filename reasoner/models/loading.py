@@ -1,4 +1,4 @@
-"""Load any Qwen2.5-VL-style model folder (tiny, merged checkpoint or a downloaded hub snapshot) for inference.
+"""Load any Qwen-VL model folder (Qwen2.5-VL or Qwen3-VL: tiny, merged checkpoint or a downloaded hub snapshot).
 
 Every engine loads models through `load_model`, so the attention implementation, eval mode and the processor
 check live in one place.
@@ -103,7 +103,7 @@ def check_processor(processor: Any, where: str | Path = "the processor") -> None
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ReasonerError(
             f"{where}: AutoProcessor returned {type(processor).__name__} without an image processor; "
-            "a Qwen2.5-VL processor needs torchvision installed and preprocessor_config.json in the folder"
+            "a Qwen-VL processor needs torchvision installed and preprocessor_config.json in the folder"
         )
     if not getattr(processor, "chat_template", None):
         raise ReasonerError(f"{where}: the processor has no chat template (chat_template.jinja is missing)")

@@ -387,6 +387,9 @@ def test_cli_distill_runs_the_demo_config(tiny_model_dir: Path, tmp_path: Path, 
         cli.main(["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "distill.samples=3"]) == 2
     )
     assert "distill.samples" in capsys.readouterr().err
+    bad_family = ["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "model.tiny_family=qwen4"]
+    assert cli.main(bad_family) == 2
+    assert "model.tiny_family: 'qwen4' is not allowed; allowed: qwen2.5-vl, qwen3-vl" in capsys.readouterr().err
 
 
 def _run_config(tmp_path: Path, stage: str) -> Path:

@@ -92,7 +92,8 @@ def load_trainable(path: Path, runtime: Runtime, *, freeze_vision: bool) -> tupl
 
 
 def vision_module(model: Any) -> torch.nn.Module:
-    """The vision tower with its projector (Qwen2.5-VL keeps the merger inside `visual`)."""
+    """The vision tower with its projector: Qwen2.5-VL and Qwen3-VL keep their patch mergers (Qwen3-VL's deepstack
+    mergers too) inside `visual`."""
     inner = getattr(model, "model", model)
     visual = getattr(inner, "visual", None)
     if visual is None:
