@@ -34,9 +34,10 @@ stages:
 
 def test_demo_config_loads_with_named_stages():
     run = config.load(DEMO)
-    assert [s.name for s in run.stages] == ["sft1", "grpo1", "sft2", "grpo2"]
-    assert run.stages[1].kind == config.StageKind.grpo
-    assert run.stages[2].data.targets == config.SFTTargets.self
+    assert [s.name for s in run.stages] == ["teacher", "sft1", "grpo1", "sft2", "grpo2"]
+    assert run.stages[0].prompt == "reason_from_caption" and run.stages[1].data.distill.reasoner == "teacher"
+    assert run.stages[2].kind == config.StageKind.grpo
+    assert run.stages[3].data.targets == config.SFTTargets.self
 
 
 def test_overrides_by_index_and_by_stage_name(tmp_path):
@@ -118,24 +119,24 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 # Each value below was accepted before (or crashed only after earlier stages trained, without naming the key).
 BAD_NUMBERS = [
-    ("stages.grpo1.grpo.sampling.temperature=-1", "stages[1] (grpo1).grpo.sampling.temperature", "temperature > 0"),
-    ("stages.grpo1.grpo.sampling.top_p=0", "stages[1] (grpo1).grpo.sampling.top_p", "0 < top_p <= 1"),
-    ("stages.grpo1.steps=-5", "stages[1] (grpo1).steps", "steps >= 0"),
+    ("stages.grpo1.grpo.sampling.temperature=-1", "stages[2] (grpo1).grpo.sampling.temperature", "temperature > 0"),
+    ("stages.grpo1.grpo.sampling.top_p=0", "stages[2] (grpo1).grpo.sampling.top_p", "0 < top_p <= 1"),
+    ("stages.grpo1.steps=-5", "stages[2] (grpo1).steps", "steps >= 0"),
     ("eval.batch_size=0", "eval.batch_size", "batch_size >= 1"),
-    ("stages.sft1.checkpoint_every=-1", "stages[0] (sft1).checkpoint_every", "checkpoint_every >= 0"),
-    ("stages.sft1.warmup_ratio=5", "stages[0] (sft1).warmup_ratio", "0 <= warmup_ratio <= 1"),
-    ("stages.sft1.max_grad_norm=-1", "stages[0] (sft1).max_grad_norm", "max_grad_norm >= 0"),
-    ("stages.grpo1.grpo.kl_coef=-1", "stages[1] (grpo1).grpo.kl_coef", "kl_coef >= 0"),
-    ("stages.grpo1.grpo.clip_ratio=-1", "stages[1] (grpo1).grpo.clip_ratio", "0 < clip_ratio <= 1"),
+    ("stages.sft1.checkpoint_every=-1", "stages[1] (sft1).checkpoint_every", "checkpoint_every >= 0"),
+    ("stages.sft1.warmup_ratio=5", "stages[1] (sft1).warmup_ratio", "0 <= warmup_ratio <= 1"),
+    ("stages.sft1.max_grad_norm=-1", "stages[1] (sft1).max_grad_norm", "max_grad_norm >= 0"),
+    ("stages.grpo1.grpo.kl_coef=-1", "stages[2] (grpo1).grpo.kl_coef", "kl_coef >= 0"),
+    ("stages.grpo1.grpo.clip_ratio=-1", "stages[2] (grpo1).grpo.clip_ratio", "0 < clip_ratio <= 1"),
     ("threads=0", "threads", "threads >= 1"),
     ("datasets.train.tasks=[nope]", "datasets.train.tasks", "count, digits, bars"),
-    ("stages.grpo1.lr=nan", "stages[1] (grpo1).lr", "lr > 0"),
-    ("stages.grpo1.lr=.inf", "stages[1] (grpo1).lr", "lr > 0"),
-    ("stages.grpo1.grpo.prompts_per_step=0", "stages[1] (grpo1).grpo.prompts_per_step", ">= 1"),
-    ("stages.grpo1.grpo.sampling.max_new_tokens=0", "stages[1] (grpo1).grpo.sampling.max_new_tokens", ">= 1"),
-    ("stages.grpo1.grpo.updates_per_batch=0", "stages[1] (grpo1).grpo.updates_per_batch", ">= 1"),
-    ("stages.sft2.data.selfdistill.sampling.n=0", "stages[2] (sft2).data.selfdistill.sampling.n", ">= 1"),
-    ("stages.sft2.data.limit=-3", "stages[2] (sft2).data.limit", "limit >= 0"),
+    ("stages.grpo1.lr=nan", "stages[2] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.lr=.inf", "stages[2] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.grpo.prompts_per_step=0", "stages[2] (grpo1).grpo.prompts_per_step", ">= 1"),
+    ("stages.grpo1.grpo.sampling.max_new_tokens=0", "stages[2] (grpo1).grpo.sampling.max_new_tokens", ">= 1"),
+    ("stages.grpo1.grpo.updates_per_batch=0", "stages[2] (grpo1).grpo.updates_per_batch", ">= 1"),
+    ("stages.sft2.data.selfdistill.sampling.n=0", "stages[3] (sft2).data.selfdistill.sampling.n", ">= 1"),
+    ("stages.sft2.data.limit=-3", "stages[3] (sft2).data.limit", "limit >= 0"),
     ("datasets.train.n=-3", "datasets.train.n", "n >= 0"),
     ("cluster.gpu_memory_utilization=1.5", "cluster.gpu_memory_utilization", "0 < gpu_memory_utilization <= 1"),
     ("model.tiny_size=huge", "model.tiny_size", "demo"),
@@ -181,10 +182,10 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("stages.grpo1.grpo.samples_per_prompt=8", "stages[1].grpo.sampling.n"),
-        ("stages.grpo1.grpo.temperature=0.7", "stages[1].grpo.sampling.temperature"),
-        ("stages.sft2.data.samples_per_problem=8", "stages[2].data.selfdistill.sampling.n"),
-        ("stages.sft2.data.policy=grpo1", "stages[2].data.selfdistill.policy"),
+        ("stages.grpo1.grpo.samples_per_prompt=8", "stages[2].grpo.sampling.n"),
+        ("stages.grpo1.grpo.temperature=0.7", "stages[2].grpo.sampling.temperature"),
+        ("stages.sft2.data.samples_per_problem=8", "stages[3].data.selfdistill.sampling.n"),
+        ("stages.sft2.data.policy=grpo1", "stages[3].data.selfdistill.policy"),
     ],
 )
 def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):
@@ -192,12 +193,21 @@ def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):
         config.load(DEMO, [old])
 
 
+OLD_KEYS = """
+name: old
+model: {tiny_size: demo}
+datasets:
+  train: {source: synthetic, n: 10}
+stages:
+  - {kind: sft, data: {dataset: train}}
+  - {kind: grpo, data: {dataset: train}, grpo: {samples_per_prompt: 4, prompts_per_step: 16}}
+  - {kind: sft, data: {dataset: train, targets: self, samples_per_problem: 4, max_new_tokens: 48}}
+"""
+
+
 def test_an_old_key_in_yaml_fails_with_its_new_spelling(tmp_path):
-    text = DEMO.read_text().replace(
-        "grpo: {sampling: {n: 4}, prompts_per_step: 16", "grpo: {samples_per_prompt: 4, prompts_per_step: 16"
-    ).replace("selfdistill: {sampling: {n: 4, max_new_tokens: 48}}", "samples_per_problem: 4, max_new_tokens: 48")
     with pytest.raises(ReasonerError) as err:
-        config.load(write(tmp_path, text))
+        config.load(write(tmp_path, OLD_KEYS))
     message = str(err.value)
     assert "stages[1].grpo.samples_per_prompt: renamed; write stages[1].grpo.sampling.n" in message
     assert "stages[2].data.samples_per_problem: renamed; write stages[2].data.selfdistill.sampling.n" in message
