@@ -8,8 +8,9 @@ RL row (one per problem):
     images        [{"bytes": encoded image, "max_pixels": int, "min_pixels": int}, ...]
     ability       "math"
     reward_model  {"style": "rule", "ground_truth": answer}
-    extra_info    {"index", "id"} + `reasoner.scoring.scorer_arguments` (answer_type, choices, precision, unit),
-                  which rewards/verl.py hands to `rewards.score`; a new scorer argument also needs a column below
+    extra_info    {"index", "id"} + `reasoner.scoring.scorer_arguments` (answer_type, choices, precision, unit,
+                  question), which rewards/verl.py hands to `rewards.score`; a new scorer argument also needs a
+                  column below
 
 SFT row: `messages` = the same user turn + {"role": "assistant", "content": target}, and the same `images`.
 
@@ -119,6 +120,7 @@ def _schemas() -> dict[str, Any]:
     extra = pa.struct([
         ("index", pa.int64()), ("id", pa.string()), ("answer_type", pa.string()),
         ("choices", pa.list_(pa.string())), ("precision", pa.int64()), ("unit", pa.string()),
+        ("question", pa.string()),
     ])  # fmt: skip
     rl = pa.schema([
         ("data_source", pa.string()), ("prompt", pa.list_(message)), ("images", pa.list_(image)),
