@@ -337,7 +337,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")
     parser.add_argument("--device", default="cpu", help="hf backend: cpu or cuda (default cpu)")
-    parser.add_argument("--prompt", default="reason", help="prompt template name (default reason)")
+    parser.add_argument(
+        "--prompt", default="reason",
+        help="prompt template name (default reason); mathvista_query: MathVista's official zero-shot query",
+    )  # fmt: skip
     parser.add_argument("--max-new-tokens", type=_at_least(1), default=512, help="response budget (default 512)")
     parser.add_argument("--batch-size", type=_at_least(1), default=16, help="hf backend: prompts per batch (default 16)")
     parser.add_argument("--limit", type=_at_least(0), default=0, help="evaluate the first N problems only (0 = all)")

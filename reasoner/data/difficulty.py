@@ -144,17 +144,6 @@ def split_by_band(
     return split
 
 
-def select_band(
-    problems: Sequence[Problem], band: str, rates: Mapping[str, float], bands: Bands = Bands()
-) -> list[Problem]:
-    """The problems of one band (`all` keeps every problem)."""
-    if band == "all":
-        return list(problems)
-    if band not in BANDS:
-        raise ReasonerError(f"difficulty {band!r} is not allowed; allowed: all, {', '.join(BANDS)}")
-    return split_by_band(problems, rates, bands)[band]
-
-
 def difficulty_subset(
     problems: Sequence[Problem],
     band: str,

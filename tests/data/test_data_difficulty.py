@@ -17,7 +17,6 @@ from reasoner.data.difficulty import (
     difficulty_subset,
     estimate_pass_rates,
     sampling_spec,
-    select_band,
     split_by_band,
 )
 from reasoner.data.records import Problem
@@ -106,15 +105,12 @@ def test_bands_split_given_pass_rates() -> None:
         "hard": ["a"],
     }
     narrow = Bands(hard_below=0.5, easy_from=1.0)
-    assert [p.id for p in select_band(problems, "hard", rates, narrow)] == ["a", "b"]
-    assert [p.id for p in select_band(problems, "easy", rates, narrow)] == ["f"]
-    assert select_band(problems, "all", {}, narrow) == problems
+    assert [p.id for p in split_by_band(problems, rates, narrow)["hard"]] == ["a", "b"]
+    assert [p.id for p in split_by_band(problems, rates, narrow)["easy"]] == ["f"]
     with pytest.raises(ReasonerError, match="hard_below < easy_from"):
         Bands(hard_below=0.8, easy_from=0.5)
     with pytest.raises(ReasonerError, match="problem f: no pass rate"):
         split_by_band(problems, {k: v for k, v in rates.items() if k != "f"})
-    with pytest.raises(ReasonerError, match="allowed: all, easy, medium, hard"):
-        select_band(problems, "extreme", rates)
 
 
 def test_difficulty_subset_reuses_rates_and_names_an_empty_band(

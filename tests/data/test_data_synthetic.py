@@ -16,7 +16,6 @@ from reasoner.data.synthetic import (
     TASKS,
     generate,
     generate_mixed,
-    generate_split,
     problem_key,
     split_of,
 )
@@ -71,7 +70,7 @@ def test_train_and_eval_are_disjoint_whatever_the_seeds() -> None:
     assert not {problem_key(p) for p in train} & {problem_key(p) for p in held_out}
     assert {p.metadata["split"] for p in train} == {"train"} and {split_of(p) for p in held_out} == {"eval"}
     assert {p.metadata["task"] for p in held_out} == set(TASKS)
-    pair = generate_split(["count", "bars"], 40, 20, level=2, seed=1)
+    pair = [generate_mixed(["count", "bars"], n, 2, seed=1, split=part) for n, part in ((40, "train"), (20, "eval"))]
     assert [len(part) for part in pair] == [40, 20]
     assert not {problem_key(p) for p in pair[0]} & {problem_key(p) for p in pair[1]}
     assert len({p.id for p in pair[0] + pair[1]}) == 60
