@@ -523,22 +523,29 @@ def _check_model(run: RunConfig) -> list[str]:
 
 
 def _check_datasets(run: RunConfig) -> list[str]:
+    errors = []
+    for name, ds in run.datasets.items():
+        errors += _check_name(f"datasets.{name}", name) + check_dataset(ds, f"datasets.{name}")
+    return errors
+
+
+def check_dataset(ds: DatasetConfig, where: str) -> list[str]:
+    """Problems with one dataset section (a run's `datasets.<name>`, a distill job's `dataset`), each naming its key
+    under `where`; its numbers are checked with every other number (`config_ranges`)."""
     from reasoner.data.perception import FAMILIES
     from reasoner.data.synthetic import TASKS
 
     errors = []
-    for name, ds in run.datasets.items():
-        errors += _check_name(f"datasets.{name}", name)
-        if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
-            errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
-        if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
-            errors.append(f"datasets.{name}.n: must be > 0 for source={ds.source.value}")
-        if ds.split not in ("train", "eval"):
-            errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")
-        allowed = FAMILIES if ds.source == DataSource.perception else TASKS
-        unknown = [task for task in ds.tasks if task not in allowed]
-        if unknown:
-            errors.append(f"datasets.{name}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(allowed)}")
+    if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
+        errors.append(f"{where}.path: required for source={ds.source.value}")
+    if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
+        errors.append(f"{where}.n: must be > 0 for source={ds.source.value}")
+    if ds.split not in ("train", "eval"):
+        errors.append(f"{where}.split: {ds.split!r} is not allowed; allowed: train, eval")
+    allowed = FAMILIES if ds.source == DataSource.perception else TASKS
+    unknown = [task for task in ds.tasks if task not in allowed]
+    if unknown:
+        errors.append(f"{where}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(allowed)}")
     return errors
 
 

@@ -177,6 +177,22 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.n=0", "dataset.n: must be > 0 for source=synthetic"),
+        ("dataset.source=mathvision", "dataset.path: required for source=mathvision"),
+        ("dataset.tasks=[nope]", "dataset.tasks: 'nope' not allowed; allowed: count, digits, bars"),
+    ],
+)
+def test_a_distill_job_dataset_is_checked_as_a_run_dataset(tmp_path, override, message):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\nmodel: {tiny_size: demo}\n")
+    with pytest.raises(ReasonerError, match=re.escape(message)):
+        load_job(path, [override])
+
+
+@pytest.mark.parametrize(
     ("old", "new"),
     [
         ("stages.grpo1.grpo.samples_per_prompt=8", "stages[1].grpo.sampling.n"),

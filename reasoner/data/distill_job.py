@@ -13,9 +13,9 @@ from omegaconf import MISSING
 
 from reasoner.config import (
     DatasetConfig,
-    DataSource,
     DistillConfig,
     ModelConfig,
+    check_dataset,
     check_distill,
     load_structured,
 )
@@ -55,7 +55,8 @@ class DistillJobConfig:
 def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
     """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
     job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
-    errors = check_ranges(job) + check_distill(job.distill, "distill") + _check_job(job)
+    errors = check_ranges(job) + check_dataset(job.dataset, "dataset") + check_distill(job.distill, "distill")
+    errors += _check_job(job)
     if errors:
         raise ReasonerError(f"{path}: " + "\n  ".join(errors))
     return job
@@ -66,10 +67,6 @@ def _check_job(job: DistillJobConfig) -> list[str]:
     uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
     if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
         errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
-    if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
-        errors.append(f"dataset.path: required for source={job.dataset.source.value}")
-    if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
-        errors.append("dataset.n: must be > 0 for source=synthetic")
     if job.backend not in ("hf", "vllm"):
         errors.append(f"backend: {job.backend!r} is not allowed; allowed: hf, vllm")
     return errors

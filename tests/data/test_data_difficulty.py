@@ -13,7 +13,6 @@ import rewards
 from reasoner import config as config_mod
 from reasoner.config import GRPOConfig, PassRateConfig, SamplingConfig
 from reasoner.data.difficulty import (
-    Bands,
     difficulty_subset,
     estimate_pass_rates,
     sampling_spec,
@@ -98,19 +97,17 @@ def test_pass_rates_of_the_tiny_model_are_its_verified_share_and_are_cached(
 def test_bands_split_given_pass_rates() -> None:
     problems = [Problem(id=name, question="q", answer="1", answer_type="integer") for name in "abcdef"]
     rates = {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.74, "e": 0.75, "f": 1.0}
-    split = split_by_band(problems, rates, Bands(hard_below=0.25, easy_from=0.75))
+    split = split_by_band(problems, rates, PassRateConfig(hard_below=0.25, easy_from=0.75))
     assert {band: [p.id for p in group] for band, group in split.items()} == {
         "easy": ["e", "f"],
         "medium": ["b", "c", "d"],
         "hard": ["a"],
     }
-    narrow = Bands(hard_below=0.5, easy_from=1.0)
+    narrow = PassRateConfig(hard_below=0.5, easy_from=1.0)
     assert [p.id for p in split_by_band(problems, rates, narrow)["hard"]] == ["a", "b"]
     assert [p.id for p in split_by_band(problems, rates, narrow)["easy"]] == ["f"]
-    with pytest.raises(ReasonerError, match="hard_below < easy_from"):
-        Bands(hard_below=0.8, easy_from=0.5)
     with pytest.raises(ReasonerError, match="problem f: no pass rate"):
-        split_by_band(problems, {k: v for k, v in rates.items() if k != "f"})
+        split_by_band(problems, {k: v for k, v in rates.items() if k != "f"}, PassRateConfig())
 
 
 def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
@@ -130,7 +127,7 @@ def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
     }
     correct = {p.id: i % 5 for i, p in enumerate(problems)}  # rates 0, .25, .5, .75, 1, 0, .25, .5
     path.write_text(json.dumps({"settings": settings, "correct": correct}))
-    kw = {"generator": _no_generator, "template": template, "spec": SPEC, "model": "m"}
+    kw = {"generator": _no_generator, "template": template, "spec": SPEC, "model": "m", "edges": PassRateConfig()}
     medium, stats = difficulty_subset(problems, "medium", path, **kw)
     assert [p.id for p in medium] == [problems[i].id for i in (1, 2, 6, 7)]
     assert stats["difficulty/hard"] == 2 and stats["difficulty/easy"] == 2 and stats["difficulty/kept"] == 4
