@@ -327,6 +327,9 @@ def _run_submit(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from reasoner.config import Device
+    from reasoner.generation.base import Backend
+
     parser = sub.add_parser(
         "eval",
         help="evaluate a model folder on MathVista or a problems file (generate, then score exactly)",
@@ -335,8 +338,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL-style model folder")
     parser.add_argument("--data", required=True, metavar="PATH", help="MathVista folder (with images) or .jsonl/.parquet")
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")
-    parser.add_argument("--device", default="cpu", help="hf backend: cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--backend", default="hf", choices=[b.value for b in Backend], help="generation backend (default hf)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", choices=[d.value for d in Device], help="hf backend: where it runs (default cpu)"
+    )
     parser.add_argument(
         "--prompt", default="reason",
         help="prompt template name (default reason); mathvista_query: MathVista's official zero-shot query",
@@ -353,10 +360,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     from reasoner.eval.mathvista import format_table
     from reasoner.eval.runner import evaluate_model
     from reasoner.generation.pool import GeneratorConfig
+    from reasoner.models.loading import resolve_device
 
     generator = GeneratorConfig(
-        args.model, backend=args.backend, device=args.device, batch_size=args.batch_size, show_progress=True
-    )()
+        args.model, backend=args.backend, device=resolve_device(args.device), batch_size=args.batch_size,
+        show_progress=True,
+    )()  # fmt: skip
     scores = evaluate_model(
         generator, args.data, Path(args.out), prompt=args.prompt, max_new_tokens=args.max_new_tokens, limit=args.limit
     )

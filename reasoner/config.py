@@ -52,6 +52,21 @@ class Extraction(str, Enum):
     lenient = "lenient"
 
 
+class Device(str, Enum):
+    """What a local process computes on: `auto` (cuda when torch sees a GPU, else cpu), `cpu` or `cuda`."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Split(str, Enum):
+    """The part of a generated world a dataset draws from; `train` and `eval` never share a problem."""
+
+    train = "train"
+    eval = "eval"
+
+
 class StageKind(str, Enum):
     sft = "sft"
     grpo = "grpo"
@@ -122,7 +137,7 @@ class DatasetConfig:
     """synthetic: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
     seed: int = 0
     """synthetic: generator seed."""
-    split: str = "train"
+    split: Split = Split.train
     """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
     `eval` set never share a problem whatever their seeds."""
 
@@ -343,7 +358,7 @@ class RunConfig:
     engine: Engine = Engine.local
     seed: int = 0
     output_dir: str = "runs"
-    device: str = "auto"
+    device: Device = Device.auto
     """auto | cpu | cuda (local engine)."""
     threads: int = 1
     """torch CPU threads (on small shared machines one thread is fastest)."""
@@ -471,6 +486,9 @@ def _resolve_stage_key(cfg: Any, key: str) -> str:
 def _describe(err: OmegaConfBaseException) -> str:
     key = getattr(err, "full_key", None) or ""
     message = str(err).splitlines()[0].strip()
+    enum_value = re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", message)
+    if enum_value:  # an enum value given as an override: worded as the YAML check words it
+        message = f"{enum_value[1]!r} is not allowed; allowed: {enum_value[2]}"
     if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in message:
         parent = getattr(err, "object_type", None)
         parent_key, _, last = key.rpartition(".")
@@ -517,8 +535,6 @@ def _check_model(run: RunConfig) -> list[str]:
         return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
     if run.model.tiny_size and run.model.tiny_size not in SIZES:
         return [f"model.tiny_size: {run.model.tiny_size!r} is not allowed; allowed: {', '.join(SIZES)}"]
-    if run.device not in ("auto", "cpu", "cuda"):
-        return [f"device: {run.device!r} is not allowed; allowed: auto, cpu, cuda"]
     return []
 
 
@@ -540,8 +556,6 @@ def check_dataset(ds: DatasetConfig, where: str) -> list[str]:
         errors.append(f"{where}.path: required for source={ds.source.value}")
     if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
         errors.append(f"{where}.n: must be > 0 for source={ds.source.value}")
-    if ds.split not in ("train", "eval"):
-        errors.append(f"{where}.split: {ds.split!r} is not allowed; allowed: train, eval")
     allowed = FAMILIES if ds.source == DataSource.perception else TASKS
     unknown = [task for task in ds.tasks if task not in allowed]
     if unknown:

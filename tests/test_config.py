@@ -157,6 +157,36 @@ def test_bad_values_fail_at_plan_naming_key_and_range(override, key, allowed, ca
     assert "Traceback" not in message and elapsed < 2.0
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("device", "gpu", "auto, cpu, cuda"),
+        ("datasets.train.split", "test", "train, eval"),
+        ("engine", "slurm", "local, verl"),
+    ],
+)
+def test_a_value_outside_an_enum_names_key_and_values_in_yaml_and_as_override(tmp_path, key, value, allowed):
+    expected = f"{key}: {value!r} is not allowed; allowed: {allowed}"
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, MINIMAL), [f"{key}={value}"])
+    section, _, last = key.rpartition(".")
+    text = MINIMAL + f"{last}: {value}\n" if not section else MINIMAL.replace("n: 10}", f"n: 10, {last}: {value}}}")
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, text))
+
+
+def test_a_distill_job_names_its_backend_and_device_values(tmp_path):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: /m}\n")
+    with pytest.raises(ReasonerError, match=re.escape("backend: 'tgi' is not allowed; allowed: hf, vllm")):
+        load_job(path, ["backend=tgi"])
+    with pytest.raises(ReasonerError, match=re.escape("device: 'tpu' is not allowed; allowed: auto, cpu, cuda")):
+        load_job(path, ["device=tpu"])
+    job = load_job(path, ["device=auto", "dataset.split=eval"])
+    assert (job.device, job.dataset.split, job.backend) == (config.Device.auto, config.Split.eval, "hf")
+
+
 def test_every_number_of_the_schemas_has_a_range():
     from reasoner.config_ranges import RANGES, numeric_fields
     from reasoner.data.distill_job import DistillJobConfig
