@@ -222,6 +222,26 @@ class DistillConfig:
 
 
 @dataclass
+class PassRateSampling(SamplingConfig):
+    """`data.pass_rate.sampling`: the keys of every sampling section; a null one is the stage's `grpo.sampling`
+    value, so by default pass rates measure the rollouts the stage trains on."""
+
+    n: int = 8
+    """Samples per problem (the pass rate is correct / n)."""
+    temperature: float | None = None
+    """Sampling temperature (null = the stage's grpo.sampling.temperature)."""
+    top_p: float | None = None
+    """Nucleus sampling threshold (null = the stage's grpo.sampling.top_p)."""
+    max_new_tokens: int | None = None
+    """Response budget per sample (null = the stage's grpo.sampling.max_new_tokens)."""
+
+    def resolved(self, rollout: SamplingConfig) -> SamplingConfig:
+        """These settings with each null one taken from `rollout` (the stage's grpo.sampling)."""
+        given = {f: getattr(self, f) for f in ("temperature", "top_p", "max_new_tokens")}
+        return SamplingConfig(self.n, **{f: getattr(rollout, f) if v is None else v for f, v in given.items()})
+
+
+@dataclass
 class PassRateConfig:
     """GRPO data.difficulty other than `all`: how pass rates are estimated and where the bands split.
 
@@ -229,12 +249,8 @@ class PassRateConfig:
 
     model: str = "init"
     """Whose pass rate: init (the stage's start model) | base | <an earlier stage name>."""
-    samples: int = 8
-    """Samples per problem (the pass rate is correct / samples)."""
-    temperature: float | None = None
-    """Sampling temperature (null = the stage's grpo.temperature)."""
-    max_new_tokens: int = 0
-    """Response budget per sample (0 = the stage's grpo.max_new_tokens)."""
+    sampling: PassRateSampling = field(default_factory=PassRateSampling)
+    """How pass rates are sampled (n = samples per problem); unset keys follow the stage's grpo.sampling."""
     hard_below: float = 0.25
     """Pass rates below this are `hard`."""
     easy_from: float = 0.75
@@ -386,6 +402,11 @@ RENAMED: dict[str, dict[str, str]] = {
         "max_new_tokens": "selfdistill.sampling.max_new_tokens",
         "select": "selfdistill.select",
         "extraction": "selfdistill.extraction",
+    },
+    "PassRateConfig": {
+        "samples": "sampling.n",
+        "temperature": "sampling.temperature",
+        "max_new_tokens": "sampling.max_new_tokens",
     },
     "DistillConfig": {
         "samples_per_problem": "sampling.n",

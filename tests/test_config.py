@@ -229,6 +229,7 @@ def test_a_distill_job_dataset_is_checked_as_a_run_dataset(tmp_path, override, m
         ("stages.grpo1.grpo.temperature=0.7", "stages[1].grpo.sampling.temperature"),
         ("stages.sft2.data.samples_per_problem=8", "stages[2].data.selfdistill.sampling.n"),
         ("stages.sft2.data.policy=grpo1", "stages[2].data.selfdistill.policy"),
+        ("stages.grpo1.data.pass_rate.samples=8", "stages[1].data.pass_rate.sampling.n"),
     ],
 )
 def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):

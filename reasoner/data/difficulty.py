@@ -43,14 +43,8 @@ def band_of(rate: float, edges: PassRateConfig) -> str:
 
 
 def sampling_spec(pass_rate: PassRateConfig, grpo: GRPOConfig, seed: int) -> SamplingSpec:
-    """How a GRPO stage's pass rates are sampled: its rollout settings unless `pass_rate` overrides them."""
-    return SamplingSpec(
-        n=pass_rate.samples,
-        temperature=grpo.sampling.temperature if pass_rate.temperature is None else pass_rate.temperature,
-        top_p=grpo.sampling.top_p,
-        max_new_tokens=pass_rate.max_new_tokens or grpo.sampling.max_new_tokens,
-        seed=seed,
-    )
+    """How a GRPO stage's pass rates are sampled: its rollout settings unless `pass_rate.sampling` overrides them."""
+    return pass_rate.sampling.resolved(grpo.sampling).spec(seed)
 
 
 def _settings(model: str, template: Template, spec: SamplingSpec) -> dict[str, Any]:

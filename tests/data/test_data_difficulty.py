@@ -11,7 +11,7 @@ import pytest
 
 import rewards
 from reasoner import config as config_mod
-from reasoner.config import GRPOConfig, PassRateConfig, SamplingConfig
+from reasoner.config import GRPOConfig, PassRateConfig, PassRateSampling, SamplingConfig
 from reasoner.data.difficulty import (
     difficulty_subset,
     estimate_pass_rates,
@@ -137,10 +137,10 @@ def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
 
 def test_sampling_spec_follows_the_stage_rollout_unless_overridden() -> None:
     grpo = GRPOConfig(sampling=SamplingConfig(temperature=0.9, top_p=0.95, max_new_tokens=48))
-    spec = sampling_spec(PassRateConfig(samples=6), grpo, seed=3)
+    spec = sampling_spec(PassRateConfig(sampling=PassRateSampling(n=6)), grpo, seed=3)
     assert (spec.n, spec.temperature, spec.top_p, spec.max_new_tokens, spec.seed) == (6, 0.9, 0.95, 48, 3)
-    spec = sampling_spec(PassRateConfig(temperature=0.5, max_new_tokens=32), grpo, seed=0)
-    assert (spec.temperature, spec.max_new_tokens) == (0.5, 32)
+    spec = sampling_spec(PassRateConfig(sampling=PassRateSampling(temperature=0.5, max_new_tokens=32)), grpo, seed=0)
+    assert (spec.n, spec.temperature, spec.top_p, spec.max_new_tokens) == (8, 0.5, 0.95, 32)
 
 
 def _run_config(tmp_path: Path, stages: str) -> Path:
@@ -156,10 +156,10 @@ def test_run_config_pass_rate_section_is_validated(tmp_path: Path) -> None:
     sft = "  - {kind: sft, name: s1, data: {dataset: train}}\n"
     ok = (
         sft
-        + "  - {kind: grpo, data: {dataset: train, difficulty: medium, pass_rate: {model: s1, samples: 4}}}\n"
+        + "  - {kind: grpo, data: {dataset: train, difficulty: medium, pass_rate: {model: s1, sampling: {n: 4}}}}\n"
     )
     run = config_mod.load(_run_config(tmp_path, ok))
-    assert run.stages[1].data.pass_rate == PassRateConfig(model="s1", samples=4)
+    assert run.stages[1].data.pass_rate == PassRateConfig(model="s1", sampling=PassRateSampling(n=4))
     bad = [
         (
             "  - {kind: grpo, data: {dataset: train, difficulty: hard, pass_rate: {model: later}}}\n",
@@ -170,11 +170,11 @@ def test_run_config_pass_rate_section_is_validated(tmp_path: Path) -> None:
             "need 0 <= hard_below < easy_from <= 1",
         ),
         (
-            "  - {kind: grpo, data: {dataset: train, pass_rate: {samples: 4}}}\n",
+            "  - {kind: grpo, data: {dataset: train, pass_rate: {sampling: {n: 4}}}}\n",
             "data.pass_rate: only for kind=grpo",
         ),
         (
-            "  - {kind: sft, data: {dataset: train, pass_rate: {samples: 4}}}\n",
+            "  - {kind: sft, data: {dataset: train, pass_rate: {sampling: {n: 4}}}}\n",
             "data.pass_rate: only for kind=grpo",
         ),
     ]
