@@ -19,7 +19,7 @@ def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
 
         problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split.value)
     elif ds.source == DataSource.file:
-        from reasoner.data.records import read_problems
+        from reasoner.data.problem_files import read_problems
 
         problems = read_problems(ds.path)
     elif ds.source == DataSource.perception:

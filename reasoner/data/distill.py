@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 from reasoner import config as config_mod
 from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import DistillConfig
-from reasoner.data.records import Problem, write_problems
+from reasoner.data.problem_files import write_problems
+from reasoner.data.records import Problem
 from reasoner.data.selection import OUTCOMES, choose_chain, verify
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message

@@ -106,7 +106,7 @@ def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem],
 
     Returns the problems and their benchmark name (None for a problems file), which picks the scoring rules."""
     from reasoner.data.importers import load_mathvision
-    from reasoner.data.records import read_problems
+    from reasoner.data.problem_files import read_problems
     from reasoner.data.sources import load_mathvista
 
     path = Path(data)

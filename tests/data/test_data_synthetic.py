@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reasoner import cli
-from reasoner.data.records import Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import Problem
 from reasoner.data.synthetic import (
     COLOURS,
     LEVELS,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reasoner.cli import main
-from reasoner.data.records import write_problems
+from reasoner.data.problem_files import write_problems
 from reasoner.data.sources import load_mathvista
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError
