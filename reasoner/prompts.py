@@ -48,6 +48,16 @@ class Template:
         text = self.substitute(fields)
         return "\n".join(line for line in text.splitlines() if line.strip()).strip()
 
+    def prompt(self, problem) -> str:
+        """The prompt text of one `Problem`: `render` with its question fields (what training and evaluation send)."""
+        return self.render(
+            problem.question,
+            choices=problem.choices,
+            answer_type=problem.answer_type,
+            precision=problem.precision,
+            unit=problem.unit,
+        )
+
     def substitute(self, fields: dict[str, str]) -> str:
         """The template with `$name` fields filled; a field the file uses but `fields` lacks is named."""
         try:
@@ -111,14 +121,7 @@ def format_target(reasoning: str, answer: str, *, summary: str | None = None) ->
 
 def problem_messages(problem, template: Template) -> list[dict]:
     """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
-    text = template.render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
-    content = [{"type": "image"} for _ in problem.images] + [{"type": "text", "text": text}]
+    content = [{"type": "image"} for _ in problem.images] + [{"type": "text", "text": template.prompt(problem)}]
     return [{"role": "user", "content": content}]
 
 

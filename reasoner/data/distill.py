@@ -82,13 +82,7 @@ def reason_prompt(problem: Problem, caption: str, template: Template) -> str:
     """The reasoner's text prompt: the template with `$caption` and the problem's question fields filled in."""
     # Escape `$` so a caption is inserted literally, never read as a template field.
     text = string.Template(template.text).safe_substitute(caption=caption.strip().replace("$", "$$"))
-    return replace(template, text=text).render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
+    return replace(template, text=text).prompt(problem)
 
 
 def reason_requests(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner import atomic
-from reasoner.data.records import Problem
+from reasoner.data.records import Problem, json_object
 from reasoner.errors import ReasonerError
 
 
@@ -48,13 +48,7 @@ def jsonl_objects(path: str | Path) -> Iterator[tuple[str, dict]]:
             if not line.strip():
                 continue
             where = f"{path}: line {line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ReasonerError(f"{where}: not valid JSON: {err}") from None
-            if not isinstance(row, dict):
-                raise ReasonerError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+            yield where, json_object(line, where)
 
 
 def read_jsonl(path: str | Path) -> list[Problem]:

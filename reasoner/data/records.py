@@ -254,12 +254,21 @@ def _check_metadata(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, str):  # parquet stores metadata as JSON text
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as err:
-            raise ReasonerError(f"{where}: field 'metadata' is not valid JSON: {err}") from None
+        return json_object(value, f"{where}: field 'metadata'")
     if not isinstance(value, dict):
         raise ReasonerError(f"{where}: field 'metadata' must be an object, got {type(value).__name__}")
+    return value
+
+
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """`text` parsed as one JSON object; invalid JSON or another kind of value raises ReasonerError naming `where`
+    (a file and line, a field)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ReasonerError(f"{where}: not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise ReasonerError(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
 
 

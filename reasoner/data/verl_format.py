@@ -52,14 +52,7 @@ class ImageLimits:
 
 def user_content(problem: Problem, template: Template) -> str:
     """The user turn as verl reads it: one `<image>` per image, then the rendered prompt text."""
-    text = template.render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
-    cleaned, removed = _PLACEHOLDERS.subn("", text)
+    cleaned, removed = _PLACEHOLDERS.subn("", template.prompt(problem))
     if removed:
         log.warning(
             "problem %s: removed %d literal <image>/<video>/<audio> marker(s) from the prompt text "

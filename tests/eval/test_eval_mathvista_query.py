@@ -18,7 +18,8 @@ from reasoner.prompts import load_template, problem_messages
 
 def query_of(problem, template) -> str:
     """The prompt text a generation request carries for `problem` (what `reasoner eval` sends)."""
-    return problem_messages(problem, template)[0]["content"][-1]["text"]
+    (message,) = problem_messages(problem, template)
+    return message["content"][-1]["text"]
 
 
 @pytest.fixture(scope="module")
