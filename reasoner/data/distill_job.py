@@ -16,10 +16,8 @@ from reasoner.config import (
     Device,
     DistillConfig,
     ModelConfig,
-    check_dataset,
-    check_distill,
-    load_structured,
 )
+from reasoner.config_load import check_dataset, check_distill, load_structured
 from reasoner.config_ranges import check_ranges
 from reasoner.data.distill import DistillResult, distill
 from reasoner.data.selection import token_counter
