@@ -58,6 +58,25 @@ class Template:
         text = self.substitute(fields)
         return "\n".join(line for line in text.splitlines() if line.strip()).strip()
 
+    def prompt(self, problem, caption: str | None = None) -> str:
+        """The prompt text of one `Problem`: `render` with its question fields (what training and evaluation send).
+        A template that shows captions gets `caption`, by default the problem's own (a problem without one is
+        named in the error)."""
+        if self.shows_caption and caption is None:
+            caption = problem.caption
+            if not caption:
+                raise ReasonerError(
+                    f"problem {problem.id}: prompt template {self.name!r} shows the caption, but the problem has none"
+                )
+        return self.render(
+            problem.question,
+            choices=problem.choices,
+            answer_type=problem.answer_type,
+            precision=problem.precision,
+            unit=problem.unit,
+            caption=caption if self.shows_caption else None,
+        )
+
     def substitute(self, fields: dict[str, str]) -> str:
         """The template with `$name` fields filled; a field the file uses but `fields` lacks is named."""
         try:
@@ -119,25 +138,6 @@ def format_target(reasoning: str, answer: str, *, summary: str | None = None) ->
     return f"<think>{reasoning.strip()}</think>\n{summary.strip()}\n<answer>{answer.strip()}</answer>"
 
 
-def problem_text(problem, template: Template, caption: str | None = None) -> str:
-    """The prompt text of one `Problem`. A template that shows captions gets `caption`, by default the
-    problem's own (a problem without one is named in the error)."""
-    if template.shows_caption and caption is None:
-        caption = problem.caption
-        if not caption:
-            raise ReasonerError(
-                f"problem {problem.id}: prompt template {template.name!r} shows the caption, but the problem has none"
-            )
-    return template.render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-        caption=caption if template.shows_caption else None,
-    )
-
-
 def shown_images(problem, template: Template) -> list:
     """The problem's images the prompt shows: none when the template shows the caption instead."""
     return [] if template.shows_caption else list(problem.images)
@@ -146,7 +146,7 @@ def shown_images(problem, template: Template) -> list:
 def problem_messages(problem, template: Template) -> list[dict]:
     """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
     content = [{"type": "image"} for _ in shown_images(problem, template)]
-    return [{"role": "user", "content": [*content, {"type": "text", "text": problem_text(problem, template)}]}]
+    return [{"role": "user", "content": [*content, {"type": "text", "text": template.prompt(problem)}]}]
 
 
 def requests_for(problems: Sequence, template: Template) -> list:

@@ -39,7 +39,7 @@ DEMO_SMOKE_OVERRIDES = [
     # An untrained model has pass rate 0 everywhere: the hard band is then every problem (medium would be none).
     "stages.grpo1.data.difficulty=hard",
     "stages.grpo1.data.limit=8",
-    "stages.grpo1.data.pass_rate.samples=2",
+    "stages.grpo1.data.pass_rate.sampling.n=2",
     "stages.grpo1.steps=2",
     "stages.grpo1.grpo.prompts_per_step=2",
     "stages.grpo1.grpo.sampling.max_new_tokens=12",
@@ -52,7 +52,7 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.sft2.data.selfdistill.extraction=lenient",
     "stages.grpo2.data.difficulty=hard",
     "stages.grpo2.data.limit=8",
-    "stages.grpo2.data.pass_rate.samples=2",
+    "stages.grpo2.data.pass_rate.sampling.n=2",
     "stages.grpo2.steps=2",
     "stages.grpo2.grpo.prompts_per_step=2",
     "stages.grpo2.grpo.sampling.max_new_tokens=12",

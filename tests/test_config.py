@@ -160,6 +160,36 @@ def test_bad_values_fail_at_plan_naming_key_and_range(override, key, allowed, ca
     assert "Traceback" not in message and elapsed < 2.0
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("device", "gpu", "auto, cpu, cuda"),
+        ("datasets.train.split", "test", "train, eval"),
+        ("engine", "slurm", "local, verl"),
+    ],
+)
+def test_a_value_outside_an_enum_names_key_and_values_in_yaml_and_as_override(tmp_path, key, value, allowed):
+    expected = f"{key}: {value!r} is not allowed; allowed: {allowed}"
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, MINIMAL), [f"{key}={value}"])
+    section, _, last = key.rpartition(".")
+    text = MINIMAL + f"{last}: {value}\n" if not section else MINIMAL.replace("n: 10}", f"n: 10, {last}: {value}}}")
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, text))
+
+
+def test_a_distill_job_names_its_backend_and_device_values(tmp_path):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: /m}\n")
+    with pytest.raises(ReasonerError, match=re.escape("backend: 'tgi' is not allowed; allowed: hf, vllm")):
+        load_job(path, ["backend=tgi"])
+    with pytest.raises(ReasonerError, match=re.escape("device: 'tpu' is not allowed; allowed: auto, cpu, cuda")):
+        load_job(path, ["device=tpu"])
+    job = load_job(path, ["device=auto", "dataset.split=eval"])
+    assert (job.device, job.dataset.split, job.backend) == (config.Device.auto, config.Split.eval, "hf")
+
+
 def test_every_number_of_the_schemas_has_a_range():
     from reasoner.config_ranges import RANGES, numeric_fields
     from reasoner.data.distill_job import DistillJobConfig
@@ -180,12 +210,29 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.n=0", "dataset.n: must be > 0 for source=synthetic"),
+        ("dataset.source=mathvision", "dataset.path: required for source=mathvision"),
+        ("dataset.tasks=[nope]", "dataset.tasks: 'nope' not allowed; allowed: count, digits, bars"),
+    ],
+)
+def test_a_distill_job_dataset_is_checked_as_a_run_dataset(tmp_path, override, message):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\nmodel: {tiny_size: demo}\n")
+    with pytest.raises(ReasonerError, match=re.escape(message)):
+        load_job(path, [override])
+
+
+@pytest.mark.parametrize(
     ("old", "new"),
     [
         ("stages.grpo1.grpo.samples_per_prompt=8", "stages[2].grpo.sampling.n"),
         ("stages.grpo1.grpo.temperature=0.7", "stages[2].grpo.sampling.temperature"),
         ("stages.sft2.data.samples_per_problem=8", "stages[3].data.selfdistill.sampling.n"),
         ("stages.sft2.data.policy=grpo1", "stages[3].data.selfdistill.policy"),
+        ("stages.grpo1.data.pass_rate.samples=8", "stages[2].data.pass_rate.sampling.n"),
     ],
 )
 def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):

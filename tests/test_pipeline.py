@@ -209,7 +209,7 @@ stages:
     steps: 1
     batch_size: 2
   - kind: grpo
-    data: {dataset: train, difficulty: hard, pass_rate: {samples: 2, max_new_tokens: 8}}
+    data: {dataset: train, difficulty: hard, pass_rate: {sampling: {n: 2, max_new_tokens: 8}}}
     steps: 1
     grpo: {prompts_per_step: 2, sampling: {max_new_tokens: 8}}
 """

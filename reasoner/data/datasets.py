@@ -17,15 +17,15 @@ def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
     if ds.source == DataSource.synthetic:
         from reasoner.data.synthetic import TASKS, generate_mixed
 
-        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split)
+        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split.value)
     elif ds.source == DataSource.file:
-        from reasoner.data.records import read_problems
+        from reasoner.data.problem_files import read_problems
 
         problems = read_problems(ds.path)
     elif ds.source == DataSource.perception:
         from reasoner.data.synthetic.compose import generate_compose
 
-        problems = generate_compose(ds.tasks, ds.n, level=ds.level, seed=ds.seed, split=ds.split)
+        problems = generate_compose(ds.tasks, ds.n, level=ds.level, seed=ds.seed, split=ds.split.value)
     elif ds.source == DataSource.mathvision:
         from reasoner.data.importers import load_mathvision
 

@@ -33,11 +33,12 @@ from tqdm.auto import tqdm
 from reasoner import config as config_mod
 from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import DistillConfig
-from reasoner.data.records import Problem, write_problems
+from reasoner.data.problem_files import write_problems
+from reasoner.data.records import Problem
 from reasoner.data.selection import OUTCOMES, choose_chain, verify
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message
-from reasoner.prompts import Template, load_template, problem_messages, problem_text
+from reasoner.prompts import Template, load_template, problem_messages
 from reasoner.rundir import read_json
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def _reason_template(name: str) -> Template:
 
 def reason_prompt(problem: Problem, caption: str, template: Template) -> str:
     """The reasoner's text prompt: the template with `$caption` and the problem's question fields filled in."""
-    return problem_text(problem, template, caption=caption)
+    return template.prompt(problem, caption=caption)
 
 
 def reason_requests(

@@ -34,7 +34,7 @@ from typing import Any
 from reasoner.atomic import atomic_path
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
-from reasoner.prompts import Template, problem_text, shown_images
+from reasoner.prompts import Template, shown_images
 from reasoner.scoring import scorer_arguments
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ class ImageLimits:
 
 def user_content(problem: Problem, template: Template) -> str:
     """The user turn as verl reads it: one `<image>` per image, then the rendered prompt text."""
-    text = problem_text(problem, template)
-    cleaned, removed = _PLACEHOLDERS.subn("", text)
+    cleaned, removed = _PLACEHOLDERS.subn("", template.prompt(problem))
     if removed:
         log.warning(
             "problem %s: removed %d literal <image>/<video>/<audio> marker(s) from the prompt text "

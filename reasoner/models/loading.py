@@ -18,6 +18,18 @@ log = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
+def resolve_device(device: str) -> str:
+    """The torch device name for a configured device: `auto` is cuda when torch sees a GPU, else cpu; `cuda`
+    without a GPU is an error naming the setting."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReasonerError("device: cuda was asked for but torch sees no GPU; use device=auto or device=cpu")
+    return device
+
+
 def load_model(path: str | Path, *, device: str = "cpu", dtype: str | Any | None = None) -> tuple[Any, Any]:
     """Load `(model, processor)` from a model folder, in eval mode on `device`.
 

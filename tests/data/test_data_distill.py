@@ -14,7 +14,8 @@ from reasoner import cli
 from reasoner import config as config_mod
 from reasoner.config import DistillConfig, SamplingConfig
 from reasoner.data.distill import distill, reason_prompt
-from reasoner.data.records import Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import Problem
 from reasoner.data.selection import choose_chain, sft_examples, token_counter, verify
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError

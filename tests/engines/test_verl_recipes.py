@@ -107,7 +107,7 @@ def test_v2_8b_recipe_plans_with_the_cli_without_the_8b_weights(tmp_path, capsys
     """`reasoner run --plan` checks that model.path and the data exist: a tiny Qwen3-VL stands in for the 8B folder
     and a synthetic problems file for the seed pool; evaluation is off (no MathVista images on this machine)."""
     from reasoner.cli import main
-    from reasoner.data.records import write_problems
+    from reasoner.data.problem_files import write_problems
     from reasoner.data.synthetic import TASKS, generate_mixed
     from reasoner.models.tiny import ensure_tiny_model
 
