@@ -47,6 +47,7 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.sft2.batch_size=4",
     "stages.sft2.data.limit=12",
     "stages.sft2.data.selfdistill.sampling.max_new_tokens=12",
+    "stages.sft2.data.selfdistill.sampling.n=8",  # enough draws that some untrained chain reads as correct
     # Two SFT steps cannot teach a closed <answer> tag within 12 tokens: verify the smoke run's chains leniently
     # (the strict training reading itself is tested in tests/rewards/test_rewards_strict.py).
     "stages.sft2.data.selfdistill.extraction=lenient",

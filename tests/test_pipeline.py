@@ -45,7 +45,7 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     assert [m["name"] for m in found.values()] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
     assert found["02_sft"]["init"] == "base" and found["04_sft"]["init"] == "base"  # SFTs restart from the base
     assert found["02_sft"]["metrics"]["data/samples"] == 12 * 2  # the teacher's chains, k=2 per caption
-    assert found["04_sft"]["metrics"]["data/samples"] == 12 * 2  # grpo1's own chains
+    assert found["04_sft"]["metrics"]["data/samples"] == 12 * 8  # grpo1's own chains
     assert not (finished / "stages" / "01_sft" / "eval").exists()  # the text-only teacher sees no image set
     for name in ("02_sft", "03_grpo", "04_sft", "05_grpo"):
         assert (finished / "stages" / name / "model" / "config.json").is_file()
@@ -221,10 +221,10 @@ def test_distilled_sft_then_grpo_on_a_difficulty_band(tmp_path):
     config.write_text(CURRICULUM)
     report = execute(load_run(config, [f"output_dir={tmp_path}"]))
     found = manifests(report.parent)
-    assert list(found) == ["00_base", "02_sft", "03_grpo"]
+    assert list(found) == ["00_base", "01_sft", "02_grpo"]
     stages = report.parent / "stages"
-    stats = json.loads((stages / "02_sft" / "data" / "distill" / "stats.json").read_text())
+    stats = json.loads((stages / "01_sft" / "data" / "distill" / "stats.json").read_text())
     assert stats["total"]["problems"] == 8 and stats["total"]["samples"] == 16
-    rates = json.loads((stages / "03_grpo" / "data" / "pass_rates.json").read_text())
+    rates = json.loads((stages / "02_grpo" / "data" / "pass_rates.json").read_text())
     assert rates  # estimated by the stage's start model (sft1), cached next to the data
-    assert found["03_grpo"]["init"] == "sft1"
+    assert found["02_grpo"]["init"] == "sft1"
