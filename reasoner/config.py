@@ -69,6 +69,10 @@ class DataSource(str, Enum):
     perception = "perception"
 
 
+GENERATED = (DataSource.synthetic, DataSource.perception)
+"""Sources whose problems are drawn from a seed (the other sources read fixed files)."""
+
+
 class SFTTargets(str, Enum):
     """Where SFT reasoning targets come from: the dataset's reference chains, or the previous policy's own
     verified samples (self-distillation)."""
@@ -102,8 +106,8 @@ class ModelConfig:
     """A Hugging Face model folder (e.g. a local copy of Qwen2.5-VL-7B-Instruct)."""
     tiny_size: str | None = None
     """Instead of `path`: build a tiny random Qwen2.5-VL offline with this size name (demo, tests)."""
-    tiny_seed: int = 0
-    """Seed of the tiny model's weights."""
+    tiny_seed: int | None = None
+    """Seed of the tiny model's weights; null = the run's `seed` (so `seed=N` also draws a new initialisation)."""
 
 
 @dataclass
@@ -120,8 +124,9 @@ class DatasetConfig:
     """synthetic: difficulty level 1..3."""
     n: int = 0
     """synthetic: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
-    seed: int = 0
-    """synthetic: generator seed."""
+    seed: int | None = None
+    """synthetic, perception: generator seed; null = derived from the run's `seed` and this dataset's name (a new
+    set per run seed). Give a number to keep a set fixed across run seeds, e.g. a held-out set that seeds share."""
     split: str = "train"
     """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
     `eval` set never share a problem whatever their seeds."""
@@ -395,6 +400,7 @@ def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunCo
     """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
     run = load_structured(RunConfig, path, overrides)
     name_stages(run)
+    fill_seeds(run.seed, run.model, run.datasets)
     validate(run, source=str(path))
     return run
 
@@ -500,6 +506,25 @@ def name_stages(run: RunConfig) -> None:
         stage.name = name
 
 
+def derive_seed(seed: int, *purpose: str) -> int:
+    """A seed in [0, 2**31) for one `purpose` (e.g. `"dataset", "train"`) of a run with `seed`: a stable hash, the
+    same on every machine and Python (unlike `hash()`), so different purposes draw unrelated random streams."""
+    digest = hashlib.sha256(json.dumps([seed, *purpose]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def fill_seeds(seed: int, model: ModelConfig, datasets: dict[str, DatasetConfig]) -> None:
+    """Give every seed left null its value derived from the run `seed`, at load time, so the run folder's
+    config.yaml, the `--plan` table and every fingerprint show the seeds actually used.
+
+    The tiny model gets `seed` itself; a generated dataset gets `derive_seed(seed, "dataset", <its name>)`."""
+    if model.tiny_seed is None:
+        model.tiny_seed = seed
+    for name, ds in datasets.items():
+        if ds.seed is None and ds.source in GENERATED:
+            ds.seed = derive_seed(seed, "dataset", name)
+
+
 def validate(run: RunConfig, source: str = "config") -> None:
     """Check what the schema cannot: numbers in range, references between sections, kind-specific settings."""
     errors = check_ranges(run) + _check_model(run) + _check_datasets(run) + _check_stages(run)
@@ -531,7 +556,7 @@ def _check_datasets(run: RunConfig) -> list[str]:
         errors += _check_name(f"datasets.{name}", name)
         if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
             errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
-        if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
+        if ds.source in GENERATED and ds.n == 0:
             errors.append(f"datasets.{name}.n: must be > 0 for source={ds.source.value}")
         if ds.split not in ("train", "eval"):
             errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")

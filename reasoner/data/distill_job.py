@@ -17,6 +17,7 @@ from reasoner.config import (
     DistillConfig,
     ModelConfig,
     check_distill,
+    fill_seeds,
     load_structured,
 )
 from reasoner.config_ranges import check_ranges
@@ -34,7 +35,7 @@ class DistillJobConfig:
     """Outputs go to <output_dir>/<name>/."""
     output_dir: str = "runs"
     seed: int = 0
-    """Shard i samples with seed + i."""
+    """Shard i samples with seed + i; also the tiny model's and a synthetic dataset's seed when theirs are null."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """What `base` means in distill.captioner / distill.reasoner (a model folder, or a tiny model to build)."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -55,6 +56,7 @@ class DistillJobConfig:
 def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
     """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
     job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
+    fill_seeds(job.seed, job.model, {"dataset": job.dataset})
     errors = check_ranges(job) + check_distill(job.distill, "distill") + _check_job(job)
     if errors:
         raise ReasonerError(f"{path}: " + "\n  ".join(errors))
