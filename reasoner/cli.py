@@ -1,6 +1,7 @@
 """Command line: `reasoner run | eval | score | report | data | submit`.
 
-Each command is a small function that parses nothing itself and delegates to the module that owns the work.
+Each command is a small function that parses nothing itself and delegates to the module that owns the work; the
+`reasoner data` commands live in `cli_data`.
 Bad input raises `ReasonerError`, printed as one message with exit status 2.
 """
 
@@ -13,7 +14,7 @@ import sys
 from reasoner.errors import ReasonerError
 
 
-def _at_least(minimum: int):
+def at_least(minimum: int):
     """An argparse type: a whole number >= `minimum` (argparse names the option and exits with status 2)."""
 
     def parse(text: str) -> int:
@@ -45,7 +46,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         "--data", required=True, metavar="DIR", help="folder with testmini.json or the hub parquet"
     )
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--workers", type=_at_least(1), default=1, help="scoring worker processes (default 1)")
+    parser.add_argument("--workers", type=at_least(1), default=1, help="scoring worker processes (default 1)")
     parser.add_argument(
         "--refusals", choices=("official", "strict"), default="official",
         help="official (default, as the published numbers: a multiple-choice refusal still lands on the nearest "
@@ -85,151 +86,6 @@ def _run_score_mathvista(args: argparse.Namespace) -> int:
     )
     print(format_table(scores))
     print(f"wrote {args.out}/scores.json and {args.out}/items.jsonl")
-    return 0
-
-
-def _data_subparsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The subcommands of `reasoner data`, created once so each `_add_data_*` function can add its own."""
-    if "data" not in sub.choices:
-        data = sub.add_parser("data", help="build and import problem sets")
-        data._data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
-    return sub.choices["data"]._data_sub
-
-
-def _add_data_synthetic(sub: argparse._SubParsersAction) -> None:
-    parser = _data_subparsers(sub).add_parser(
-        "synthetic", help="render synthetic visual-math problems (count, digits, bars) to jsonl/parquet"
-    )
-    parser.add_argument("out", metavar="OUT", help="output file, .jsonl or .parquet")
-    parser.add_argument("--task", action="append", required=True, help="task family; repeat to mix tasks")
-    parser.add_argument("--n", type=_at_least(1), required=True, help="number of problems")
-    parser.add_argument("--level", type=int, choices=(1, 2, 3), default=1, help="difficulty 1..3 (default 1)")
-    parser.add_argument("--seed", type=_at_least(0), default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--split", default="train", choices=("train", "eval"), help="part of the problem space (disjoint)"
-    )
-    parser.set_defaults(handler=_run_data_synthetic)
-
-
-def _run_data_synthetic(args: argparse.Namespace) -> int:
-    from reasoner.data.records import write_problems
-    from reasoner.data.synthetic import generate_mixed
-
-    problems = generate_mixed(args.task, args.n, level=args.level, seed=args.seed, split=args.split)
-    path = write_problems(problems, args.out)
-    print(f"wrote {len(problems)} {args.split} problems ({', '.join(args.task)}, level {args.level}) to {path}")
-    return 0
-
-
-PERCEPTION = ("aro-relation", "aro-attribution", "coco-order", "flickr-order", "whatsup", "whatsup-pairs")
-"""Released perception files `reasoner data import` reads (`reasoner.data.perception_loaders.FORMATS`)."""
-
-
-def _add_data_import(sub: argparse._SubParsersAction) -> None:
-    parser = _data_subparsers(sub).add_parser("import", help="convert a public data set into a problems file")
-    parser.add_argument("src", metavar="SRC", help="data folder or file")
-    parser.add_argument("out", metavar="OUT", help="output file, .parquet or .jsonl")
-    parser.add_argument(
-        "--format", required=True, choices=("mathvista", "geometry3k", "tabmwp", "mathvision", "generic", *PERCEPTION),
-        help="tabmwp: a problems_*.json (or a folder of them) with tables/; mathvision: a folder with "
-        "<split>.jsonl and images/; aro-*, *-order, whatsup*: a released ARO / What'sUp file (--image-dir: its images)",
-    )
-    parser.add_argument(
-        "--map", action="append", default=[], metavar="FIELD=COLUMN", help="generic: column mapping"
-    )
-    parser.add_argument("--image-dir", help="generic, ARO, What'sUp: folder that relative image paths start from")
-    parser.add_argument("--split", default="testmini", help="mathvista, mathvision: split name (default testmini)")
-    parser.add_argument("--limit", type=_at_least(1), help="import at most this many problems")
-    parser.add_argument(
-        "--dedupe", action="store_true", help="drop repeats (same image bytes + question + choices); keep the first"
-    )
-    parser.add_argument(
-        "--exclude-mathvista", metavar="DIR",
-        help="drop problems overlapping MathVista testmini in DIR (same image bytes, or a distinctive question)",
-    )
-    parser.add_argument(
-        "--exclude-mathvision", metavar="DIR",
-        help="drop problems overlapping MATH-Vision testmini in DIR (same image bytes, or a distinctive question)",
-    )
-    parser.set_defaults(handler=_run_data_import)
-
-
-def _run_data_import(args: argparse.Namespace) -> int:
-    from reasoner.data import importers, sources
-    from reasoner.data.records import missing_images, write_problems
-
-    if args.format == "mathvista":
-        problems = sources.load_mathvista(args.src, split=args.split, limit=args.limit)
-    elif args.format == "geometry3k":
-        problems = sources.load_geometry3k(args.src, limit=args.limit)
-    elif args.format == "tabmwp":
-        problems = importers.load_tabmwp(args.src, limit=args.limit)
-    elif args.format == "mathvision":
-        problems = importers.load_mathvision(args.src, split=args.split, limit=args.limit)
-    elif args.format in PERCEPTION:
-        from reasoner.data.perception_loaders import load_perception_file
-
-        problems = load_perception_file(args.format, args.src, image_dir=args.image_dir, limit=args.limit)
-    else:
-        mapping = sources.parse_mapping(args.map)
-        problems = sources.load_generic(args.src, mapping, image_dir=args.image_dir, limit=args.limit)
-    from reasoner.atomic import write_json
-    from reasoner.data import dedupe
-
-    exclude = [dedupe.mathvista_index(args.exclude_mathvista)] if args.exclude_mathvista else []
-    if args.exclude_mathvision:
-        exclude.append(dedupe.mathvision_index(args.exclude_mathvision))
-    source = {"path": str(args.src), "format": args.format}
-    problems, record = dedupe.clean_import(problems, dedupe=args.dedupe, exclude=exclude, source=source)
-    path = write_problems(problems, args.out)
-    write_json(dedupe.record_path(path), record)
-    missing = missing_images(problems)
-    print(f"wrote {len(problems)} {args.format} problems to {path}; {len(missing)} with missing images")
-    overlaps = ", ".join(f"{o['dropped']} {o['benchmark']} overlaps" for o in record["overlap"])
-    print(f"dropped {record['dedupe']['duplicates']} duplicates and {overlaps or 'no benchmark overlaps (none checked)'}; "
-          f"record: {dedupe.record_path(path)}")
-    return 0
-
-
-def _add_data_distill(sub: argparse._SubParsersAction) -> None:
-    parser = _data_subparsers(sub).add_parser(
-        "distill",
-        help="caption -> reason -> verify -> filter: build an SFT set with other models (resumable, sharded)",
-        description="Writes <output_dir>/<name>/distilled.jsonl (problems with distilled reasoning, original images) "
-        "and stats.json; re-running the same command redoes only unfinished shards.",
-    )
-    parser.add_argument("config", metavar="CONFIG", help="distill config YAML, e.g. configs/distill-demo.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. distill.sampling.n=8")
-    parser.set_defaults(handler=_run_data_distill)
-
-
-def _run_data_distill(args: argparse.Namespace) -> int:
-    from reasoner.data.distill import format_stats
-    from reasoner.data.distill_job import load_job, run_job
-
-    result = run_job(load_job(args.config, args.overrides))
-    print(format_stats(result.stats))
-    print(f"wrote {len(result.problems)} SFT problems to {result.path}; statistics in {result.stats_path}")
-    return 0
-
-
-def _add_data_tiny_model(sub: argparse._SubParsersAction) -> None:
-    from reasoner.models.tiny import SIZES
-
-    parser = _data_subparsers(sub).add_parser(
-        "tiny-model", help="build a tiny random Qwen2.5-VL (model, tokenizer, processor) offline for demos/tests"
-    )
-    parser.add_argument("out", metavar="OUT", help="new model folder (must not exist or be empty)")
-    parser.add_argument("--size", default="demo", choices=sorted(SIZES), help="named size (default demo)")
-    parser.add_argument("--seed", type=_at_least(0), default=0, help="weight seed; the same seed gives identical files")
-    parser.set_defaults(handler=_run_data_tiny_model)
-
-
-def _run_data_tiny_model(args: argparse.Namespace) -> int:
-    from reasoner.models.tiny import build_tiny_model, describe_model_folder
-
-    path = build_tiny_model(args.out, size=args.size, seed=args.seed)
-    print(f"wrote tiny Qwen2.5-VL {describe_model_folder(path)} to {path}")
     return 0
 
 
@@ -337,20 +193,30 @@ def _run_submit(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from reasoner.config import Device
+    from reasoner.generation.base import Backend
+
     parser = sub.add_parser(
         "eval",
         help="evaluate a model folder on MathVista or a problems file (generate, then score exactly)",
         description="Writes OUT/responses.jsonl, OUT/items.jsonl and OUT/scores.json (as `reasoner score`).",
     )
-    parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL-style model folder")
+    parser.add_argument("--model", required=True, metavar="DIR", help="a Qwen2.5-VL or Qwen3-VL model folder")
     parser.add_argument("--data", required=True, metavar="PATH", help="MathVista folder (with images) or .jsonl/.parquet")
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--backend", default="hf", choices=("hf", "vllm"), help="generation backend (default hf)")
-    parser.add_argument("--device", default="cpu", help="hf backend: cpu or cuda (default cpu)")
-    parser.add_argument("--prompt", default="reason", help="prompt template name (default reason)")
-    parser.add_argument("--max-new-tokens", type=_at_least(1), default=512, help="response budget (default 512)")
-    parser.add_argument("--batch-size", type=_at_least(1), default=16, help="hf backend: prompts per batch (default 16)")
-    parser.add_argument("--limit", type=_at_least(0), default=0, help="evaluate the first N problems only (0 = all)")
+    parser.add_argument(
+        "--backend", default="hf", choices=[b.value for b in Backend], help="generation backend (default hf)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", choices=[d.value for d in Device], help="hf backend: where it runs (default cpu)"
+    )
+    parser.add_argument(
+        "--prompt", default="reason",
+        help="prompt template name (default reason); mathvista_query: MathVista's official zero-shot query",
+    )  # fmt: skip
+    parser.add_argument("--max-new-tokens", type=at_least(1), default=512, help="response budget (default 512)")
+    parser.add_argument("--batch-size", type=at_least(1), default=16, help="hf backend: prompts per batch (default 16)")
+    parser.add_argument("--limit", type=at_least(0), default=0, help="evaluate the first N problems only (0 = all)")
     parser.set_defaults(handler=_run_eval)
 
 
@@ -360,10 +226,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     from reasoner.eval.mathvista import format_table
     from reasoner.eval.runner import evaluate_model
     from reasoner.generation.pool import GeneratorConfig
+    from reasoner.models.loading import resolve_device
 
     generator = GeneratorConfig(
-        args.model, backend=args.backend, device=args.device, batch_size=args.batch_size, show_progress=True
-    )()
+        args.model, backend=args.backend, device=resolve_device(args.device), batch_size=args.batch_size,
+        show_progress=True,
+    )()  # fmt: skip
     scores = evaluate_model(
         generator, args.data, Path(args.out), prompt=args.prompt, max_new_tokens=args.max_new_tokens, limit=args.limit
     )
@@ -377,10 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasoner", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (
-        _add_run, _add_report, _add_eval, _add_score, _add_score_mathvision, _add_data_synthetic, _add_data_import, _add_data_tiny_model, _add_submit,
-        _add_data_distill,
-    ):
+    from reasoner.cli_data import add_data_commands
+
+    for add in (_add_run, _add_report, _add_eval, _add_score, _add_score_mathvision, add_data_commands, _add_submit):
         add(sub)
     return parser
 

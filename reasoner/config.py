@@ -1,10 +1,10 @@
-"""Run configuration: typed dataclasses (the schema), one merge path, validation with clear messages.
+"""Run configuration: typed dataclasses (the schema) and `load`, the one way a run config is read.
 
     defaults (these dataclasses) -> YAML file -> `key=value` overrides -> `RunConfig`
 
 Every field has a docstring-style comment. A bad key, a wrong type, a value outside its allowed set, or an
 impossible combination fails in `load` with the key path (e.g. `stages[1].grpo.kl_coef`) and what is allowed,
-before any work starts.
+before any work starts: the merge and the checks live in `config_load`, the number ranges in `config_ranges`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
-import typing
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from reasoner.config_ranges import check_ranges
-from reasoner.errors import ReasonerError
+from omegaconf import MISSING
 
 
 class Engine(str, Enum):
@@ -50,6 +42,21 @@ class Extraction(str, Enum):
 
     strict = "strict"
     lenient = "lenient"
+
+
+class Device(str, Enum):
+    """What a local process computes on: `auto` (cuda when torch sees a GPU, else cpu), `cpu` or `cuda`."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Split(str, Enum):
+    """The part of a generated world a dataset draws from; `train` and `eval` never share a problem."""
+
+    train = "train"
+    eval = "eval"
 
 
 class StageKind(str, Enum):
@@ -105,7 +112,9 @@ class ModelConfig:
     path: str | None = None
     """A Hugging Face model folder (e.g. a local copy of Qwen2.5-VL-7B-Instruct)."""
     tiny_size: str | None = None
-    """Instead of `path`: build a tiny random Qwen2.5-VL offline with this size name (demo, tests)."""
+    """Instead of `path`: build a tiny random VLM offline with this size name (demo, small)."""
+    tiny_family: str = "qwen2.5-vl"
+    """The tiny model's family: qwen2.5-vl | qwen3-vl (a `path` model's family is in its config.json)."""
     tiny_seed: int | None = None
     """Seed of the tiny model's weights; null = the run's `seed` (so `seed=N` also draws a new initialisation)."""
 
@@ -127,7 +136,7 @@ class DatasetConfig:
     seed: int | None = None
     """synthetic, perception: generator seed; null = derived from the run's `seed` and this dataset's name (a new
     set per run seed). Give a number to keep a set fixed across run seeds, e.g. a held-out set that seeds share."""
-    split: str = "train"
+    split: Split = Split.train
     """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
     `eval` set never share a problem whatever their seeds."""
 
@@ -196,7 +205,8 @@ class DistillConfig:
     caption_max_new_tokens: int = 512
     """Caption budget (captions are decoded greedily)."""
     reasoner: str = ""
-    """Model folder of the text-only reasoning model, or `base` (the run's base model). Required."""
+    """The text-only reasoning model: a model folder, `base` (the run's base model) or an earlier stage's name
+    (e.g. a teacher stage trained on captions, see the stage's `prompt`). Required."""
     reason_prompt: str = "reason_from_caption"
     """Prompt template of the reasoner; it must use `$caption` besides the usual `$question` fields."""
     sampling: SamplingConfig = field(
@@ -212,6 +222,26 @@ class DistillConfig:
 
 
 @dataclass
+class PassRateSampling(SamplingConfig):
+    """`data.pass_rate.sampling`: the keys of every sampling section; a null one is the stage's `grpo.sampling`
+    value, so by default pass rates measure the rollouts the stage trains on."""
+
+    n: int = 8
+    """Samples per problem (the pass rate is correct / n)."""
+    temperature: float | None = None
+    """Sampling temperature (null = the stage's grpo.sampling.temperature)."""
+    top_p: float | None = None
+    """Nucleus sampling threshold (null = the stage's grpo.sampling.top_p)."""
+    max_new_tokens: int | None = None
+    """Response budget per sample (null = the stage's grpo.sampling.max_new_tokens)."""
+
+    def resolved(self, rollout: SamplingConfig) -> SamplingConfig:
+        """These settings with each null one taken from `rollout` (the stage's grpo.sampling)."""
+        given = {f: getattr(self, f) for f in ("temperature", "top_p", "max_new_tokens")}
+        return SamplingConfig(self.n, **{f: getattr(rollout, f) if v is None else v for f, v in given.items()})
+
+
+@dataclass
 class PassRateConfig:
     """GRPO data.difficulty other than `all`: how pass rates are estimated and where the bands split.
 
@@ -219,12 +249,8 @@ class PassRateConfig:
 
     model: str = "init"
     """Whose pass rate: init (the stage's start model) | base | <an earlier stage name>."""
-    samples: int = 8
-    """Samples per problem (the pass rate is correct / samples)."""
-    temperature: float | None = None
-    """Sampling temperature (null = the stage's grpo.temperature)."""
-    max_new_tokens: int = 0
-    """Response budget per sample (0 = the stage's grpo.max_new_tokens)."""
+    sampling: PassRateSampling = field(default_factory=PassRateSampling)
+    """How pass rates are sampled (n = samples per problem); unset keys follow the stage's grpo.sampling."""
     hard_below: float = 0.25
     """Pass rates below this are `hard`."""
     easy_from: float = 0.75
@@ -277,6 +303,10 @@ class StageConfig:
     """Unique stage name; default: kind + iteration (sft1, grpo1, sft2, ...)."""
     init: str = "previous"
     """Starting model: previous (the stage before, or the base for the first) | base | <stage name>."""
+    prompt: str = ""
+    """Prompt template of this stage (default: the run's `prompt`). A template that uses `$caption` shows each
+    problem as its caption, without the image: such a stage trains a text-only reasoner (a distillation teacher,
+    see data.distill.reasoner) and is not evaluated on the image sets."""
     data: StageDataConfig = field(default_factory=StageDataConfig)
     steps: int = 0
     """Optimizer steps; 0 = one pass (`epochs`) over the data."""
@@ -348,7 +378,7 @@ class RunConfig:
     engine: Engine = Engine.local
     seed: int = 0
     output_dir: str = "runs"
-    device: str = "auto"
+    device: Device = Device.auto
     """auto | cpu | cuda (local engine)."""
     threads: int = 1
     """torch CPU threads (on small shared machines one thread is fastest)."""
@@ -362,308 +392,16 @@ class RunConfig:
     """verl engine only: cluster shape, memory knobs and limits."""
 
 
-RENAMED: dict[str, dict[str, str]] = {
-    "GRPOConfig": {
-        "samples_per_prompt": "sampling.n",
-        "temperature": "sampling.temperature",
-        "top_p": "sampling.top_p",
-        "max_new_tokens": "sampling.max_new_tokens",
-    },
-    "StageDataConfig": {
-        "policy": "selfdistill.policy",
-        "samples_per_problem": "selfdistill.sampling.n",
-        "temperature": "selfdistill.sampling.temperature",
-        "max_new_tokens": "selfdistill.sampling.max_new_tokens",
-        "select": "selfdistill.select",
-        "extraction": "selfdistill.extraction",
-    },
-    "DistillConfig": {
-        "samples_per_problem": "sampling.n",
-        "temperature": "sampling.temperature",
-        "top_p": "sampling.top_p",
-        "max_new_tokens": "sampling.max_new_tokens",
-    },
-}
-"""Keys of earlier config files, by section: old key -> its new spelling inside the same section."""
-
-
-def _renamed(cls: Any, key: str, parent: str) -> str | None:
-    """The message for an old key of section `cls` at `parent`, or None when `key` was never renamed."""
-    new = RENAMED.get(getattr(cls, "__name__", ""), {}).get(str(key))
-    if new is None:
-        return None
-    where = f"{parent}.{key}" if parent else str(key)
-    return f"{where}: renamed; write {parent + '.' if parent else ''}{new}"
-
-
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
+    # The loader reads this schema, so it is imported when a config is loaded, not when the schema is.
+    from reasoner.config_load import fill_seeds, load_structured, name_stages, validate
+
     run = load_structured(RunConfig, path, overrides)
     name_stages(run)
     fill_seeds(run.seed, run.model, run.datasets)
     validate(run, source=str(path))
     return run
-
-
-def load_structured(schema: type, path: str | Path, overrides: Sequence[str] = ()) -> Any:
-    """The one merge path: `schema` defaults -> YAML file -> overrides -> a `schema` instance.
-
-    Unknown keys, wrong types and values outside an enum fail with the file, the key path and what is allowed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReasonerError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ReasonerError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ReasonerError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
-    unknown = _unknown_keys(raw, schema, "")
-    if unknown:
-        raise ReasonerError(f"{path}: " + "\n  ".join(unknown))
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), raw)
-        for item in overrides:
-            key, value = _split_override(item)
-            OmegaConf.update(cfg, _resolve_stage_key(cfg, key), value, merge=True)
-        return OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as err:
-        raise ReasonerError(f"{path}: {_describe(err)}") from None
-
-
-def _unknown_keys(raw: Any, cls: type, path: str) -> list[str]:
-    """Keys of a YAML mapping that the dataclass schema does not have, with their full paths."""
-    if not isinstance(raw, dict):
-        return []
-    hints = typing.get_type_hints(cls)
-    errors = []
-    for key, value in raw.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in hints:
-            errors.append(_renamed(cls, key, path) or f"{where}: unknown key; allowed keys: {', '.join(hints)}")
-            continue
-        hint, args = typing.get_origin(hints[key]), typing.get_args(hints[key])
-        if isinstance(hints[key], type) and issubclass(hints[key], Enum) and isinstance(value, str):
-            allowed = [member.value for member in hints[key]]
-            if value not in allowed:
-                errors.append(f"{where}: {value!r} is not allowed; allowed: {', '.join(allowed)}")
-        elif dataclasses.is_dataclass(hints[key]):
-            errors += _unknown_keys(value, hints[key], where)
-        elif hint is dict and isinstance(value, dict) and dataclasses.is_dataclass(args[1]):
-            errors += [e for k, v in value.items() for e in _unknown_keys(v, args[1], f"{where}.{k}")]
-        elif hint is list and isinstance(value, list) and dataclasses.is_dataclass(args[0]):
-            errors += [e for i, v in enumerate(value) for e in _unknown_keys(v, args[0], f"{where}[{i}]")]
-    return errors
-
-
-def _split_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ReasonerError(f"override {item!r} is not of the form key=value")
-    key, value = item.split("=", 1)
-    return key.strip(), yaml.safe_load(value) if value.strip() else ""
-
-
-def _resolve_stage_key(cfg: Any, key: str) -> str:
-    """Let overrides name stages: `stages.grpo1.steps` -> `stages.1.steps`."""
-    parts = key.split(".")
-    if len(parts) < 2 or parts[0] != "stages" or parts[1].isdigit() or "stages" not in cfg:
-        return key
-    names = _default_names([(s.get("kind"), s.get("name")) for s in cfg.stages])
-    if parts[1] not in names:
-        raise ReasonerError(f"override {key!r}: no stage named {parts[1]!r}; stages: {', '.join(names)}")
-    return ".".join(["stages", str(names.index(parts[1])), *parts[2:]])
-
-
-def _describe(err: OmegaConfBaseException) -> str:
-    key = getattr(err, "full_key", None) or ""
-    message = str(err).splitlines()[0].strip()
-    if type(err).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in message:
-        parent = getattr(err, "object_type", None)
-        parent_key, _, last = key.rpartition(".")
-        renamed = _renamed(parent, last, parent_key)
-        if renamed:
-            return renamed
-        allowed = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else []
-        if allowed:
-            message += f"; allowed keys: {', '.join(allowed)}"
-    return f"{key}: {message}" if key else message
-
-
-def _default_names(kinds_and_names: list[tuple[Any, Any]]) -> list[str]:
-    counts: dict[str, int] = {}
-    names = []
-    for kind, name in kinds_and_names:
-        kind = getattr(kind, "value", kind)
-        counts[kind] = counts.get(kind, 0) + 1
-        names.append(name or f"{kind}{counts[kind]}")
-    return names
-
-
-def name_stages(run: RunConfig) -> None:
-    """Give unnamed stages their default names (sft1, grpo1, sft2, ...)."""
-    names = _default_names([(s.kind, s.name) for s in run.stages])
-    for stage, name in zip(run.stages, names, strict=True):
-        stage.name = name
-
-
-def derive_seed(seed: int, *purpose: str) -> int:
-    """A seed in [0, 2**31) for one `purpose` (e.g. `"dataset", "train"`) of a run with `seed`: a stable hash, the
-    same on every machine and Python (unlike `hash()`), so different purposes draw unrelated random streams."""
-    digest = hashlib.sha256(json.dumps([seed, *purpose]).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def fill_seeds(seed: int, model: ModelConfig, datasets: dict[str, DatasetConfig]) -> None:
-    """Give every seed left null its value derived from the run `seed`, at load time, so the run folder's
-    config.yaml, the `--plan` table and every fingerprint show the seeds actually used.
-
-    The tiny model gets `seed` itself; a generated dataset gets `derive_seed(seed, "dataset", <its name>)`."""
-    if model.tiny_seed is None:
-        model.tiny_seed = seed
-    for name, ds in datasets.items():
-        if ds.seed is None and ds.source in GENERATED:
-            ds.seed = derive_seed(seed, "dataset", name)
-
-
-def validate(run: RunConfig, source: str = "config") -> None:
-    """Check what the schema cannot: numbers in range, references between sections, kind-specific settings."""
-    errors = check_ranges(run) + _check_model(run) + _check_datasets(run) + _check_stages(run)
-    for name in run.eval.datasets:
-        if name not in run.datasets:
-            errors.append(f"eval.datasets: {name!r} is not in datasets; defined: {', '.join(run.datasets) or 'none'}")
-    if errors:
-        raise ReasonerError(f"{source}: " + "\n  ".join(errors))
-
-
-def _check_model(run: RunConfig) -> list[str]:
-    from reasoner.models.tiny import SIZES
-
-    if bool(run.model.path) == bool(run.model.tiny_size):
-        return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
-    if run.model.tiny_size and run.model.tiny_size not in SIZES:
-        return [f"model.tiny_size: {run.model.tiny_size!r} is not allowed; allowed: {', '.join(SIZES)}"]
-    if run.device not in ("auto", "cpu", "cuda"):
-        return [f"device: {run.device!r} is not allowed; allowed: auto, cpu, cuda"]
-    return []
-
-
-def _check_datasets(run: RunConfig) -> list[str]:
-    from reasoner.data.perception import FAMILIES
-    from reasoner.data.synthetic import TASKS
-
-    errors = []
-    for name, ds in run.datasets.items():
-        errors += _check_name(f"datasets.{name}", name)
-        if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
-            errors.append(f"datasets.{name}.path: required for source={ds.source.value}")
-        if ds.source in GENERATED and ds.n == 0:
-            errors.append(f"datasets.{name}.n: must be > 0 for source={ds.source.value}")
-        if ds.split not in ("train", "eval"):
-            errors.append(f"datasets.{name}.split: {ds.split!r} is not allowed; allowed: train, eval")
-        allowed = FAMILIES if ds.source == DataSource.perception else TASKS
-        unknown = [task for task in ds.tasks if task not in allowed]
-        if unknown:
-            errors.append(f"datasets.{name}.tasks: {', '.join(map(repr, unknown))} not allowed; allowed: {', '.join(allowed)}")
-    return errors
-
-
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-RESERVED_NAMES = ("base", "previous", "init")
-"""Words that stage references (`init`, `data.selfdistill.policy`, `data.pass_rate.model`) give a meaning of their
-own."""
-
-
-def _check_name(where: str, name: str) -> list[str]:
-    """Stage and dataset names become folder names and override keys: a letter, then letters, digits, _ or -."""
-    if not NAME.fullmatch(name):
-        return [f"{where}: name {name!r} is not allowed; allowed: a letter, then letters, digits, _ or -"]
-    return []
-
-
-def _check_stages(run: RunConfig) -> list[str]:
-    if not run.stages:
-        return ["stages: at least one stage is required"]
-    errors, seen = [], []
-    for i, stage in enumerate(run.stages):
-        errors += [f"stages[{i}] ({stage.name}).{msg}" for msg in _check_stage(run, stage, seen)]
-        errors += _check_name(f"stages[{i}].name", stage.name)
-        if stage.name in seen or stage.name in RESERVED_NAMES:
-            errors.append(
-                f"stages[{i}].name: {stage.name!r} is used twice or reserved (reserved: {', '.join(RESERVED_NAMES)})"
-            )
-        seen.append(stage.name)
-    return errors
-
-
-def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list[str]:
-    errors = []
-    if stage.data.dataset not in run.datasets:
-        errors.append(f"data.dataset: {stage.data.dataset!r} is not in datasets; defined: {', '.join(run.datasets)}")
-    elif run.datasets[stage.data.dataset].source == DataSource.mathvision:
-        errors.append(f"data.dataset: {stage.data.dataset!r} is MATH-Vision, an evaluation set; never train on it")
-    if stage.init not in ("previous", "base", *earlier):
-        errors.append(f"init: {stage.init!r} is not allowed; allowed: previous, base, {', '.join(earlier)}")
-    if stage.kind == StageKind.sft:
-        if stage.grpo != GRPOConfig():
-            errors.append("grpo: settings given for an sft stage; move them to a kind=grpo stage")
-        if stage.data.difficulty != Difficulty.all:
-            errors.append("data.difficulty: only for kind=grpo stages")
-        policy = stage.data.selfdistill.policy
-        if stage.data.targets == SFTTargets.self and policy not in ("previous", *earlier):
-            errors.append(f"data.selfdistill.policy: {policy!r} is not allowed; allowed: previous, {', '.join(earlier)}")
-        if stage.data.targets == SFTTargets.self and not earlier and policy == "previous":
-            errors.append("data.targets: self needs an earlier stage whose model samples the chains")
-    else:
-        if stage.data.targets != SFTTargets.reference:
-            errors.append("data.targets: only for kind=sft stages")
-        errors += _check_rollouts(stage.grpo)
-    return errors + _check_sections(stage) + _check_pass_rate(stage, earlier)
-
-
-def _check_rollouts(grpo: GRPOConfig) -> list[str]:
-    """What GRPO needs of its sampling beyond the ranges every sampling section has."""
-    errors = []
-    if grpo.sampling.n < 2:
-        errors.append(f"grpo.sampling.n: {grpo.sampling.n} is not allowed; allowed: n >= 2 (advantages are relative "
-                      "within a group)")  # fmt: skip
-    if grpo.sampling.temperature <= 0:
-        errors.append(f"grpo.sampling.temperature: {grpo.sampling.temperature} is not allowed; allowed: "
-                      "temperature > 0 (rollouts are sampled)")  # fmt: skip
-    return errors
-
-
-def _check_sections(stage: StageConfig) -> list[str]:
-    """A targets section is given only for its own kind of targets."""
-    data = stage.data
-    errors = []
-    if data.targets != SFTTargets.self and data.selfdistill != SelfDistillConfig():
-        errors.append("data.selfdistill: given, but data.targets is not self")
-    if data.targets != SFTTargets.distill:
-        return errors + ([] if data.distill == DistillConfig() else ["data.distill: given, but data.targets is not distill"])
-    return errors + check_distill(data.distill)
-
-
-def check_distill(cfg: DistillConfig, where: str = "data.distill") -> list[str]:
-    """Problems with a distill section (also used by `reasoner data distill` configs), each naming its key; its
-    numbers are checked with every other number (`config_ranges`)."""
-    return [] if cfg.reasoner else [f"{where}.reasoner: required (a model folder, or base)"]
-
-
-def _check_pass_rate(stage: StageConfig, earlier: list[str]) -> list[str]:
-    cfg = stage.data.pass_rate
-    if stage.kind != StageKind.grpo or stage.data.difficulty == Difficulty.all:
-        if cfg != PassRateConfig():
-            return ["data.pass_rate: only for kind=grpo stages with data.difficulty easy, medium or hard"]
-        return []
-    errors = []
-    if cfg.model not in ("init", "base", *earlier):
-        allowed = ", ".join(["init", "base", *earlier])
-        errors.append(f"data.pass_rate.model: {cfg.model!r} is not allowed; allowed: {allowed}")
-    if not 0 <= cfg.hard_below < cfg.easy_from <= 1:
-        errors.append(
-            f"data.pass_rate: need 0 <= hard_below < easy_from <= 1, got {cfg.hard_below} and {cfg.easy_from}"
-        )
-    return errors
 
 
 def to_dict(obj: Any) -> Any:

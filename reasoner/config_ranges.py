@@ -58,6 +58,7 @@ PROBABILITY = Range(0, 1, low_open=True)
 TOKENS = Range(1)
 SEED = Range(0)
 TEMPERATURE = Range(0, meaning="0 = greedy")
+SAMPLING = {"n": AT_LEAST_1, "temperature": TEMPERATURE, "top_p": PROBABILITY, "max_new_tokens": TOKENS}
 
 RANGES: dict[str, dict[str, Range]] = {
     "RunConfig": {"seed": SEED, "threads": AT_LEAST_1},
@@ -68,12 +69,8 @@ RANGES: dict[str, dict[str, Range]] = {
         "seed": SEED,
     },
     "EvalConfig": {"max_new_tokens": TOKENS, "batch_size": AT_LEAST_1},
-    "SamplingConfig": {
-        "n": AT_LEAST_1,
-        "temperature": TEMPERATURE,
-        "top_p": PROBABILITY,
-        "max_new_tokens": TOKENS,
-    },
+    "SamplingConfig": SAMPLING,
+    "PassRateSampling": SAMPLING,  # the same keys; a null one follows the stage's grpo.sampling
     "SelfDistillConfig": {"max_target_tokens": Range(0, meaning="0 = keep all")},
     "DistillConfig": {
         "caption_max_new_tokens": TOKENS,
@@ -81,9 +78,6 @@ RANGES: dict[str, dict[str, Range]] = {
         "shard_size": AT_LEAST_1,
     },
     "PassRateConfig": {
-        "samples": AT_LEAST_1,
-        "temperature": TEMPERATURE,
-        "max_new_tokens": Range(0, meaning="0 = the stage's grpo.max_new_tokens"),
         "hard_below": FRACTION,
         "easy_from": FRACTION,
     },

@@ -30,6 +30,7 @@ from reasoner.engines.base import Engine, TrainJob
 from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
+from reasoner.models.tiny import build_tiny_model, describe_tiny_model
 from reasoner.prompts import Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
@@ -47,6 +48,12 @@ class Run:
     plans: list[StagePlan]
     dir: RunDir
 
+    def template_of(self, stage: StagePlan) -> Template:
+        """The stage's prompt template: its own `prompt`, else the run's."""
+        if stage.config is None or not stage.config.prompt:
+            return self.template
+        return _template(stage.config.prompt, f"stages.{stage.name}.prompt")
+
     def status_table(self) -> str:
         """One line per stage: index, name, start model, data, status."""
         lines = [f"run {self.config.name!r} ({self.config.engine.value} engine) in {self.dir.root}"]
@@ -57,7 +64,8 @@ class Run:
 
 def _describe(stage: StagePlan, run: RunConfig) -> str:
     if stage.config is None:
-        source = run.model.path or f"tiny random Qwen2.5-VL ({run.model.tiny_size}, seed {run.model.tiny_seed})"
+        model = run.model
+        source = model.path or describe_tiny_model(model.tiny_family, model.tiny_size, model.tiny_seed)
         return f"base: {source}"
     data = stage.config.data
     what = f"{data.dataset}"
@@ -72,10 +80,20 @@ def load_run(config_path: str | Path, overrides: list[str] | tuple[str, ...] = (
     """Load and validate the config and plan its stages (no work, no files written)."""
     run = config_mod.load(config_path, overrides)
     template = load_template(run.prompt)
+    for stage in run.stages:
+        if stage.prompt:
+            _template(stage.prompt, f"stages.{stage.name}.prompt")
     plans = plan(run, template.sha256)
     loaded = Run(run, template, plans, RunDir(Path(run.output_dir) / run.name))
     check_inputs(loaded)
     return loaded
+
+
+def _template(name: str, key: str) -> Template:
+    try:
+        return load_template(name)
+    except FileNotFoundError as err:
+        raise ReasonerError(f"{key}: {err}") from None
 
 
 def check_inputs(run: Run) -> None:
@@ -192,24 +210,25 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
     if stage.kind == "base":
         model, metrics = _base_model(run, stage_dir), {}
     else:
+        template = run.template_of(stage)
         job = TrainJob(
             stage=stage.config,
             init_model=model_path(run, stage.init),
             ckpt_dir=stage_dir.ckpt,
             out_model=stage_dir.model,
             log_dir=stage_dir.logs,
-            template=run.template,
+            template=template,
             seed=stage.seed,
             fingerprint=stage.fingerprint,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         context = StageContext(
-            stage, run.plans, run.template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
+            stage, run.plans, template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
         )
         data, data_stats = build_stage_data(context, problems)
         items = [(e.problem, e.target) if stage.kind == "sft" else (e, None) for e in data]
         # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
-        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, run.template, items)}
+        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, template, items)}
         metrics = engine.train_sft(job, data) if stage.kind == "sft" else engine.train_grpo(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model
@@ -221,7 +240,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             "init": stage.init,
             "model": run.dir.store(model),
             "config": config_mod.to_dict(stage.config) if stage.config else config_mod.to_dict(run.config.model),
-            "prompt": {"name": run.template.name, "sha256": run.template.sha256},
+            "prompt": {"name": run.template_of(stage).name, "sha256": run.template_of(stage).sha256},
             "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 2),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -237,15 +256,17 @@ def _limit(problems: list[Problem], limit: int) -> list[Problem]:
 def _base_model(run: Run, stage_dir: StageDir) -> Path:
     if run.config.model.path:
         return Path(run.config.model.path).resolve()
-    from reasoner.models.tiny import build_tiny_model
-
+    model = run.config.model
     if not stage_dir.model.is_dir():  # built whole, by rename
-        build_tiny_model(stage_dir.model, size=run.config.model.tiny_size, seed=run.config.model.tiny_seed)
+        build_tiny_model(stage_dir.model, family=model.tiny_family, size=model.tiny_size, seed=model.tiny_seed)
     return stage_dir.model
 
 
 def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, datasets: Datasets) -> None:
     if stage.kind == "base" and not run.config.eval.evaluate_base:
+        return
+    if run.template_of(stage).shows_caption:
+        log.info("stage %s: trained on captions, not images; not evaluated on the image sets", stage.name)
         return
     for name in run.config.eval.datasets:
         out = stage_dir.eval(name)

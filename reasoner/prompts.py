@@ -2,7 +2,9 @@
 
 One template serves SFT targets, GRPO rollouts and evaluation, so training and evaluation see the same prompt.
 Fields a template may use: `$question`, `$choices` (lettered options, empty for free-form questions), `$hint`
-(what form the answer should take) and `$unit`.
+(what form the answer should take), `$unit` and `$caption`. A template that uses `$caption` shows a problem as
+its caption instead of its images: the prompt of a text-only reasoner (distillation's, and the text teacher that
+a schedule may train for it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ class Template:
     text: str
     sha256: str
 
+    @property
+    def shows_caption(self) -> bool:
+        """Whether the template shows a problem's caption (text only) instead of its images."""
+        return "$caption" in self.text or "${caption}" in self.text
+
     def render(
         self,
         question: str,
@@ -36,6 +43,7 @@ class Template:
         answer_type: str | None = None,
         precision: int | float | None = None,
         unit: str | None = None,
+        caption: str | None = None,
     ) -> str:
         """Fill the template for one problem; unknown `$fields` in the file raise a ReasonerError naming them."""
         fields = {
@@ -44,9 +52,30 @@ class Template:
             "hint": answer_hint(answer_type, choices, precision, unit),
             "unit": unit or "",
         }
+        if caption is not None:
+            fields["caption"] = caption.strip()
         # A free-form question leaves an empty $choices line: drop blank lines so prompts stay compact.
         text = self.substitute(fields)
         return "\n".join(line for line in text.splitlines() if line.strip()).strip()
+
+    def prompt(self, problem, caption: str | None = None) -> str:
+        """The prompt text of one `Problem`: `render` with its question fields (what training and evaluation send).
+        A template that shows captions gets `caption`, by default the problem's own (a problem without one is
+        named in the error)."""
+        if self.shows_caption and caption is None:
+            caption = problem.caption
+            if not caption:
+                raise ReasonerError(
+                    f"problem {problem.id}: prompt template {self.name!r} shows the caption, but the problem has none"
+                )
+        return self.render(
+            problem.question,
+            choices=problem.choices,
+            answer_type=problem.answer_type,
+            precision=problem.precision,
+            unit=problem.unit,
+            caption=caption if self.shows_caption else None,
+        )
 
     def substitute(self, fields: dict[str, str]) -> str:
         """The template with `$name` fields filled; a field the file uses but `fields` lacks is named."""
@@ -109,17 +138,15 @@ def format_target(reasoning: str, answer: str, *, summary: str | None = None) ->
     return f"<think>{reasoning.strip()}</think>\n{summary.strip()}\n<answer>{answer.strip()}</answer>"
 
 
+def shown_images(problem, template: Template) -> list:
+    """The problem's images the prompt shows: none when the template shows the caption instead."""
+    return [] if template.shows_caption else list(problem.images)
+
+
 def problem_messages(problem, template: Template) -> list[dict]:
     """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
-    text = template.render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
-    content = [{"type": "image"} for _ in problem.images] + [{"type": "text", "text": text}]
-    return [{"role": "user", "content": content}]
+    content = [{"type": "image"} for _ in shown_images(problem, template)]
+    return [{"role": "user", "content": [*content, {"type": "text", "text": template.prompt(problem)}]}]
 
 
 def requests_for(problems: Sequence, template: Template) -> list:
@@ -127,6 +154,8 @@ def requests_for(problems: Sequence, template: Template) -> list:
     from reasoner.generation.base import GenerationRequest
 
     return [
-        GenerationRequest(messages=problem_messages(p, template), images=[im.load() for im in p.images], id=p.id)
+        GenerationRequest(
+            messages=problem_messages(p, template), images=[im.load() for im in shown_images(p, template)], id=p.id
+        )
         for p in problems
     ]

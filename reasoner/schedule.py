@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from reasoner.config import Difficulty, RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
+from reasoner.prompts import load_template
 from reasoner.rundir import DamagedFile, RunDir
 
 
@@ -60,6 +61,9 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         policy = None
         if stage.kind == StageKind.sft and stage.data.targets == SFTTargets.self:
             policy = _resolve(stage.data.selfdistill.policy, plans)
+        elif stage.kind == StageKind.sft and stage.data.targets == SFTTargets.distill:
+            # A reasoner trained in this run (a teacher stage): its fingerprint is an input of the chains.
+            policy = stage.data.distill.reasoner if stage.data.distill.reasoner in by_name else None
         elif stage.kind == StageKind.grpo and stage.data.difficulty != Difficulty.all:
             # Pass rates come from another model: its fingerprint is an input of this stage's data.
             rater = stage.data.pass_rate.model
@@ -67,7 +71,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         inputs = {
             "stage": to_dict(stage),
             "dataset": to_dict(run.datasets[stage.data.dataset]),
-            "prompt": prompt_sha256,
+            "prompt": load_template(stage.prompt).sha256 if stage.prompt else prompt_sha256,
             "seed": run.seed,
             "engine": run.engine.value,
             # Prompt/image limits change what a verl stage trains on; the local engine does not read them.

@@ -6,7 +6,7 @@ distillation verification, pass-rate estimation, and evaluation. So a setting th
 judged is added in `scorer_arguments` once and reaches every one of them.
 
     >>> scorer_arguments(problem)
-    {'answer_type': 'float', 'choices': None, 'precision': 2, 'unit': '$'}
+    {'answer_type': 'float', 'choices': None, 'precision': 2, 'unit': '$', 'question': 'How much ...?'}
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ def scorer_arguments(problem: Problem) -> dict[str, Any]:
     """The keyword arguments of `rewards.score` that come from the problem (besides its ground truth).
 
     Every answer type a record may have (`records.ANSWER_TYPES`) is one `rewards` judges; choices go as a plain
-    list (the scorer and the verl parquet both take that)."""
+    list (the scorer and the verl parquet both take that); the question lets a yes/no answer that only states a
+    comparison be read against it."""
     return {
         "answer_type": problem.answer_type,
         "choices": list(problem.choices) if problem.choices else None,
         "precision": problem.precision,
         "unit": problem.unit,
+        "question": problem.question,
     }
 
 

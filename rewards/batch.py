@@ -10,7 +10,7 @@ from itertools import repeat
 from .core import RewardScore, RewardWeights, score
 from .equivalence import DEFAULT_TIMEOUT_S
 
-ITEM_KEYS = ("response", "ground_truth", "answer_type", "choices", "precision", "unit")
+ITEM_KEYS = ("response", "ground_truth", "answer_type", "choices", "precision", "unit", "question")
 
 
 def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float, reading: dict) -> RewardScore:
@@ -21,6 +21,7 @@ def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float, 
         choices=item.get("choices"),
         precision=item.get("precision"),
         unit=item.get("unit"),
+        question=item.get("question"),
         weights=weights,
         timeout_s=timeout_s,
         **reading,
@@ -54,7 +55,7 @@ def score_batch(
     refusals: str = "strict",
 ) -> list[RewardScore]:
     """Score many items (mappings with response, ground_truth and optional answer_type, choices, precision,
-    unit), in order. `workers` > 1 spreads chunks over that many spawned processes; `progress` shows tqdm.
+    unit, question), in order. `workers` > 1 spreads chunks over that many spawned processes; `progress` shows tqdm.
     `extraction` and `refusals` apply to every item, as in `score`."""
     checked = _check_items(items)
     reading = {"extraction": extraction, "refusals": refusals}

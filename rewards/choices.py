@@ -4,18 +4,25 @@ The official pipeline (lupantech/MathVista evaluation/) has GPT-4 extract the an
 "B" within range to its choice, and anything else to the choice nearest by edit distance, so every response lands
 on some choice. `match_choice` (the lenient, evaluation reading) tries, in order:
 
-| step      | example (choices)                                                                 |
-|-----------|-----------------------------------------------------------------------------------|
-| exact     | "45°", "(B)", "b" -- a choice text as written comes first: "(b)" is the choice "(b)" |
-| letter    | "(C) 45°", "C. 45°", "C - all of above", "A is the correct answer"                |
-| yes/no    | "No, it is not." -> No; "Periwinkle is not the maximum." -> No (negation reading) |
-| mention   | "... so the angle is 45°." (the choice's text or number inside the conclusion)     |
-| refusal   | "I cannot determine this." -> policy "strict": no prediction; "official": nearest  |
-| overlap   | "the hottest month is July" -> "July and August" (most of a choice's words)        |
-| nearest   | edit distance, as the official pipeline                                           |
+| step       | example (choices)                                                                          |
+|------------|--------------------------------------------------------------------------------------------|
+| exact      | "45°", "(B)", "b" -- a choice text as written comes first: "(b)" is the choice "(b)"       |
+| yes/no     | a whole response opening with "Yes"/"No", also after a letter: "A - No, it is round." -> No |
+| letter     | "(C) 45°", "C. 45°", "A is the correct answer", "... is (D)." on the first line;           |
+|            | a letter beyond the choices ("(D) April" of three) -> the choice nearest to "D" (official) |
+| yes/no     | "... so the answer is no."; a comparison read against the question (`polar`); otherwise   |
+|            | the polarity: "Periwinkle is not the maximum." -> No. True/False choices read the same way |
+| refusal    | a conclusion that refuses, even naming choices ("we cannot tell if it is odd or even")     |
+| mention    | the first sentence of the conclusion naming exactly one choice, read without a leading     |
+|            | "If ...," or a trailing "because / as it ..." (`mentions`); else its last mention           |
+| nearest    | a concluding number that is no choice: the choice nearest to it by edit distance (official) |
+| overlap    | "the hottest month is July" -> "July and August"; "it was flipped" -> "flip" (stems)        |
+| nearest    | edit distance of the conclusion, as the official pipeline                                  |
 
-For a whole response (no answer marker) the conclusion is its last line, the first line counts for letters
-("B. The time shown is ..."), and option lists the model echoed from the query are ignored.
+Refusals: policy "strict" gives no prediction; "official" lands on the choice nearest to what the official
+extractor writes for one (`refusal_statement`). For a whole response (no answer marker) the conclusion is its
+last line, the first line counts for letters ("B. The time shown is ..."), and option lists the model echoed
+from the query are ignored.
 `strict_choice` (the strict, training reading) accepts only the exact choice or letter, or a letter followed by
 its own choice text.
 """
@@ -25,9 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .extract import answer_sentence, clean_answer, is_refusal, letter_alone
-from .normalize import fold, read_number
-from .numeric import find_numbers
+from .extract import clean_answer, is_mathy, letter_alone, sanitize
+from .mentions import choice_value, mentions, overlap_choice, pick_mention, sole_mention
+from .normalize import fold
+from .numeric import answer_number
+from .polar import leading_yes_no, polar_reading
+from .sentences import SENTENCE_END_RE, answer_sentence, is_refusal
 
 LEADING_LETTER_RE = re.compile(
     r"^(?:(?:option|choice)\s*)?(?:\(([A-Za-z])\)|([A-Z])(?=$|[\s.,:;)\-]))\s*[.,:;)\-]?\s*(.*)$", re.S | re.IGNORECASE
@@ -42,60 +52,62 @@ PAREN_LETTER_RE = re.compile(r"\(([A-Za-z])\)")
 LETTER_VERBS = {"is", "because", "since", "as", "which", "would", "should", "seems", "appears", "must", "will", "and",
                 "or"}
 
-
-YES_NO = ("yes", "no")
-# Negations that make a one-sentence answer to a yes/no question a "no" ("Indigo does not have the lowest value").
-NEGATION_RE = re.compile(
-    r"\b(?:not|no|never|none|neither|nor|cannot|without)\b|n't\b|不|没|否", re.IGNORECASE
-)
-YES_NO_WORD_RE = re.compile(r"^\W*(?:[A-Z][.)]\s*)?(yes|no)\b|\b(yes|no)\s*[.!]?\s*$", re.IGNORECASE)
 ECHO_HEADER_RE = re.compile(r"^(?:choices|options)\s*:?$", re.IGNORECASE)
-# Words too common to say which choice a sentence names.
-STOP_WORDS = frozenset(
-    "a an the of to in on at by for with and or is are was were be will would it its this that as from than "
-    "which who what".split()
-)
-WORD_RE = re.compile(r"[^\W_]+")
-# What the official GPT-4 extractor most often writes for a refusal with no answer phrase in it.
-REFUSAL_STAND_IN = "Cannot be determined"
 
 
 @dataclass(frozen=True)
 class Normalized:
     """A prediction in MathVista's normal form (None: no prediction) and how it was reached.
 
-    `mapping` is one of: exact, letter, text, yes-no, mention, overlap, nearest; refusal (with a prediction under
-    the official refusal policy, without one under the strict policy); no-answer, unparseable (no prediction).
+    `mapping` is one of: exact, letter, text, yes-no, comparison, polarity, mention, overlap, nearest; refusal
+    (with a prediction under the official refusal policy, without one under the strict policy); no-answer,
+    unparseable (no prediction).
     """
 
     prediction: str | None
     mapping: str
 
-
 def choice_letter(index: int) -> str:
     """The option letter of the `index`-th choice: 0 -> "A"."""
     return chr(ord("A") + index)
 
-
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions each cost 1), as MathVista uses."""
+    """Levenshtein distance (insertions, deletions, substitutions each cost 1), as MathVista uses.
+
+    Bit-parallel (Myers 1999, in Hyyrö's form for the global distance): one column of the distance table per
+    character of the longer string, the column held as bit vectors as long as the shorter one, so a
+    2,000-character response against a choice costs 2,000 integer steps, not 2,000 x len(choice)."""
     if len(a) < len(b):
         a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
-
+    if not b:
+        return len(a)
+    full = (1 << len(b)) - 1
+    last = 1 << (len(b) - 1)
+    matches: dict[str, int] = {}
+    for position, char in enumerate(b):
+        matches[char] = matches.get(char, 0) | (1 << position)
+    plus, minus, distance = full, 0, len(b)  # vertical deltas of the current column: +1 / -1 per row
+    for char in a:
+        equal = matches.get(char, 0)
+        vertical = equal | minus
+        horizontal = (((equal & plus) + plus) ^ plus) | equal
+        up = minus | (~(horizontal | plus) & full)
+        down = plus & horizontal
+        if up & last:
+            distance += 1
+        elif down & last:
+            distance -= 1
+        up = ((up << 1) | 1) & full  # row 0 grows by one per column: a global, not a search, distance
+        down = (down << 1) & full
+        plus = down | (~(vertical | up) & full)
+        minus = up & vertical
+    return distance
 
 def _letter_choice(letter: str | None, choices: list[str]) -> str | None:
     if letter is None:
         return None
     index = ord(letter.upper()) - ord("A")
     return choices[index] if 0 <= index < len(choices) else None
-
 
 def leading_letter(text: str, *, strict: bool = False) -> str | None:
     """The option letter a span starts with ("(C) 45°", "C. 45°", "C, because"), or None.
@@ -118,46 +130,9 @@ def leading_letter(text: str, *, strict: bool = False) -> str | None:
         return None  # the article "A" or the pronoun "I", not an option
     return letter
 
-
-def choice_value(choice: str) -> float | None:
-    """The number a choice stands for ("60°" -> 60, "6cm" -> 6), or None for non-numeric choices."""
-    return read_number(choice).value
-
-
-def _mentions(text: str, choices: list[str]) -> list[tuple[int, int, int]]:
-    """(start, -length, choice index) of every place `text` names a choice, by its text or its number."""
-    found = []
-    lowered = text.casefold()
-    for index, choice in enumerate(choices):
-        key = clean_answer(choice).casefold()
-        if not key or (len(key) == 1 and key.isalpha()):
-            continue  # single-letter choices would match every article "a"
-        pattern = r"(?<![\w.])" + re.escape(key) + r"(?![\w]|\.\d)"
-        found.extend((m.start(), -len(key), index) for m in re.finditer(pattern, lowered))
-    values = [choice_value(choice) for choice in choices]
-    for number in find_numbers(text):
-        for index, value in enumerate(values):
-            if value is not None and value == number.value:
-                found.append((number.start, -len(number.raw), index))
-                break
-    return found
-
-
-def _pick_mention(text: str, choices: list[str], *, last: bool) -> str | None:
-    mentions = _mentions(text, choices)
-    if not mentions:
-        return None
-    if last:  # the mention that ends latest; "quarter past" beats the "quarter" inside it
-        start, negative_length, index = max(mentions, key=lambda m: (m[0] - m[1], -m[1]))
-    else:
-        start, negative_length, index = min(mentions)
-    return choices[index]
-
-
 def _nearest(candidate: str, choices: list[str]) -> str:
     distances = [edit_distance(candidate, choice) for choice in choices]
     return choices[distances.index(min(distances))]
-
 
 def exact_choice(cleaned: str, choices: list[str]) -> Normalized | None:
     """The choice `cleaned` names exactly: as written, by its letter, or up to case, spaces and degree signs."""
@@ -170,8 +145,6 @@ def exact_choice(cleaned: str, choices: list[str]) -> Normalized | None:
         if fold(choice) == fold(cleaned):
             return Normalized(choice, "text")
     return None
-
-
 
 def strict_choice(span: str | None, choices: list[str]) -> Normalized:
     """The strict (training) reading: the exact choice or its letter, or a letter followed by its own choice text
@@ -189,7 +162,6 @@ def strict_choice(span: str | None, choices: list[str]) -> Normalized:
         return Normalized(by_letter, "letter")
     return Normalized(None, "unparseable")
 
-
 def _is_echo(line: str, choices: list[str]) -> bool:
     """True for a line of an option list copied from the query: "(B) 45°", "B. 45°", "Choices:"."""
     if ECHO_HEADER_RE.match(line):
@@ -198,14 +170,12 @@ def _is_echo(line: str, choices: list[str]) -> bool:
     by_letter = _letter_choice((match.group(1) or match.group(2)) if match else None, choices)
     return by_letter is not None and fold(match.group(3)) == fold(by_letter)
 
-
 def _drop_echoed_options(lines: list[str], choices: list[str]) -> list[str]:
     """The lines of a whole response without an option list it echoed (two such lines or more)."""
     echoes = [_is_echo(line, choices) for line in lines]
     if sum(echoes) < 2:
         return lines
     return [line for line, echo in zip(lines, echoes, strict=True) if not echo] or lines
-
 
 def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """A letter starting the span ("(C) 45°"); for whole responses, starting its first line (models answer,
@@ -217,64 +187,60 @@ def _leading_choice(lines: list[str], choices: list[str], full_text: bool) -> No
         by_letter = _letter_choice(letter, choices)
         if by_letter is not None:
             return Normalized(by_letter, "letter")
-        if letter is not None and letter_alone(line):  # "D" of two choices: the official nearest to "D"
+        if letter is not None and _out_of_range_letter_counts(line):
+            # "D" or "(D) April" of three choices: the official extractor writes the letter, which then lands on
+            # the choice nearest to "D"
             return Normalized(_nearest(letter, choices), "nearest")
-    paren = PAREN_LETTER_RE.findall(lines[-1])  # MathVista reads the first "(x)" anywhere
-    by_letter = _letter_choice(paren[0], choices) if paren else None
-    return Normalized(by_letter, "letter") if by_letter is not None else None
-
-
-def _answer_sentence(text: str, full_text: bool) -> str:
-    """The sentence that answers: a marker span as a whole; in a whole response, `answer_sentence`."""
-    return answer_sentence(text) if full_text else text
-
-
-def _yes_no_choice(cleaned: str, lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
-    """For a yes/no question: a "yes" or "no" that starts or ends the answer, else the answer sentence's polarity
-    (a negation reads as "no"). Refusals are left to the refusal policy."""
-    by_fold = {fold(choice): choice for choice in choices}
-    if len(choices) != 2 or set(by_fold) != set(YES_NO):
-        return None
-    for line in (lines[0], lines[-1]) if full_text else [cleaned]:
-        word = YES_NO_WORD_RE.search(line)
-        if word:
-            return Normalized(by_fold[(word.group(1) or word.group(2)).lower()], "yes-no")
-    if is_refusal(cleaned):
-        return None
-    sentence = _answer_sentence(cleaned if not full_text else "\n".join(lines), full_text)
-    return Normalized(by_fold["no" if NEGATION_RE.search(sentence) else "yes"], "yes-no")
-
-
-def _words(text: str) -> set[str]:
-    return {word for word in WORD_RE.findall(text.casefold()) if word not in STOP_WORDS}
-
-
-def _overlap_choice(sentences: list[str], choices: list[str]) -> str | None:
-    """The one choice most of whose words a sentence holds ("the hottest month is July" -> "July and August")."""
-    keys = [_words(choice) for choice in choices]
-    for sentence in sentences:
-        words = _words(sentence)
-        shares = [len(key & words) / len(key) if key else 0.0 for key in keys]
-        best = max(shares)
-        if best >= 0.5 and shares.count(best) == 1:
-            return choices[shares.index(best)]
+    for line in (lines[0], lines[-1]) if full_text else lines:  # MathVista reads the first "(x)" anywhere
+        paren = PAREN_LETTER_RE.findall(line)
+        by_letter = _letter_choice(paren[0], choices) if paren else None
+        if by_letter is not None:
+            return Normalized(by_letter, "letter")
     return None
 
+def _out_of_range_letter_counts(line: str) -> bool:
+    """True when a letter beyond the choices is the answer the official extractor takes: a lone letter or one
+    written as an option ("(D) April", "C) Aubrey ..."); not a refusal ("(C) Cannot be determined", left to the
+    refusal policy)."""
+    return bool(letter_alone(line) or STRICT_LETTER_RE.match(line)) and not is_refusal(line)
 
 def _concluding_choice(cleaned: str, lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
-    """A choice named in the conclusion: by its text or number, or a letter ending the last line."""
-    mentioned = _pick_mention(lines[-1], choices, last=full_text)
+    """A choice named in the conclusion: by its text or number, or a letter ending the last line. A conclusion
+    that refuses is a refusal, even when it names the choices it cannot decide between."""
+    if is_refusal(lines[-1]) and len({index for _, _, index in mentions(lines[-1], choices)}) != 1:
+        return Normalized(None, "refusal")
+    mentioned = sole_mention(lines[-1], choices) if full_text else None
+    mentioned = mentioned or pick_mention(lines[-1], choices, last=full_text)
     if mentioned is not None:
         return Normalized(mentioned, "mention")
-    if is_refusal(lines[-1]):
-        return Normalized(None, "refusal")
     trailing = TRAILING_LETTER_RE.search(lines[-1])  # "I believe it is closer to C."
     by_letter = _letter_choice(trailing.group(1), choices) if trailing else None
     if by_letter is not None:
         return Normalized(by_letter, "letter")
-    mentioned = _pick_mention(cleaned, choices, last=True) if full_text else None
+    if not full_text:
+        return None
+    if not is_mathy(lines[-1]) and all(choice_value(choice) is not None and is_mathy(choice) for choice in choices):
+        stated = answer_number(sanitize(lines[-1]))
+        if stated is not None:
+            return Normalized(_nearest(stated.raw, choices), "nearest")
+    mentioned = pick_mention(cleaned, choices, last=True)
     return Normalized(mentioned, "mention") if mentioned is not None else None
 
+def _leading_yes_no(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
+    """In a whole response to a yes/no question, a "yes" or "no" opening its first or last line (see
+    `polar.leading_yes_no`)."""
+    word = leading_yes_no(lines, choices) if full_text else None
+    return Normalized(word, "yes-no") if word is not None else None
+
+def _polar_choice(cleaned: str, lines: list[str], choices: list[str], full_text: bool,
+                  question: str | None) -> Normalized | None:
+    """A yes/no (or true/false) question's answer read by `polar.polar_reading`."""
+    reading = polar_reading(cleaned, _answer_sentence("\n".join(lines), full_text), lines, choices, question)
+    return Normalized(*reading) if reading is not None else None
+
+def _answer_sentence(text: str, full_text: bool) -> str:
+    """The sentence that answers: a marker span as a whole; in a whole response, `answer_sentence`."""
+    return answer_sentence(text) if full_text else text
 
 def official_nearest(extraction: str, choices: list[str]) -> str:
     """What MathVista's normalisation makes of an extraction that is no choice: the first "(x)" letter in range,
@@ -285,16 +251,17 @@ def official_nearest(extraction: str, choices: list[str]) -> str:
     letter = paren.group(1).upper()
     return _letter_choice(letter, choices) or _nearest(letter, choices)  # out of range: the nearest to "C"
 
-
 def match_choice(
-    span: str | None, choices: list[str], *, full_text: bool = False, refusals: str = "strict"
+    span: str | None, choices: list[str], *, full_text: bool = False, refusals: str = "strict",
+    question: str | None = None,
 ) -> Normalized:
     """Map an extracted span onto one of `choices` (the lenient reading; see the module docstring).
 
     `full_text` says the span is a whole response with no answer marker: its conclusion is then its last line
     (then its last mention anywhere), and letters count only at the start of its first or last line (the first
-    first), or ending its last line; a marker span's first mention counts ("50°, not 60°"). `refusals`: "strict" gives a refusal
-    no prediction; "official" maps it as MathVista does (to the nearest choice), with mapping "refusal".
+    first), or ending its last line; a marker span's first mention counts ("50°, not 60°"). `refusals`: "strict"
+    gives a refusal no prediction; "official" maps it as MathVista does (to the nearest choice), with mapping
+    "refusal". `question` (optional) lets a yes/no answer that states a comparison be read against it.
     """
     cleaned = clean_answer(span or "")
     if not cleaned:
@@ -303,19 +270,28 @@ def match_choice(
     lines = _drop_echoed_options([line for line in lines if line], choices) or [cleaned]
     found = (
         exact_choice(cleaned, choices)
+        or _leading_yes_no(lines, choices, full_text)
         or _leading_choice(lines, choices, full_text)
-        or _yes_no_choice(cleaned, lines, choices, full_text)
+        or _polar_choice(cleaned, lines, choices, full_text, question)
         or _concluding_choice(cleaned, lines, choices, full_text)
     )
     if found is not None and found.mapping != "refusal":
         return found
     if found is None:
         sentences = [_answer_sentence("\n".join(lines), full_text), lines[-1]]
-        overlapping = _overlap_choice(sentences, choices)
+        overlapping = overlap_choice(sentences, choices)
         if overlapping is not None:
             return Normalized(overlapping, "overlap")
         candidate = lines[-1][-4 * max(len(choice) for choice in choices) - 8 :]
         return Normalized(_nearest(candidate, choices), "nearest")
     if refusals == "strict":
         return found
-    return Normalized(official_nearest(REFUSAL_STAND_IN if full_text else cleaned, choices), "refusal")
+    return Normalized(official_nearest(refusal_statement(span) if full_text else cleaned, choices), "refusal")
+
+def refusal_statement(response: str) -> str:
+    """What the official (GPT-4) extractor writes for a whole response that refuses: most often it copies the
+    sentence saying no answer can be given ("Without this information, we cannot determine the correct option
+    letter."), so the last sentence that refuses, else the last sentence."""
+    sentences = [clean_answer(sentence) for sentence in SENTENCE_END_RE.split(response) if sentence.strip()]
+    refusing = [sentence for sentence in sentences if is_refusal(sentence)]
+    return (refusing or sentences or [clean_answer(response)])[-1]

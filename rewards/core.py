@@ -3,7 +3,8 @@
 How a response is judged, by the kind of answer:
 - multiple choice (`choices` given; MathVista answer_type "text"): the ground truth is the choice TEXT (a letter
   ground truth is mapped to its choice); the response may give the letter or the text (`normalize.match_choice`);
-- "integer" / "float": MathVista's `str(int(float(x)))` / `str(round(float(x), precision))` on both sides;
+- "integer" / "float": a whole number / MathVista's `str(round(float(x), precision))` on both sides (a number
+  with a fractional part is no integer answer: "1.5" is wrong for 1, as in the published verdicts);
 - "list": MathVista's `str(list)` on both sides;
 - "expression" (a free-form answer that is no plain number: "5/18", "2\\sqrt{3}", "(3,-4)", a name) and None
   (generic): exact text, then letter against letter, list against list, number against number, all
@@ -19,11 +20,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from .choices import exact_choice, leading_letter, match_choice, strict_choice
+from .choices import Normalized, exact_choice, leading_letter, match_choice, strict_choice
 from .equivalence import DEFAULT_TIMEOUT_S, EquivalencePool, default_pool
 from .extract import (
     BRACKET_LIST_RE,
     EXTRACTION_MODES,
+    Extraction,
+    answer_phrase,
     clean_answer,
     extract_answer,
     is_mathy,
@@ -36,6 +39,7 @@ from .normalize import (
     NumberReading,
     fold,
     holds_one_answer,
+    is_whole,
     normalize_float,
     normalize_integer,
     normalize_list,
@@ -50,6 +54,8 @@ REFUSAL_POLICIES = ("official", "strict")
 MAX_RESPONSE_CHARS = 4_000_000
 # Rules whose span starts with the answer, so its first number counts (an <answer> tag may hold a sentence).
 MARKER_RULES = ("answer_is", "answer_label")
+# Mappings that say a span names one choice outright (its text or its letter), not a guess from the wording.
+NAMED_CHOICE = ("exact", "letter", "text")
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class _Reading:
 
     extraction: str
     refusals: str
+    question: str | None = None
 
     @property
     def strict(self) -> bool:
@@ -131,6 +138,7 @@ def score(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     extraction: str = "lenient",
     refusals: str = "strict",
+    question: str | None = None,
 ) -> RewardScore:
     """Score one response against its ground truth (see the module docstring for the rules).
 
@@ -141,7 +149,10 @@ def score(
     only the content of one well-formed final `<answer>` tag, read as one answer: no mentions, no nearest
     choice, one number). `refusals` (multiple choice, lenient only): "strict" (a refusal has no prediction,
     reason "refusal") or "official" (MathVista's pipeline: it still lands on the nearest choice, mapping
-    "refusal"). Raises ValueError for a bad argument (a response that is not a string included).
+    "refusal"). `question` (optional, lenient only) is the question text, which the official extractor sees too:
+    a yes/no answer that only states a comparison ("there are more jets than buses") is read against it, and a
+    number the question already holds is not taken for the answer when another is given. Raises ValueError for
+    a bad argument (a response that is not a string included).
     """
     weights = weights or RewardWeights()
     choice_list, precision = _check_arguments(answer_type, choices, precision, extraction, refusals)
@@ -153,7 +164,7 @@ def score(
         judgement = _Judgement(False, None, None, "none", "too-long", "too-long")
     else:
         judgement = _judge(response, str(ground_truth), answer_type, choice_list, precision, unit, timeout_s,
-                           default_pool(), _Reading(extraction, refusals))
+                           default_pool(), _Reading(extraction, refusals, question))
     accuracy = 1.0 if judgement.correct else 0.0
     overall = weights.accuracy * accuracy + weights.format * layout.score
     if layout.summary_missing:
@@ -224,11 +235,36 @@ def _judge_choice(response: str, ground_truth: str, choices: list[str], reading:
         normalized = strict_choice(extraction.text, choices)
     else:
         normalized = match_choice(extraction.text, choices, full_text=extraction.rule == "full_text",
-                                  refusals=reading.refusals)
+                                  refusals=reading.refusals, question=reading.question)
+        if extraction.rule == "boxed" and normalized.mapping not in NAMED_CHOICE:
+            extraction, normalized = _phrase_over_box(response, choices, extraction, normalized)
+        if extraction.rule in MARKER_RULES and normalized.mapping == "polarity":
+            extraction, normalized = _word_over_polarity(response, choices, extraction, normalized, reading)
     if normalized.prediction is None:
         return _Judgement(False, extraction.text, None, extraction.rule, normalized.mapping, normalized.mapping)
     return _verdict(normalized.prediction == gold, extraction.text, normalized.prediction, extraction.rule,
                     normalized.mapping)
+
+
+def _phrase_over_box(response: str, choices: list[str], boxed: Extraction,
+                     normalized: Normalized) -> tuple[Extraction, Normalized]:
+    """A box that names no choice ("\\boxed{82^\\circ}" among 45, 49, 90, 98) gives way to an answer phrase that
+    does ("The correct answer is (B)."), as in the official reading; else the box stands."""
+    phrase = answer_phrase(response)
+    if phrase is None:
+        return boxed, normalized
+    named = match_choice(phrase.text, choices)
+    return (phrase, named) if named.mapping in NAMED_CHOICE else (boxed, normalized)
+
+
+def _word_over_polarity(response: str, choices: list[str], marked: Extraction, normalized: Normalized,
+                        reading: _Reading) -> tuple[Extraction, Normalized]:
+    """A yes/no answer phrase read only by its polarity ("... the roughest option is D (Teal).") gives way to a
+    "yes" or "no" that opens the response ("C. No, Chartreuse is not the roughest. ..."); else it stands."""
+    whole = match_choice(response, choices, full_text=True, refusals=reading.refusals, question=reading.question)
+    if whole.mapping == "yes-no":
+        return Extraction(response.strip(), "full_text"), whole
+    return marked, normalized
 
 
 def _to_mathvista_number(value: float, answer_type: str, precision: float | None, gold: str) -> str:
@@ -241,9 +277,11 @@ def _to_mathvista_number(value: float, answer_type: str, precision: float | None
 
 def _judge_number(response: str, ground_truth: str, answer_type: str, precision: float | None, unit: str | None,
                   timeout_s: float, pool: EquivalencePool, reading: _Reading) -> _Judgement:
-    extraction = extract_answer(response, "number", reading.extraction)
+    extraction = extract_answer(response, "number", reading.extraction, question=reading.question)
     if extraction.text is None:
         return _Judgement(False, None, None, extraction.rule, "no-answer", "no-answer")
+    if extraction.rule == "refusal":
+        return _Judgement(False, extraction.text, None, extraction.rule, "refusal", "refusal")
     if reading.strict and not holds_one_answer(extraction.text, unit):
         return _Judgement(False, extraction.text, None, extraction.rule, "unparseable", "several-answers")
     number = read_number(extraction.text, unit, first=extraction.rule in MARKER_RULES)
@@ -256,6 +294,8 @@ def _judge_number(response: str, ground_truth: str, answer_type: str, precision:
     if value is None:
         reason = "refusal" if is_refusal(extraction.text) else "unparseable"
         return _Judgement(False, extraction.text, None, extraction.rule, reason, reason)
+    if answer_type == "integer" and not is_whole(value, number.text):
+        return _verdict(False, extraction.text, number.text, extraction.rule, "not-integer")
     gold_value = read_number(ground_truth, unit).value
     gold = ground_truth.strip()
     if gold_value is not None:
@@ -279,10 +319,12 @@ def _judge_generic(response: str, ground_truth: str, precision: float | None, un
     gold = clean_answer(last_boxed(ground_truth) or ground_truth)
     gold_reading = read_number(gold, unit)
     fallback = "number" if gold_reading.kind != "none" and is_mathy(gold) else "text"
-    extraction = extract_answer(response, fallback, reading.extraction)
+    extraction = extract_answer(response, fallback, reading.extraction, question=reading.question)
     prediction = clean_answer(extraction.text or "")
     if not prediction:
         return _Judgement(False, extraction.text, None, extraction.rule, "no-answer", "no-answer")
+    if extraction.rule == "refusal":
+        return _Judgement(False, extraction.text, None, extraction.rule, "refusal", "refusal")
     if fold(prediction) == fold(gold):
         return _verdict(True, extraction.text, prediction, extraction.rule, "exact")
     if reading.strict and not holds_one_answer(prediction, unit):

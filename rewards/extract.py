@@ -1,6 +1,6 @@
 """Answer extraction: find the span of a response that holds its final answer, and say which rule found it.
 
-One extractor, two modes (`extract_answer(response, fallback, mode)`):
+One extractor, two modes (`extract_answer(response, fallback, mode, question=...)`):
 - "lenient", the evaluation reading: free text read the way MathVista's official (GPT-4) extraction reads it;
 - "strict", the training reading: only the content of exactly one well-formed `<answer>...</answer>` that ends
   the response (a lone `\\boxed{}` inside is unwrapped); anything else has no answer (rule "none").
@@ -12,17 +12,19 @@ counts):
 |-----------------|-----------------------------------------------------------------------------------------------------|
 | answer_tag      | `<think>...</think><answer>(B) 8/11</answer>`                                                       |
 | boxed           | `... so $\\boxed{\\frac{1}{2}}$`                                                                    |
-| answer_is       | "The correct answer is (C) 45°.", "The correct option letter is B", "选项为C",                         |
+| answer_is       | "The correct answer is (C) 45°.", "The correct option letter (to choose) is B", "选项为C",           |
 |                 | "option C is the correct answer", "选项C是正确答案"; never inside a hypothesis ("If ..., the answer is A") |
 | answer_label    | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"                                    |
 | option_letter   | a letter alone on the last line: "B", "(B)", "B.", "option B"                                       |
 | bracket_list    | the last "[...]" (list answers only)                                                                |
+| refusal         | the last sentence refuses ("Without the data, we cannot determine it."): no number is read from it  |
 | answer_sentence | the number of the answering sentence: the last "Therefore / So ..." one, else the first of a       |
 |                 | response of several lines (models answer, then explain: "There are 3 bars below 40.\\nThey are     |
 |                 | 58, 59 and 63." -> 3), the last of one paragraph; its first bolded number, else its last number    |
-|                 | that is no threshold; an aside after ", with" / ", while" left out (numeric answers only)          |
+|                 | that is no threshold and, when another is there, none of the question's own numbers ("The value   |
+|                 | first reaches 2 at x = 3" -> 3); an aside after ", with" / ", while" left out (numeric answers)    |
 | bold            | the last short bolded number, "**1578**" (numeric answers only)                                     |
-| last_number     | the last number that is not a threshold ("3 bars below 40" -> 3)                                    |
+| last_number     | the last number that is not a threshold ("3 bars below 40" -> 3) nor restated from the question    |
 | full_text       | the whole response (multiple choice matching scans it)                                              |
 | none            | the response is empty                                                                               |
 
@@ -36,10 +38,12 @@ braces are found in one scan, answer phrases are read within a window, and the f
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
 from .numeric import answer_number, find_numbers
+from .sentences import answer_sentence, is_refusal, last_sentence
 
 Fallback = Literal["text", "number", "list"]
 Mode = Literal["lenient", "strict"]
@@ -58,7 +62,7 @@ ANSWER_IS_RES = (
     re.compile(
         r"(?:\b(?:answer|solution|final\s+(?:value|result|count)|(?:option|choice)(?:\s+letter)?)"
         r"|\b(?:correct|right)\s+one)"
-        r"(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|problem))?"
+        r"(?:\s+(?:to|for)\s+(?:this|the)\s+(?:question|problem)|\s+to\s+(?:choose|select|pick))?"
         r"\s+(?:is|would\s+be|should\s+be|will\s+be|must\s+be|=)\b\s*[:：]?",
         re.IGNORECASE,
     ),
@@ -97,8 +101,6 @@ LETTER_IS_CORRECT_RE = re.compile(
     r"|选项\s*\(?([A-H])\)?\s*(?:是|为)?正确",
     re.IGNORECASE,
 )
-CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
-SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
 # An aside after the answer: "... is 2016, with 94% of schools" (not ", which gives 2123": that is the result).
 TRAILING_CLAUSE_RE = re.compile(r",\s*(?:with|while|where|whereas)\b")
 # A hypothesis: a sentence that starts with "If ..." / "Otherwise" ("If it is taller, the answer is (A) Yes.").
@@ -113,17 +115,6 @@ MATH_WORDS_RE = re.compile(r"\\[A-Za-z]+|\b(?:sqrt|pi|sin|cos|tan|log|ln|exp|fra
 # Fullwidth punctuation folded to ASCII; zero-width characters dropped (a response of one "\u200b" is empty).
 FULLWIDTH = str.maketrans({"（": "(", "）": ")", "：": ":", "，": ",", "．": ".", "\u3000": " ", "−": "-",
                            "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None})
-REFUSAL_RE = re.compile(
-    r"\b(?:can ?not|can't|cannot|unable to|not possible to|impossible to|not able to)\s+(?:be\s+)?"
-    r"(?:determine|determined|tell|answer|answered|say|know|identify|identified|decide|provide|"
-    r"calculate|calculated|infer|compute|help|assist)\b"
-    r"|\b(?:can ?not|can't|unable to)\s+(?:see|view|read|access|open)\s+(?:the|any|an|this)\s+"
-    r"(?:image|picture|figure|graph|chart|diagram)"
-    r"|\b(?:not enough|insufficient|no)\s+(?:information|data|context)\b|\bI'?\s*a?m sorry\b|\bI apologi[sz]e\b"
-    r"|\bI (?:do not|don't) know\b|\bunanswerable\b|\bnot (?:clear|visible|discernible) (?:from|in) the\b"
-    r"|无法(?:确定|判断|回答)|不能确定",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -148,11 +139,6 @@ def clean_answer(text: str) -> str:
     cleaned = cleaned.replace("\\(", "").replace("\\)", "").replace("\\[", "").replace("\\]", "")
     cleaned = re.sub(r"\s+", " ", cleaned).strip()
     return cleaned.rstrip(".。!！,;:").strip()
-
-
-def is_refusal(text: str) -> bool:
-    """True for answers like "I cannot determine this from the image" (counted as no answer, never matched)."""
-    return bool(REFUSAL_RE.search(text))
 
 
 def last_boxed(text: str) -> str | None:
@@ -183,15 +169,7 @@ def _span_after(text: str, position: int) -> str:
     return LEADING_FILLER_RE.sub("", span.strip()).strip()
 
 
-def answer_sentence(text: str, *, first: bool = True) -> str:
-    """The sentence of a whole response that answers: its last one starting with "Therefore" / "So" / ...,
-    else its first (models answer, then explain), or its last with `first=False`."""
-    sentences = [sentence.strip() for sentence in SENTENCE_END_RE.split(text) if sentence.strip()]
-    concluding = [sentence for sentence in sentences if CONCLUSION_RE.match(sentence.lstrip("*"))]
-    return (concluding or sentences or [text])[0 if first and not concluding else -1]
-
-
-def answering_number(raw: str) -> str | None:
+def answering_number(raw: str, restated: Collection[float] = ()) -> str | None:
     """The number the answering sentence of a whole response gives (see rule answer_sentence): its first bolded
     number ("The maximum is **70**, reached in **2009**") else its last that is no threshold; None when that
     sentence holds no number.
@@ -204,7 +182,7 @@ def answering_number(raw: str) -> str | None:
     emphasized = last_bold_number(sentence, first=True)
     if emphasized is not None:
         return emphasized
-    number = answer_number(sanitize(sentence))
+    number = answer_number(sanitize(sentence), restated)
     return number.raw if number is not None else None
 
 
@@ -280,8 +258,8 @@ def is_mathy(text: str) -> bool:
     return not re.search(r"[A-Za-z]{2,}", MATH_WORDS_RE.sub(" ", text))
 
 
-def _marker_span(text: str) -> Extraction | None:
-    boxed = last_boxed(text)
+def _marker_span(text: str, *, boxes: bool = True) -> Extraction | None:
+    boxed = last_boxed(text) if boxes else None
     if boxed is not None and clean_answer(boxed):
         return Extraction(boxed.strip(), "boxed")
     hits = (("answer_is", last_answer_is(text)), ("answer_is", last_letter_is_correct(text)),
@@ -291,6 +269,13 @@ def _marker_span(text: str) -> Extraction | None:
         return None
     (_, span), rule = max(found)  # the later of "the answer is ..." and "Answer: ..."
     return Extraction(span, rule)
+
+
+def answer_phrase(response: str) -> Extraction | None:
+    """The span after the last answer phrase of `response` ("The correct answer is (B).", "Answer: 7"), boxes
+    ignored; None when it has none. Multiple choice reads it when the box holds no choice: models state the
+    option, then box an intermediate value of their working."""
+    return _marker_span(sanitize(response), boxes=False)
 
 
 def last_bold_number(raw: str, *, first: bool = False) -> str | None:
@@ -342,15 +327,16 @@ def sanitize(response: str | None) -> str:
     return (response or "").replace("\x00", "").translate(FULLWIDTH).replace("**", "")
 
 
-def extract_answer(response: str, fallback: Fallback = "text", mode: Mode = "lenient") -> Extraction:
+def extract_answer(response: str, fallback: Fallback = "text", mode: Mode = "lenient", *,
+                   question: str | None = None) -> Extraction:
     """Find the final answer of `response`.
 
     `mode` "lenient" (evaluation: read free text the way MathVista's extractor does) tries every rule of the
     module docstring; "strict" (training rewards) takes only the content of exactly one well-formed
     `<answer>...</answer>` that ends the response, else nothing (rule "none"). `fallback` (lenient only) says
     what to take when no marker rule fires: "number" (the last number of a longer text that is not a
-    comparison threshold; the whole text when it is a short expression), "list" (the last bracketed list) or
-    "text" (the whole text).
+    comparison threshold nor, when another is there, a number of `question`; the whole text when it is a short
+    expression), "list" (the last bracketed list) or "text" (the whole text).
     """
     if mode not in EXTRACTION_MODES:
         raise ValueError(f"extraction mode {mode!r} is not one of {EXTRACTION_MODES}")
@@ -372,22 +358,27 @@ def extract_answer(response: str, fallback: Fallback = "text", mode: Mode = "len
     last_line = _last_line(text[-FALLBACK_WINDOW_CHARS:])
     if letter_alone(last_line):
         return Extraction(last_line.strip(), "option_letter")
-    return _fallback_span((response or "")[-FALLBACK_WINDOW_CHARS:], text[-FALLBACK_WINDOW_CHARS:], fallback)
+    return _fallback_span((response or "")[-FALLBACK_WINDOW_CHARS:], text[-FALLBACK_WINDOW_CHARS:], fallback,
+                          question)
 
 
-def _fallback_span(raw: str, text: str, fallback: Fallback) -> Extraction:
+def _fallback_span(raw: str, text: str, fallback: Fallback, question: str | None) -> Extraction:
     if fallback == "list":
         lists = BRACKET_LIST_RE.findall(text)
         if lists:
             return Extraction(lists[-1], "bracket_list")
     if fallback == "number" and not looks_like_expression(text):
-        stated = answering_number(raw)
+        conclusion = last_sentence(text)
+        if is_refusal(conclusion):  # "... Without the data, we cannot determine the value." gives no number
+            return Extraction(conclusion, "refusal")
+        restated = {number.value for number in find_numbers(question or "")}
+        stated = answering_number(raw, restated)
         if stated is not None:
             return Extraction(stated, "answer_sentence")
         emphasized = last_bold_number(raw)
         if emphasized is not None:
             return Extraction(emphasized, "bold")
-        number = answer_number(text)
+        number = answer_number(text, restated)
         if number is not None:
             return Extraction(number.raw, "last_number")
     return Extraction(text.strip(), "full_text")

@@ -1,6 +1,7 @@
 """MathVista's normalisation of free-form answers (lupantech/MathVista evaluation/calculate_score.py).
 
-Kept exactly: integers are `str(int(float(x)))` (truncating), floats `str(round(float(x), int(precision)))`,
+Kept exactly as the published verdicts: integers are `str(int(x))` of a whole number (a fractional one is
+wrong, never truncated), floats `str(round(float(x), int(precision)))`,
 lists `str(list)`; the prediction then equals the answer string exactly or not at all. Numbers are read the way
 GPT-4 extraction reads them ("1,000", "45°", "50%", "seven", "3/4", "5 cm"). Multiple choice lives in
 `rewards.choices`.
@@ -23,6 +24,7 @@ from .numeric import (
 UNIT_NOISE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\%|%|\\[,;!]|~|\\\$|\$|\\degree|degrees?\b")
 TRAILING_WORDS_RE = re.compile(r"^\s*(\S+?)\s*((?:[A-Za-z\u4e00-\u9fff²³/]+\.?\s*){1,3})$")
 PAREN_ASIDE_RE = re.compile(r"\([^()]*\)")
+NONZERO_DECIMALS_RE = re.compile(r"\d\.\d*[1-9]")
 DECIMAL_COMMA_RE = re.compile(r"^-?\d+,\d{1,2}$")
 EQUALS_RE = re.compile(r"=|≈|\\approx|\\simeq")
 BETWEEN_RE = re.compile(r"(?:between|from)\s+(\S+)\s+(?:and|to)\s+(\S+)", re.IGNORECASE)
@@ -101,8 +103,16 @@ def holds_one_answer(span: str, unit: str | None = None) -> bool:
 
 
 def normalize_integer(value: float) -> str:
-    """MathVista's integer form: `str(int(float(x)))`, so 5.7 -> "5" (it truncates)."""
+    """MathVista's integer form `str(int(x))` of a whole number (see `is_whole` for the others)."""
     return str(int(value))
+
+
+def is_whole(value: float, written: str = "") -> bool:
+    """True for a whole number, written without non-zero decimals ("7", "7.00"; not "1.5", nor "0.999...9",
+    which a float rounds to 1). An integer answer that is not whole is wrong: MathVista's published verdicts
+    never truncate it (its current `evaluation/` code would: `int(float("1.5"))` is 1; every one of the 49
+    fractional extractions for integer items in the five published result files was scored wrong)."""
+    return float(value).is_integer() and not NONZERO_DECIMALS_RE.search(written)
 
 
 def normalize_float(value: float, precision: float | int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 # A number as models write it: "-3", "1,000" (only 3-digit groups count as thousands), "2.5", ".5", "1.5e3".
@@ -148,16 +149,18 @@ THRESHOLD_BEFORE_RE = re.compile(
 )
 
 
-def answer_number(text: str) -> NumberMatch | None:
+def answer_number(text: str, restated: Collection[float] = ()) -> NumberMatch | None:
     """The number a free-text answer gives: the last one that is not a threshold restated from the question
-    ("There are two bars with values larger than 4" -> two); failing that, `last_number`."""
+    ("There are two bars with values larger than 4" -> two), nor one of the question's own numbers (`restated`:
+    "The function first reaches 2 at x = 3" -> 3) when another is there; failing that, `last_number`."""
     short = len(text.split()) <= 2
     # "one" is too often a pronoun to count, unless nothing else is left: "There is only one bar below 0".
     groups = (find_numbers(text), find_number_words(text, allow_one=short), find_number_words(text, allow_one=True))
     for group in groups:
         free = [number for number in group if not THRESHOLD_BEFORE_RE.search(text[max(0, number.start - 16) : number.start])]
-        if free:
-            return free[-1]
+        new = [number for number in free if number.value not in restated]
+        if new or free:
+            return (new or free)[-1]
     return last_number(text)
 
 

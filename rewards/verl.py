@@ -8,7 +8,7 @@ verl loads this file by path, as a module outside any package:
     +reward.custom_reward_function.reward_kwargs.extraction=strict      # reward only a well-formed <answer>
 
 so it first puts the folder holding `rewards/` on sys.path, then imports the package. The parquet rows carry
-the item's answer_type / choices / precision / unit in `extra_info` (written by reasoner.data.verl_format).
+the item's answer_type / choices / precision / unit / question in `extra_info` (written by reasoner.data.verl_format).
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def compute_score(
         choices=_choices(extra.get("choices")),
         precision=None if _optional_text(precision) is None else float(precision),
         unit=_optional_text(extra.get("unit")),
+        question=_optional_text(extra.get("question")),
         weights=RewardWeights(accuracy=accuracy_weight, format=format_weight, summary_penalty=summary_penalty),
         timeout_s=timeout_s,
         extraction=extraction,

@@ -29,8 +29,17 @@ DEMO_SMOKE_OVERRIDES = [
     "datasets.train.n=48",
     "datasets.heldout.n=12",
     "eval.max_new_tokens=12",
+    "stages.teacher.steps=2",
+    "stages.teacher.batch_size=4",
     "stages.sft1.steps=2",
     "stages.sft1.batch_size=4",
+    "stages.sft1.data.limit=12",
+    "stages.sft1.data.distill.sampling.max_new_tokens=12",
+    "stages.sft1.data.distill.shard_size=8",
+    # An untrained model has pass rate 0 everywhere: the hard band is then every problem (medium would be none).
+    "stages.grpo1.data.difficulty=hard",
+    "stages.grpo1.data.limit=8",
+    "stages.grpo1.data.pass_rate.sampling.n=2",
     "stages.grpo1.steps=2",
     "stages.grpo1.grpo.prompts_per_step=2",
     "stages.grpo1.grpo.sampling.max_new_tokens=12",
@@ -38,9 +47,13 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.sft2.batch_size=4",
     "stages.sft2.data.limit=12",
     "stages.sft2.data.selfdistill.sampling.max_new_tokens=12",
+    "stages.sft2.data.selfdistill.sampling.n=8",  # enough draws that some untrained chain reads as correct
     # Two SFT steps cannot teach a closed <answer> tag within 12 tokens: verify the smoke run's chains leniently
     # (the strict training reading itself is tested in tests/rewards/test_rewards_strict.py).
     "stages.sft2.data.selfdistill.extraction=lenient",
+    "stages.grpo2.data.difficulty=hard",
+    "stages.grpo2.data.limit=8",
+    "stages.grpo2.data.pass_rate.sampling.n=2",
     "stages.grpo2.steps=2",
     "stages.grpo2.grpo.prompts_per_step=2",
     "stages.grpo2.grpo.sampling.max_new_tokens=12",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reasoner import config
+from reasoner import config, config_load
 from reasoner.errors import ReasonerError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,9 +34,10 @@ stages:
 
 def test_demo_config_loads_with_named_stages():
     run = config.load(DEMO)
-    assert [s.name for s in run.stages] == ["sft1", "grpo1", "sft2", "grpo2"]
-    assert run.stages[1].kind == config.StageKind.grpo
-    assert run.stages[2].data.targets == config.SFTTargets.self
+    assert [s.name for s in run.stages] == ["teacher", "sft1", "grpo1", "sft2", "grpo2"]
+    assert run.stages[0].prompt == "reason_from_caption" and run.stages[1].data.distill.reasoner == "teacher"
+    assert run.stages[2].kind == config.StageKind.grpo
+    assert run.stages[3].data.targets == config.SFTTargets.self
 
 
 def test_overrides_by_index_and_by_stage_name(tmp_path):
@@ -53,11 +54,11 @@ def test_null_seeds_are_filled_from_the_run_seed_explicit_ones_kept(tmp_path):
     run = config.load(write(tmp_path, text), ["seed=5"])
     assert run.model.tiny_seed == 5
     seeds = {name: ds.seed for name, ds in run.datasets.items()}
-    assert seeds == {"train": config.derive_seed(5, "dataset", "train"), "probe": config.derive_seed(5, "dataset", "probe"),
+    assert seeds == {"train": config_load.derive_seed(5, "dataset", "train"), "probe": config_load.derive_seed(5, "dataset", "probe"),
                      "fixed": 7, "real": None}  # fmt: skip
     assert len(set(seeds.values())) == 4  # each name its own stream
     assert config.load(write(tmp_path, text), ["seed=5", "model.tiny_seed=0"]).model.tiny_seed == 0
-    assert 0 <= config.derive_seed(2**40, "x") < 2**31
+    assert 0 <= config_load.derive_seed(2**40, "x") < 2**31
 
 
 def test_distill_job_fills_null_seeds_from_its_seed():
@@ -99,6 +100,7 @@ def test_unknown_key_in_yaml_lists_allowed_keys(tmp_path):
         (("kind: grpo,", "kind: grpo, init: sft9,"), "init: 'sft9' is not allowed; allowed: previous, base, sft1"),
         (("{dataset: train}}", "{dataset: train, difficulty: hard}}"), "only for kind=grpo"),
         (("model: {tiny_size: demo}", "model: {tiny_size: demo, path: /x}"), "exactly one of model.path"),
+        (("model: {tiny_size: demo}", "model: {path: /x, tiny_family: qwen3-vl}"), "model.tiny_family: only with"),
         (("n: 10", "n: 10, level: 7"), "allowed: 1 <= level <= 3"),
         (("kind: grpo,", "kind: grpoo,"), "stages[1].kind: 'grpoo' is not allowed; allowed: sft, grpo"),
     ],
@@ -138,27 +140,28 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 # Each value below was accepted before (or crashed only after earlier stages trained, without naming the key).
 BAD_NUMBERS = [
-    ("stages.grpo1.grpo.sampling.temperature=-1", "stages[1] (grpo1).grpo.sampling.temperature", "temperature > 0"),
-    ("stages.grpo1.grpo.sampling.top_p=0", "stages[1] (grpo1).grpo.sampling.top_p", "0 < top_p <= 1"),
-    ("stages.grpo1.steps=-5", "stages[1] (grpo1).steps", "steps >= 0"),
+    ("stages.grpo1.grpo.sampling.temperature=-1", "stages[2] (grpo1).grpo.sampling.temperature", "temperature > 0"),
+    ("stages.grpo1.grpo.sampling.top_p=0", "stages[2] (grpo1).grpo.sampling.top_p", "0 < top_p <= 1"),
+    ("stages.grpo1.steps=-5", "stages[2] (grpo1).steps", "steps >= 0"),
     ("eval.batch_size=0", "eval.batch_size", "batch_size >= 1"),
-    ("stages.sft1.checkpoint_every=-1", "stages[0] (sft1).checkpoint_every", "checkpoint_every >= 0"),
-    ("stages.sft1.warmup_ratio=5", "stages[0] (sft1).warmup_ratio", "0 <= warmup_ratio <= 1"),
-    ("stages.sft1.max_grad_norm=-1", "stages[0] (sft1).max_grad_norm", "max_grad_norm >= 0"),
-    ("stages.grpo1.grpo.kl_coef=-1", "stages[1] (grpo1).grpo.kl_coef", "kl_coef >= 0"),
-    ("stages.grpo1.grpo.clip_ratio=-1", "stages[1] (grpo1).grpo.clip_ratio", "0 < clip_ratio <= 1"),
+    ("stages.sft1.checkpoint_every=-1", "stages[1] (sft1).checkpoint_every", "checkpoint_every >= 0"),
+    ("stages.sft1.warmup_ratio=5", "stages[1] (sft1).warmup_ratio", "0 <= warmup_ratio <= 1"),
+    ("stages.sft1.max_grad_norm=-1", "stages[1] (sft1).max_grad_norm", "max_grad_norm >= 0"),
+    ("stages.grpo1.grpo.kl_coef=-1", "stages[2] (grpo1).grpo.kl_coef", "kl_coef >= 0"),
+    ("stages.grpo1.grpo.clip_ratio=-1", "stages[2] (grpo1).grpo.clip_ratio", "0 < clip_ratio <= 1"),
     ("threads=0", "threads", "threads >= 1"),
     ("datasets.train.tasks=[nope]", "datasets.train.tasks", "count, digits, bars"),
-    ("stages.grpo1.lr=nan", "stages[1] (grpo1).lr", "lr > 0"),
-    ("stages.grpo1.lr=.inf", "stages[1] (grpo1).lr", "lr > 0"),
-    ("stages.grpo1.grpo.prompts_per_step=0", "stages[1] (grpo1).grpo.prompts_per_step", ">= 1"),
-    ("stages.grpo1.grpo.sampling.max_new_tokens=0", "stages[1] (grpo1).grpo.sampling.max_new_tokens", ">= 1"),
-    ("stages.grpo1.grpo.updates_per_batch=0", "stages[1] (grpo1).grpo.updates_per_batch", ">= 1"),
-    ("stages.sft2.data.selfdistill.sampling.n=0", "stages[2] (sft2).data.selfdistill.sampling.n", ">= 1"),
-    ("stages.sft2.data.limit=-3", "stages[2] (sft2).data.limit", "limit >= 0"),
+    ("stages.grpo1.lr=nan", "stages[2] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.lr=.inf", "stages[2] (grpo1).lr", "lr > 0"),
+    ("stages.grpo1.grpo.prompts_per_step=0", "stages[2] (grpo1).grpo.prompts_per_step", ">= 1"),
+    ("stages.grpo1.grpo.sampling.max_new_tokens=0", "stages[2] (grpo1).grpo.sampling.max_new_tokens", ">= 1"),
+    ("stages.grpo1.grpo.updates_per_batch=0", "stages[2] (grpo1).grpo.updates_per_batch", ">= 1"),
+    ("stages.sft2.data.selfdistill.sampling.n=0", "stages[3] (sft2).data.selfdistill.sampling.n", ">= 1"),
+    ("stages.sft2.data.limit=-3", "stages[3] (sft2).data.limit", "limit >= 0"),
     ("datasets.train.n=-3", "datasets.train.n", "n >= 0"),
     ("cluster.gpu_memory_utilization=1.5", "cluster.gpu_memory_utilization", "0 < gpu_memory_utilization <= 1"),
     ("model.tiny_size=huge", "model.tiny_size", "demo"),
+    ("model.tiny_family=qwen4", "model.tiny_family", "'qwen4' is not allowed; allowed: qwen2.5-vl, qwen3-vl"),
     ("stages.0.name=previous", "stages[0].name", "reserved"),
     ("stages.0.name=5", "stages[0].name", "a letter, then"),
     ("stages.0.name=a.b/../c", "stages[0].name", "a letter, then"),
@@ -176,6 +179,36 @@ def test_bad_values_fail_at_plan_naming_key_and_range(override, key, allowed, ca
     assert status == 2
     assert f"{key}: " in message and allowed in message, message
     assert "Traceback" not in message and elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("device", "gpu", "auto, cpu, cuda"),
+        ("datasets.train.split", "test", "train, eval"),
+        ("engine", "slurm", "local, verl"),
+    ],
+)
+def test_a_value_outside_an_enum_names_key_and_values_in_yaml_and_as_override(tmp_path, key, value, allowed):
+    expected = f"{key}: {value!r} is not allowed; allowed: {allowed}"
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, MINIMAL), [f"{key}={value}"])
+    section, _, last = key.rpartition(".")
+    text = MINIMAL + f"{last}: {value}\n" if not section else MINIMAL.replace("n: 10}", f"n: 10, {last}: {value}}}")
+    with pytest.raises(ReasonerError, match=re.escape(expected)):
+        config.load(write(tmp_path, text))
+
+
+def test_a_distill_job_names_its_backend_and_device_values(tmp_path):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: /m}\n")
+    with pytest.raises(ReasonerError, match=re.escape("backend: 'tgi' is not allowed; allowed: hf, vllm")):
+        load_job(path, ["backend=tgi"])
+    with pytest.raises(ReasonerError, match=re.escape("device: 'tpu' is not allowed; allowed: auto, cpu, cuda")):
+        load_job(path, ["device=tpu"])
+    job = load_job(path, ["device=auto", "dataset.split=eval"])
+    assert (job.device, job.dataset.split, job.backend) == (config.Device.auto, config.Split.eval, "hf")
 
 
 def test_every_number_of_the_schemas_has_a_range():
@@ -198,12 +231,29 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.n=0", "dataset.n: must be > 0 for source=synthetic"),
+        ("dataset.source=mathvision", "dataset.path: required for source=mathvision"),
+        ("dataset.tasks=[nope]", "dataset.tasks: 'nope' not allowed; allowed: count, digits, bars"),
+    ],
+)
+def test_a_distill_job_dataset_is_checked_as_a_run_dataset(tmp_path, override, message):
+    from reasoner.data.distill_job import load_job
+
+    path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\nmodel: {tiny_size: demo}\n")
+    with pytest.raises(ReasonerError, match=re.escape(message)):
+        load_job(path, [override])
+
+
+@pytest.mark.parametrize(
     ("old", "new"),
     [
-        ("stages.grpo1.grpo.samples_per_prompt=8", "stages[1].grpo.sampling.n"),
-        ("stages.grpo1.grpo.temperature=0.7", "stages[1].grpo.sampling.temperature"),
-        ("stages.sft2.data.samples_per_problem=8", "stages[2].data.selfdistill.sampling.n"),
-        ("stages.sft2.data.policy=grpo1", "stages[2].data.selfdistill.policy"),
+        ("stages.grpo1.grpo.samples_per_prompt=8", "stages[2].grpo.sampling.n"),
+        ("stages.grpo1.grpo.temperature=0.7", "stages[2].grpo.sampling.temperature"),
+        ("stages.sft2.data.samples_per_problem=8", "stages[3].data.selfdistill.sampling.n"),
+        ("stages.sft2.data.policy=grpo1", "stages[3].data.selfdistill.policy"),
+        ("stages.grpo1.data.pass_rate.samples=8", "stages[2].data.pass_rate.sampling.n"),
     ],
 )
 def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):
@@ -211,12 +261,21 @@ def test_an_old_key_as_override_fails_with_its_new_spelling(old, new):
         config.load(DEMO, [old])
 
 
+OLD_KEYS = """
+name: old
+model: {tiny_size: demo}
+datasets:
+  train: {source: synthetic, n: 10}
+stages:
+  - {kind: sft, data: {dataset: train}}
+  - {kind: grpo, data: {dataset: train}, grpo: {samples_per_prompt: 4, prompts_per_step: 16}}
+  - {kind: sft, data: {dataset: train, targets: self, samples_per_problem: 4, max_new_tokens: 48}}
+"""
+
+
 def test_an_old_key_in_yaml_fails_with_its_new_spelling(tmp_path):
-    text = DEMO.read_text().replace(
-        "grpo: {sampling: {n: 4}, prompts_per_step: 16", "grpo: {samples_per_prompt: 4, prompts_per_step: 16"
-    ).replace("selfdistill: {sampling: {n: 4, max_new_tokens: 48}}", "samples_per_problem: 4, max_new_tokens: 48")
     with pytest.raises(ReasonerError) as err:
-        config.load(write(tmp_path, text))
+        config.load(write(tmp_path, OLD_KEYS))
     message = str(err.value)
     assert "stages[1].grpo.samples_per_prompt: renamed; write stages[1].grpo.sampling.n" in message
     assert "stages[2].data.samples_per_problem: renamed; write stages[2].data.selfdistill.sampling.n" in message

@@ -41,20 +41,33 @@ def manifests(run_dir: Path) -> dict[str, dict]:
 
 def test_smoke_run_finishes_every_stage_with_report(finished):
     found = manifests(finished)
-    assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
-    assert [m["name"] for m in found.values()] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
-    assert found["03_sft"]["init"] == "grpo1"  # the demo's SFT-2 continues from GRPO-1 on GRPO-1's own chains
-    assert found["03_sft"]["metrics"]["data/samples"] == 12 * 4
-    for name in ("01_sft", "02_grpo", "03_sft", "04_grpo"):
+    assert list(found) == ["00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo"]
+    assert [m["name"] for m in found.values()] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
+    assert found["02_sft"]["init"] == "base" and found["04_sft"]["init"] == "base"  # SFTs restart from the base
+    assert found["02_sft"]["metrics"]["data/samples"] == 12 * 2  # the teacher's chains, k=2 per caption
+    assert found["04_sft"]["metrics"]["data/samples"] == 12 * 8  # grpo1's own chains
+    assert not (finished / "stages" / "01_sft" / "eval").exists()  # the text-only teacher sees no image set
+    for name in ("02_sft", "03_grpo", "04_sft", "05_grpo"):
         assert (finished / "stages" / name / "model" / "config.json").is_file()
         scores = json.loads((finished / "stages" / name / "eval" / "heldout" / "scores.json").read_text())
         assert scores["n"] == 12 and 0 <= scores["accuracy"] <= 100
         assert set(scores["breakdown"]["task"]) <= {"count", "digits", "bars"}
     report = json.loads((finished / "report.json").read_text())
-    assert [s["name"] for s in report["stages"]] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    assert [s["name"] for s in report["stages"]] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
     assert all(s["finished"] for s in report["stages"])
     assert "| grpo2 | 12 |" in (finished / "report.md").read_text()
     assert (finished / "accuracy.png").stat().st_size > 1000
+
+
+def test_smoke_run_on_the_qwen3_vl_family_by_one_override(smoke, tmp_path):
+    """The same shortened demo with a tiny Qwen3-VL base: every stage trains, exports and evaluates that family."""
+    report = execute(load_run(DEMO, smoke(tmp_path, "model.tiny_family=qwen3-vl"))).parent
+    found = manifests(report)
+    assert [m["name"] for m in found.values()] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
+    for name in found:
+        config = json.loads((report / "stages" / name / "model" / "config.json").read_text())
+        assert config["model_type"] == "qwen3_vl", name
+    assert all(s["finished"] for s in json.loads((report / "report.json").read_text())["stages"])
 
 
 def test_rerun_does_no_work(finished, smoke):
@@ -73,7 +86,7 @@ def test_run_files_are_group_readable_and_paths_relative(finished):
     if group_may_read:
         assert [p for p in entries if not p.stat().st_mode & 0o040] == []
     models = [m["model"] for m in manifests(finished).values()]
-    assert models == [f"stages/{name}/model" for name in ("00_base", "01_sft", "02_grpo", "03_sft", "04_grpo")]
+    assert models == [f"stages/{name}/model" for name in ("00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo")]
 
 
 def copy_run(finished: Path, tmp_path: Path) -> Path:
@@ -83,42 +96,42 @@ def copy_run(finished: Path, tmp_path: Path) -> Path:
 
 def test_copied_run_resumes_and_evaluates_its_own_models(finished, smoke, tmp_path, caplog):
     copy = copy_run(finished, tmp_path)
-    shutil.rmtree(copy / "stages" / "04_grpo")  # to train again, from the copy's sft2
-    (copy / "stages" / "02_grpo" / "eval" / "heldout" / "scores.json").write_text('{"n": 1')  # damaged: redone
+    shutil.rmtree(copy / "stages" / "05_grpo")  # to train again, from the copy's sft2
+    (copy / "stages" / "03_grpo" / "eval" / "heldout" / "scores.json").write_text('{"n": 1')  # damaged: redone
     with caplog.at_level(logging.INFO):
         execute(load_run(DEMO, smoke(tmp_path)))
     loaded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded ")]
     assert loaded and not [line for line in loaded if str(finished) in line]
-    assert any(line.endswith(str(copy / "stages" / "03_sft" / "model")) for line in loaded)
-    assert any(line.endswith(str(copy / "stages" / "02_grpo" / "model")) for line in loaded)
-    assert manifests(copy)["04_grpo"]["model"] == "stages/04_grpo/model"
+    assert any(line.endswith(str(copy / "stages" / "04_sft" / "model")) for line in loaded)
+    assert any(line.endswith(str(copy / "stages" / "03_grpo" / "model")) for line in loaded)
+    assert manifests(copy)["05_grpo"]["model"] == "stages/05_grpo/model"
 
 
 def test_finished_stage_without_its_model_stops_naming_redo_from(finished, smoke, tmp_path, capsys):
     copy = copy_run(finished, tmp_path)
-    shutil.rmtree(copy / "stages" / "02_grpo" / "model")
+    shutil.rmtree(copy / "stages" / "03_grpo" / "model")
     assert main(["run", str(DEMO), *smoke(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "Traceback" not in error
-    assert str(copy / "stages" / "02_grpo" / "model") in error and "--redo-from grpo1" in error
+    assert str(copy / "stages" / "03_grpo" / "model") in error and "--redo-from grpo1" in error
 
 
 def test_truncated_manifest_one_line_plan_marks_it_report_skips_it(finished, smoke, tmp_path, capsys):
     copy = copy_run(finished, tmp_path)
-    manifest = copy / "stages" / "01_sft" / "manifest.json"
+    manifest = copy / "stages" / "02_sft" / "manifest.json"
     manifest.write_text(manifest.read_text()[:40])
-    scores = copy / "stages" / "03_sft" / "eval" / "heldout" / "scores.json"
+    scores = copy / "stages" / "04_sft" / "eval" / "heldout" / "scores.json"
     scores.write_text("{")
     assert main(["run", str(DEMO), *smoke(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and str(manifest) in error and "--redo-from sft1" in error
     assert main(["run", str(DEMO), *smoke(tmp_path), "--plan"]) == 0
     plan = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
-    assert plan == {"00_base": "done", "01_sft": "damaged", "02_grpo": "done", "03_sft": "done", "04_grpo": "done"}
+    assert plan == {"00_base": "done", "01_sft": "done", "02_sft": "damaged", "03_grpo": "done", "04_sft": "done", "05_grpo": "done"}
     assert main(["report", str(copy)]) == 0
     report = (copy / "report.md").read_text()
     assert "## Damaged files" in report and str(manifest) in report and str(scores) in report
-    assert "| 01_sft | no |" in report and "| sft2 | 12 |" not in report and "| grpo2 | 12 |" in report
+    assert "| 02_sft | no |" in report and "| sft2 | 12 |" not in report and "| grpo2 | 12 |" in report
 
 
 def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targets(
@@ -126,8 +139,8 @@ def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targ
 ):
     """sft2 was interrupted after its last checkpoint (no model, no manifest); its lr is then changed."""
     copy = copy_run(finished, tmp_path)
-    sft2 = copy / "stages" / "03_sft"
-    for gone in (sft2 / "manifest.json", sft2 / "model", sft2 / "eval", copy / "stages" / "04_grpo"):
+    sft2 = copy / "stages" / "04_sft"
+    for gone in (sft2 / "manifest.json", sft2 / "model", sft2 / "eval", copy / "stages" / "05_grpo"):
         shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
     assert list((sft2 / "ckpt").glob("step_*"))
     targets = json.loads((sft2 / "data" / "targets.json").read_text())
@@ -138,14 +151,14 @@ def test_changed_config_after_an_interruption_discards_stale_checkpoint_and_targ
     with caplog.at_level(logging.WARNING):
         execute(run)
     warnings = [r.getMessage() for r in caplog.records if "discarding" in r.getMessage()]
-    assert any("checkpoint" in w and "03_sft/ckpt/step_000002" in w for w in warnings), warnings
+    assert any("checkpoint" in w and "04_sft/ckpt/step_000002" in w for w in warnings), warnings
     assert any("targets.json" in w and "another config" in w for w in warnings), warnings
     rebuilt = json.loads((sft2 / "data" / "targets.json").read_text())
-    assert rebuilt["fingerprint"] == run.plans[3].fingerprint
+    assert rebuilt["fingerprint"] == run.plans[4].fingerprint
     assert "STALE" not in {target for _, target in rebuilt["items"]}
     rows = [json.loads(line) for line in (sft2 / "logs" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and rows[0]["train/lr"] == pytest.approx(1e-3)
-    assert manifests(copy)["03_sft"]["fingerprint"] == run.plans[3].fingerprint
+    assert manifests(copy)["04_sft"]["fingerprint"] == run.plans[4].fingerprint
 
 
 def test_changed_config_of_finished_stage_is_reported(finished, smoke):
@@ -164,7 +177,7 @@ def test_kill_inside_grpo_then_rerun_completes(tmp_path, smoke):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    grpo = tmp_path / "demo" / "stages" / "02_grpo"
+    grpo = tmp_path / "demo" / "stages" / "03_grpo"
     deadline = time.time() + 240
     while time.time() < deadline and not any((grpo / "ckpt").glob("*")):
         time.sleep(0.2)
@@ -172,12 +185,12 @@ def test_kill_inside_grpo_then_rerun_completes(tmp_path, smoke):
     proc.wait()
     assert any((grpo / "ckpt").glob("*")), "the run never reached a GRPO checkpoint"
     assert not (grpo / "manifest.json").exists()
-    assert (tmp_path / "demo" / "stages" / "01_sft" / "manifest.json").exists()
+    assert (tmp_path / "demo" / "stages" / "02_sft" / "manifest.json").exists()
 
     report = execute(load_run(DEMO, args))
     found = manifests(report.parent)
-    assert list(found) == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
-    assert found["02_grpo"]["metrics"]["steps"] == 6
+    assert list(found) == ["00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo"]
+    assert found["03_grpo"]["metrics"]["steps"] == 6
 
 
 CURRICULUM = """
@@ -196,7 +209,7 @@ stages:
     steps: 1
     batch_size: 2
   - kind: grpo
-    data: {dataset: train, difficulty: hard, pass_rate: {samples: 2, max_new_tokens: 8}}
+    data: {dataset: train, difficulty: hard, pass_rate: {sampling: {n: 2, max_new_tokens: 8}}}
     steps: 1
     grpo: {prompts_per_step: 2, sampling: {max_new_tokens: 8}}
 """

@@ -15,20 +15,31 @@ DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 def test_chaining_follows_init_and_policy():
     plans = plan(config.load(DEMO), prompt_sha256="p")
-    assert [p.dir_name for p in plans] == ["00_base", "01_sft", "02_grpo", "03_sft", "04_grpo"]
-    assert [p.init for p in plans] == [None, "base", "sft1", "grpo1", "sft2"]
-    assert plans[3].policy == "grpo1"  # SFT-2 trains on chains sampled by GRPO-1
-    restarted = plan(config.load(DEMO, ["stages.sft2.init=base"]), prompt_sha256="p")
-    assert restarted[3].init == "base" and restarted[3].fingerprint != plans[3].fingerprint
+    assert [p.dir_name for p in plans] == ["00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo"]
+    assert [p.init for p in plans] == [None, "base", "base", "sft1", "base", "sft2"]
+    assert plans[2].policy == "teacher"  # SFT-1 trains on chains the teacher stage reasoned from captions
+    assert plans[3].policy == "sft1"  # GRPO-1's band comes from its start model's pass rates
+    assert plans[4].policy == "grpo1"  # SFT-2 trains on chains sampled by GRPO-1
+    continued = plan(config.load(DEMO, ["stages.sft2.init=previous"]), prompt_sha256="p")
+    assert continued[4].init == "grpo1" and continued[4].fingerprint != plans[4].fingerprint
+
+
+def test_the_teacher_stage_has_its_own_prompt_in_its_fingerprint():
+    plans = plan(config.load(DEMO), prompt_sha256="p")
+    other = plan(config.load(DEMO, ["stages.teacher.prompt=reason"]), prompt_sha256="p")
+    changed = [a.fingerprint != b.fingerprint for a, b in zip(plans, other, strict=True)]
+    assert changed == [False, True, True, True, True, True]  # every stage downstream of the teacher's chains
+    # The run's prompt does not reach the teacher, which has its own.
+    assert plan(config.load(DEMO), prompt_sha256="q")[1].fingerprint == plans[1].fingerprint
 
 
 def test_fingerprints_change_downstream_only():
     before = plan(config.load(DEMO), "p")
     after = plan(config.load(DEMO, ["stages.grpo1.lr=0.5"]), "p")
     changed = [a.fingerprint != b.fingerprint for a, b in zip(before, after, strict=True)]
-    # grpo1 changed; sft2 samples from grpo1, grpo2 starts from sft2: all three differ, base and sft1 do not.
-    assert changed == [False, False, True, True, True]
-    assert plan(config.load(DEMO), "other-prompt")[1].fingerprint != before[1].fingerprint
+    # grpo1 changed; sft2 samples from grpo1, grpo2 starts from sft2: all three differ, the rest do not.
+    assert changed == [False, False, False, True, True, True]
+    assert plan(config.load(DEMO), "other-prompt")[2].fingerprint != before[2].fingerprint
 
 
 def finish(run_dir: RunDir, stage, fingerprint: str) -> None:
@@ -45,7 +56,7 @@ def test_statuses_from_manifests(tmp_path):
     finish(run_dir, plans[0], plans[0].fingerprint)
     finish(run_dir, plans[1], "stale")
     (run_dir.stage(plans[2].dir_name).ckpt).mkdir(parents=True)
-    assert statuses(run_dir, plans) == [Status.done, Status.changed, Status.partial, Status.pending, Status.pending]
+    assert statuses(run_dir, plans) == [Status.done, Status.changed, Status.partial, *[Status.pending] * 3]
     assert json.loads(run_dir.stage("00_base").manifest.read_text())["model"] == "stages/00_base/model"
 
 
@@ -56,11 +67,11 @@ def test_truncated_manifest_or_missing_model_is_damaged(tmp_path):
         finish(run_dir, stage, stage.fingerprint)
     manifest = run_dir.stage("01_sft").manifest
     manifest.write_text(manifest.read_text()[:20])
-    shutil.rmtree(run_dir.stage("02_grpo").model)
+    shutil.rmtree(run_dir.stage("02_sft").model)
     assert statuses(run_dir, plans)[:3] == [Status.done, Status.damaged, Status.damaged]
     state, problem = check(run_dir, plans[1])
     assert str(manifest) in problem and "not valid JSON" in problem and "\n" not in problem
-    assert "02_grpo/model" in check(run_dir, plans[2])[1] and "grpo1" in check(run_dir, plans[2])[1]
+    assert "02_sft/model" in check(run_dir, plans[2])[1] and "sft1" in check(run_dir, plans[2])[1]
 
 
 def test_manifest_from_before_relative_paths_resolves_in_a_moved_run(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from reasoner.cli import main
-from reasoner.config import derive_seed
+from reasoner.config_load import derive_seed
 from reasoner.data.datasets import Datasets
 from reasoner.pipeline import execute, load_run
 

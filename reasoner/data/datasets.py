@@ -14,21 +14,21 @@ log = logging.getLogger(__name__)
 
 def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
     """The problems of one dataset config (`name` is its key, for messages); its seed already filled in
-    (`config.fill_seeds`, which every config loader calls)."""
+    (`config_load.fill_seeds`, which every config loader calls)."""
     if ds.source in GENERATED and ds.seed is None:
         raise ReasonerError(f"datasets.{name}.seed: unset; load the config through reasoner.config (fill_seeds)")
     if ds.source == DataSource.synthetic:
         from reasoner.data.synthetic import TASKS, generate_mixed
 
-        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split)
+        problems = generate_mixed(ds.tasks or list(TASKS), ds.n, level=ds.level, seed=ds.seed, split=ds.split.value)
     elif ds.source == DataSource.file:
-        from reasoner.data.records import read_problems
+        from reasoner.data.problem_files import read_problems
 
         problems = read_problems(ds.path)
     elif ds.source == DataSource.perception:
         from reasoner.data.synthetic.compose import generate_compose
 
-        problems = generate_compose(ds.tasks, ds.n, level=ds.level, seed=ds.seed, split=ds.split)
+        problems = generate_compose(ds.tasks, ds.n, level=ds.level, seed=ds.seed, split=ds.split.value)
     elif ds.source == DataSource.mathvision:
         from reasoner.data.importers import load_mathvision
 

@@ -2,7 +2,7 @@
 
 The recipe trains GRPO first on a "medium" set, then on a "hard" one; difficulty is decided offline from the
 policy's own success. Here: n samples per problem (`sample_and_verify`, the same scorer as GRPO and evaluation),
-pass rate = correct / n, then fixed bands (`Bands`):
+pass rate = correct / n, then fixed bands (`data.pass_rate.hard_below` / `easy_from`):
 
     hard: rate < hard_below        medium: hard_below <= rate < easy_from        easy: rate >= easy_from
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,35 +35,16 @@ log = logging.getLogger(__name__)
 BANDS = ("easy", "medium", "hard")
 
 
-@dataclass(frozen=True)
-class Bands:
-    """Pass-rate edges of the difficulty bands (see the module docstring)."""
-
-    hard_below: float = 0.25
-    easy_from: float = 0.75
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.hard_below < self.easy_from <= 1:
-            raise ReasonerError(
-                f"difficulty bands: need 0 <= hard_below < easy_from <= 1, got {self.hard_below}, {self.easy_from}"
-            )
-
-    def band_of(self, rate: float) -> str:
-        """`easy`, `medium` or `hard` for one pass rate."""
-        if rate < self.hard_below:
-            return "hard"
-        return "easy" if rate >= self.easy_from else "medium"
+def band_of(rate: float, edges: PassRateConfig) -> str:
+    """`easy`, `medium` or `hard` for one pass rate (the edges are validated with the config)."""
+    if rate < edges.hard_below:
+        return "hard"
+    return "easy" if rate >= edges.easy_from else "medium"
 
 
 def sampling_spec(pass_rate: PassRateConfig, grpo: GRPOConfig, seed: int) -> SamplingSpec:
-    """How a GRPO stage's pass rates are sampled: its rollout settings unless `pass_rate` overrides them."""
-    return SamplingSpec(
-        n=pass_rate.samples,
-        temperature=grpo.sampling.temperature if pass_rate.temperature is None else pass_rate.temperature,
-        top_p=grpo.sampling.top_p,
-        max_new_tokens=pass_rate.max_new_tokens or grpo.sampling.max_new_tokens,
-        seed=seed,
-    )
+    """How a GRPO stage's pass rates are sampled: its rollout settings unless `pass_rate.sampling` overrides them."""
+    return pass_rate.sampling.resolved(grpo.sampling).spec(seed)
 
 
 def _settings(model: str, template: Template, spec: SamplingSpec) -> dict[str, Any]:
@@ -131,7 +112,7 @@ def _record(settings: dict[str, Any], correct: dict[str, int], n: int) -> dict[s
 
 
 def split_by_band(
-    problems: Sequence[Problem], rates: Mapping[str, float], bands: Bands = Bands()
+    problems: Sequence[Problem], rates: Mapping[str, float], edges: PassRateConfig
 ) -> dict[str, list[Problem]]:
     """Problems grouped into `easy` / `medium` / `hard` (order kept); a problem without a rate is an error."""
     split: dict[str, list[Problem]] = {band: [] for band in BANDS}
@@ -140,19 +121,8 @@ def split_by_band(
             raise ReasonerError(
                 f"problem {problem.id}: no pass rate; estimate pass rates for every problem first"
             )
-        split[bands.band_of(rates[problem.id])].append(problem)
+        split[band_of(rates[problem.id], edges)].append(problem)
     return split
-
-
-def select_band(
-    problems: Sequence[Problem], band: str, rates: Mapping[str, float], bands: Bands = Bands()
-) -> list[Problem]:
-    """The problems of one band (`all` keeps every problem)."""
-    if band == "all":
-        return list(problems)
-    if band not in BANDS:
-        raise ReasonerError(f"difficulty {band!r} is not allowed; allowed: all, {', '.join(BANDS)}")
-    return split_by_band(problems, rates, bands)[band]
 
 
 def difficulty_subset(
@@ -164,13 +134,14 @@ def difficulty_subset(
     template: Template,
     spec: SamplingSpec,
     model: str,
-    bands: Bands = Bands(),
+    edges: PassRateConfig,
 ) -> tuple[list[Problem], dict[str, float]]:
-    """Estimate (or reuse) pass rates, then keep one band; also statistics for the stage manifest."""
+    """Estimate (or reuse) pass rates, then keep one band (`edges`: where bands split); also statistics for the
+    stage manifest."""
     rates = estimate_pass_rates(
         problems, path, generator=generator, template=template, spec=spec, model=model
     )
-    split = split_by_band(problems, rates, bands)
+    split = split_by_band(problems, rates, edges)
     chosen = list(problems) if band == "all" else split[band]
     if not chosen:
         raise ReasonerError(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,8 @@ from tqdm.auto import tqdm
 from reasoner import config as config_mod
 from reasoner.atomic import write_json, write_jsonl
 from reasoner.config import DistillConfig
-from reasoner.data.records import Problem, write_problems
+from reasoner.data.problem_files import write_problems
+from reasoner.data.records import Problem
 from reasoner.data.selection import OUTCOMES, choose_chain, verify
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, Generator, SamplingSpec, user_message
@@ -70,7 +70,7 @@ def _template(name: str) -> Template:
 
 def _reason_template(name: str) -> Template:
     template = _template(name)
-    if "$caption" not in template.text and "${caption}" not in template.text:
+    if not template.shows_caption:
         raise ReasonerError(
             f"prompt template {template.name!r} does not use $caption; the reasoner sees no image"
         )
@@ -79,15 +79,7 @@ def _reason_template(name: str) -> Template:
 
 def reason_prompt(problem: Problem, caption: str, template: Template) -> str:
     """The reasoner's text prompt: the template with `$caption` and the problem's question fields filled in."""
-    # Escape `$` so a caption is inserted literally, never read as a template field.
-    text = string.Template(template.text).safe_substitute(caption=caption.strip().replace("$", "$$"))
-    return replace(template, text=text).render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
+    return template.prompt(problem, caption=caption)
 
 
 def reason_requests(

@@ -13,18 +13,16 @@ from omegaconf import MISSING
 
 from reasoner.config import (
     DatasetConfig,
-    DataSource,
+    Device,
     DistillConfig,
     ModelConfig,
-    check_distill,
-    fill_seeds,
-    load_structured,
 )
+from reasoner.config_load import check_dataset, check_distill, check_tiny_model, fill_seeds, load_structured
 from reasoner.config_ranges import check_ranges
 from reasoner.data.distill import DistillResult, distill
 from reasoner.data.selection import token_counter
 from reasoner.errors import ReasonerError
-from reasoner.generation.base import Generator
+from reasoner.generation.base import Backend, Generator
 
 
 @dataclass
@@ -43,10 +41,10 @@ class DistillJobConfig:
     limit: int = 0
     """Use at most this many problems (0 = all)."""
     distill: DistillConfig = field(default_factory=DistillConfig)
-    backend: str = "hf"
+    backend: Backend = Backend.hf
     """Generation backend of both models: hf | vllm."""
-    device: str = "cpu"
-    """hf backend: cpu | cuda."""
+    device: Device = Device.cpu
+    """hf backend: auto | cpu | cuda."""
     batch_size: int = 16
     """hf backend: sequences per generate call."""
     threads: int = 1
@@ -57,24 +55,19 @@ def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfi
     """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
     job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
     fill_seeds(job.seed, job.model, {"dataset": job.dataset})
-    errors = check_ranges(job) + check_distill(job.distill, "distill") + _check_job(job)
+    errors = check_ranges(job) + check_dataset(job.dataset, "dataset") + check_distill(job.distill, "distill")
+    errors += _check_job(job)
     if errors:
         raise ReasonerError(f"{path}: " + "\n  ".join(errors))
     return job
 
 
 def _check_job(job: DistillJobConfig) -> list[str]:
-    errors = []
+    """What only a job has: a `base` model when the distill section names one."""
     uses_base = "base" in (job.distill.captioner, job.distill.reasoner)
     if uses_base and bool(job.model.path) == bool(job.model.tiny_size):
-        errors.append("model: distill names `base`; set exactly one of model.path or model.tiny_size")
-    if job.dataset.source in (DataSource.file, DataSource.mathvista) and not job.dataset.path:
-        errors.append(f"dataset.path: required for source={job.dataset.source.value}")
-    if job.dataset.source == DataSource.synthetic and job.dataset.n <= 0:
-        errors.append("dataset.n: must be > 0 for source=synthetic")
-    if job.backend not in ("hf", "vllm"):
-        errors.append(f"backend: {job.backend!r} is not allowed; allowed: hf, vllm")
-    return errors
+        return ["model: distill names `base`; set exactly one of model.path or model.tiny_size"]
+    return check_tiny_model(job.model)
 
 
 def run_job(job: DistillJobConfig) -> DistillResult:
@@ -83,6 +76,7 @@ def run_job(job: DistillJobConfig) -> DistillResult:
 
     from reasoner.data.datasets import load_dataset
     from reasoner.generation.pool import GeneratorConfig
+    from reasoner.models.loading import resolve_device
 
     torch.set_num_threads(job.threads)
     out_dir = Path(job.output_dir) / job.name
@@ -96,11 +90,17 @@ def run_job(job: DistillJobConfig) -> DistillResult:
             return job.model.path
         from reasoner.models.tiny import ensure_tiny_model
 
-        return str(ensure_tiny_model(out_dir / "models", size=job.model.tiny_size, seed=job.model.tiny_seed))
+        model = job.model
+        return str(
+            ensure_tiny_model(out_dir / "models", family=model.tiny_family, size=model.tiny_size, seed=model.tiny_seed)
+        )
 
     def factory(name: str) -> Callable[[], Generator]:
         return lambda: GeneratorConfig(
-            model_path=resolve(name), backend=job.backend, device=job.device, batch_size=job.batch_size
+            model_path=resolve(name),
+            backend=job.backend.value,
+            device=resolve_device(job.device.value),
+            batch_size=job.batch_size,
         )()
 
     cfg = job.distill

@@ -26,7 +26,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from reasoner.data.records import Problem, jsonl_objects
+from reasoner.data.problem_files import jsonl_objects
+from reasoner.data.records import Problem
 from reasoner.data.sources import infer_answer_type, read_json
 from reasoner.errors import ReasonerError
 from reasoner.prompts import LETTERS

@@ -1,7 +1,9 @@
 """Pre-flight check of a training stage's prompts: image tokens and length against the limit that would cut them.
 
-Real images come in every size and aspect ratio; Qwen2.5-VL turns each into one token per 28x28 pixels after
-resizing it to a multiple of 28 within [min_pixels, max_pixels] (`smart_resize`). Before a stage trains, every
+Real images come in every size and aspect ratio; a Qwen-VL model turns each into one token per side x side pixels
+after resizing it to a multiple of side within [min_pixels, max_pixels] (`smart_resize`), where side = patch size
+x spatial merge, read from the processor (28 for Qwen2.5-VL and our tiny models, 32 for a released Qwen3-VL).
+Before a stage trains, every
 prompt (with its SFT target) is measured without encoding any pixels (image sizes come from the file headers):
 
     image tokens + text tokens of the chat-rendered prompt (+ target for SFT, + the response budget for
@@ -31,11 +33,10 @@ from PIL import Image
 from reasoner.config import RunConfig, StageConfig, StageKind
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
-from reasoner.prompts import Template, problem_messages
+from reasoner.prompts import Template, problem_messages, shown_images
 
 log = logging.getLogger(__name__)
 
-PIXELS_PER_TOKEN_SIDE = 28  # patch 14 x spatial merge 2
 _NAMED = 5
 
 
@@ -51,15 +52,21 @@ class PromptBudget:
     reserved_tokens: int = 0
 
 
-def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int) -> int:
-    """Visual tokens of one image after Qwen2.5-VL's resizing (the processor's own `smart_resize`)."""
+def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int, *, token_side: int) -> int:
+    """Visual tokens of one image after Qwen-VL's resizing (the processor's own `smart_resize`), for merged tokens
+    of `token_side` x `token_side` pixels (`pixels_per_token_side`)."""
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-    side = PIXELS_PER_TOKEN_SIDE
     resized_h, resized_w = smart_resize(
-        height, width, factor=side, min_pixels=min_pixels, max_pixels=max_pixels
+        height, width, factor=token_side, min_pixels=min_pixels, max_pixels=max_pixels
     )
-    return (resized_h // side) * (resized_w // side)
+    return (resized_h // token_side) * (resized_w // token_side)
+
+
+def pixels_per_token_side(processor: Any) -> int:
+    """Side in pixels of one merged visual token: the image processor's patch size x its merge size."""
+    image_processor = processor.image_processor
+    return int(image_processor.patch_size) * int(image_processor.merge_size)
 
 
 def image_size(image: ImageRef) -> tuple[int, int]:
@@ -117,10 +124,11 @@ def measure(
         for problem, target in items
     ]
     text_tokens = processor.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    side = pixels_per_token_side(processor)
     rows = []
     for (problem, _), ids in zip(items, text_tokens, strict=True):
-        sizes = [image_size(image) for image in problem.images]
-        visual = sum(image_tokens(w, h, budget.min_pixels, budget.max_pixels) for w, h in sizes)
+        sizes = [image_size(image) for image in shown_images(problem, template)]
+        visual = sum(image_tokens(w, h, budget.min_pixels, budget.max_pixels, token_side=side) for w, h in sizes)
         # The rendered text holds one image pad per image; the processor expands each to its visual tokens.
         total = len(ids) - len(sizes) + visual + budget.reserved_tokens
         rows.append((problem.id, visual, total, ", ".join(f"{w}x{h}" for w, h in sizes)))

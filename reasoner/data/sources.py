@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reasoner.data.problem_files import jsonl_objects
 from reasoner.data.records import Problem, missing_images
 from reasoner.errors import ReasonerError
 
@@ -355,13 +356,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
         return _read_parquet_rows(path)
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ReasonerError(f"{path}: line {number}: not valid JSON: {err}") from None
+        rows = [row for _, row in jsonl_objects(path)]
     elif path.suffix == ".json":
         data = read_json(path)
         if isinstance(data, dict):

@@ -123,7 +123,8 @@ def distilled_targets(ctx: StageContext, problems: list[Problem]) -> Built:
     cfg = ctx.plan.config.data.distill
 
     def folder(name: str) -> Path:
-        return ctx.model_path("base") if name == "base" else Path(name)
+        """`base`, a stage of this run (e.g. a teacher), or a model folder."""
+        return ctx.model_path(name) if name == "base" or name == ctx.plan.policy else Path(name)
 
     result = distill(
         problems,
@@ -154,7 +155,7 @@ def all_problems(ctx: StageContext, problems: list[Problem]) -> Built:
 
 def difficulty_band(ctx: StageContext, problems: list[Problem]) -> Built:
     """The stage's difficulty band of `problems` (pass rates estimated once, cached in data/)."""
-    from reasoner.data.difficulty import Bands, difficulty_subset, sampling_spec
+    from reasoner.data.difficulty import difficulty_subset, sampling_spec
 
     stage = ctx.plan.config
     pass_rate = stage.data.pass_rate
@@ -169,5 +170,5 @@ def difficulty_band(ctx: StageContext, problems: list[Problem]) -> Built:
         spec=sampling_spec(pass_rate, stage.grpo, seed=ctx.seed),
         # The rater's identity, not its folder: a moved run keeps its cached rates.
         model=f"{rater}:{ctx.fingerprint_of(rater)}",
-        bands=Bands(pass_rate.hard_below, pass_rate.easy_from),
+        edges=pass_rate,
     )

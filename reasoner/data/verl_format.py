@@ -8,8 +8,9 @@ RL row (one per problem):
     images        [{"bytes": encoded image, "max_pixels": int, "min_pixels": int}, ...]
     ability       "math"
     reward_model  {"style": "rule", "ground_truth": answer}
-    extra_info    {"index", "id"} + `reasoner.scoring.scorer_arguments` (answer_type, choices, precision, unit),
-                  which rewards/verl.py hands to `rewards.score`; a new scorer argument also needs a column below
+    extra_info    {"index", "id"} + `reasoner.scoring.scorer_arguments` (answer_type, choices, precision, unit,
+                  question), which rewards/verl.py hands to `rewards.score`; a new scorer argument also needs a
+                  column below
 
 SFT row: `messages` = the same user turn + {"role": "assistant", "content": target}, and the same `images`.
 
@@ -33,7 +34,7 @@ from typing import Any
 from reasoner.atomic import atomic_path
 from reasoner.data.records import ImageRef, Problem
 from reasoner.errors import ReasonerError
-from reasoner.prompts import Template
+from reasoner.prompts import Template, shown_images
 from reasoner.scoring import scorer_arguments
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,7 @@ class ImageLimits:
 
 def user_content(problem: Problem, template: Template) -> str:
     """The user turn as verl reads it: one `<image>` per image, then the rendered prompt text."""
-    text = template.render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
-    )
-    cleaned, removed = _PLACEHOLDERS.subn("", text)
+    cleaned, removed = _PLACEHOLDERS.subn("", template.prompt(problem))
     if removed:
         log.warning(
             "problem %s: removed %d literal <image>/<video>/<audio> marker(s) from the prompt text "
@@ -67,18 +61,18 @@ def user_content(problem: Problem, template: Template) -> str:
             problem.id,
             removed,
         )
-    return IMAGE_PLACEHOLDER * len(problem.images) + cleaned
+    return IMAGE_PLACEHOLDER * len(shown_images(problem, template)) + cleaned
 
 
-def image_entries(problem: Problem, limits: ImageLimits) -> list[dict[str, Any]]:
-    """The problem's images as embedded encoded bytes (files are read now, so every node sees the pixels)."""
+def image_entries(problem: Problem, template: Template, limits: ImageLimits) -> list[dict[str, Any]]:
+    """The images the prompt shows as embedded encoded bytes (files are read now, so every node sees the pixels)."""
     return [
         {
             "bytes": _image_bytes(image, problem.id),
             "max_pixels": limits.max_pixels,
             "min_pixels": limits.min_pixels,
         }
-        for image in problem.images
+        for image in shown_images(problem, template)
     ]
 
 
@@ -98,7 +92,7 @@ def rl_row(
     return {
         "data_source": data_source,
         "prompt": [{"role": "user", "content": user_content(problem, template)}],
-        "images": image_entries(problem, limits),
+        "images": image_entries(problem, template, limits),
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": problem.answer},
         "extra_info": {"index": index, "id": problem.id, **scorer_arguments(problem)},
@@ -113,7 +107,7 @@ def sft_row(problem: Problem, target: str, template: Template, *, limits: ImageL
             {"role": "user", "content": user_content(problem, template)},
             {"role": "assistant", "content": target},
         ],
-        "images": image_entries(problem, limits),
+        "images": image_entries(problem, template, limits),
     }
 
 
@@ -125,6 +119,7 @@ def _schemas() -> dict[str, Any]:
     extra = pa.struct([
         ("index", pa.int64()), ("id", pa.string()), ("answer_type", pa.string()),
         ("choices", pa.list_(pa.string())), ("precision", pa.int64()), ("unit", pa.string()),
+        ("question", pa.string()),
     ])  # fmt: skip
     rl = pa.schema([
         ("data_source", pa.string()), ("prompt", pa.list_(message)), ("images", pa.list_(image)),

@@ -20,7 +20,6 @@ and the number of responses with no readable answer.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any
 
 import rewards
 from reasoner import atomic
-from reasoner.data.records import Problem
+from reasoner.data.records import Problem, json_object
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import breakdown, percent
 from reasoner.scoring import score_pairs
@@ -206,14 +205,7 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
 
 
 def _parse_prediction(line: str, where: str) -> tuple[str, str | None]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ReasonerError(f"{where}: not valid JSON: {err}") from None
-    if not isinstance(row, dict):
-        raise ReasonerError(
-            f"{where}: expected a JSON object with 'pid' and 'response', got {type(row).__name__}"
-        )
+    row = json_object(line, where)
     for key in ("pid", "response"):
         if key not in row:
             raise ReasonerError(f"{where}: key {key!r} is missing; each line needs 'pid' and 'response'")

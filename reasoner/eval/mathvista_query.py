@@ -1,4 +1,4 @@
-"""Prompts for MathVista problems: the official query text, or our own `<think>/<answer>` prompt.
+"""MathVista's official zero-shot query as a prompt template: `reasoner eval --prompt mathvista_query`.
 
 The official form (lupantech/MathVista `evaluation/build_query.py`, zero-shot, no caption/OCR) is
 
@@ -10,23 +10,22 @@ The official form (lupantech/MathVista `evaluation/build_query.py`, zero-shot, n
 
 with the whole text stripped of surrounding whitespace. The layout lives in configs/prompts/mathvista_query.txt
 and the hints in configs/prompts/mathvista_hints.txt; rendered here, they reproduce the published
-`query.json` of every testmini problem character for character (tests/eval check all 1000).
+`query.json` of every testmini problem character for character (tests/eval check all 1000). Published zero-shot
+numbers of base models use this query; our runs train and evaluate with `reason` instead.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
-from reasoner.prompts import format_choices, load_template
+from reasoner.prompts import Template, format_choices, load_template
 
-QueryStyle = Literal["official", "reason"]
-QUERY_STYLES: tuple[str, ...] = ("official", "reason")
-QUERY_TEMPLATE = "mathvista_query"
+OFFICIAL_PROMPT = "mathvista_query"
+"""The `--prompt` name that selects the official query (also its layout file's name)."""
 HINTS_FILE = "mathvista_hints"
-REASON_TEMPLATE = "reason"
 
 
 def load_hints(name_or_path: str = HINTS_FILE) -> dict[str, str]:
@@ -46,73 +45,61 @@ def load_hints(name_or_path: str = HINTS_FILE) -> dict[str, str]:
     return hints
 
 
-def answer_form(problem: Problem) -> str:
+def answer_form(choices: Sequence[str] | None, answer_type: str | None, precision: int | float | None) -> str:
     """The hint key of a problem: `multi_choice` when it has choices, else its answer type (`float_<places>`)."""
-    if problem.is_multiple_choice:
+    if choices:
         return "multi_choice"
-    if problem.answer_type == "float":
-        return f"float_{problem.precision}" if problem.precision is not None else "float"
-    return problem.answer_type
+    if answer_type == "float":
+        return f"float_{int(precision)}" if precision is not None else "float"
+    return str(answer_type)
 
 
-def official_hint(problem: Problem) -> str:
-    """The official MathVista hint sentence for this problem's answer form."""
-    hints = load_hints()
-    form = answer_form(problem)
-    if form not in hints:
-        # The official builder has no hint for these either (it fails); our own prompt covers them.
-        raise ReasonerError(
-            f"problem {problem.id}: no official MathVista hint for answer form {form!r} "
-            f"(answer_type {problem.answer_type!r}, precision {problem.precision!r}); "
-            f"known forms: {', '.join(hints)}; use the 'reason' query style instead"
-        )
-    return hints[form]
+@dataclass(frozen=True)
+class OfficialQuery(Template):
+    """The official query layout plus its hints; `sha256` covers both files (for fingerprints)."""
+
+    hints: tuple[tuple[str, str], ...] = ()
+
+    def render(
+        self,
+        question: str,
+        *,
+        choices: Sequence[str] | None = None,
+        answer_type: str | None = None,
+        precision: int | float | None = None,
+        unit: str | None = None,
+        caption: str | None = None,
+    ) -> str:
+        """The official query of one problem (hint, question with unit, lettered choices); it shows images, so
+        `caption` is never filled."""
+        fields = {
+            "hint": self.hint(choices, answer_type, precision),
+            "question": question,
+            "unit": f" (Unit: {unit})" if unit else "",
+            "choices": format_choices(choices),
+        }
+        # The official builder joins the non-empty parts and strips the result: an empty $choices line (free-form)
+        # and trailing spaces of the last choice or question disappear the same way here; inner blank lines of a
+        # question stay (unlike `Template.render`).
+        return self.substitute(fields).strip()
+
+    def hint(self, choices: Sequence[str] | None, answer_type: str | None, precision: int | float | None) -> str:
+        """The official hint sentence for a problem's answer form."""
+        hints = dict(self.hints)
+        form = answer_form(choices, answer_type, precision)
+        if form not in hints:
+            # The official builder has no hint for these either (it fails); our own prompt covers them.
+            raise ReasonerError(
+                f"no official MathVista hint for answer form {form!r} (answer_type {answer_type!r}, precision "
+                f"{precision!r}); known forms: {', '.join(hints)}; use the 'reason' prompt instead"
+            )
+        return hints[form]
 
 
-def mathvista_query(problem: Problem) -> str:
-    """The official zero-shot MathVista query of a problem (hint, question with unit, lettered choices)."""
-    template = load_template(QUERY_TEMPLATE)
-    fields = {
-        "hint": official_hint(problem),
-        "question": problem.question,
-        "unit": f" (Unit: {problem.unit})" if problem.unit else "",
-        "choices": format_choices(problem.choices),
-    }
-    text = template.substitute(fields)
-    # The official builder joins the non-empty parts and strips the result: an empty $choices line (free-form)
-    # and trailing spaces of the last choice or question disappear the same way here.
-    return text.strip()
-
-
-def reason_query(problem: Problem) -> str:
-    """Our `<think>/<answer>` prompt (configs/prompts/reason.txt), the one SFT and GRPO train with."""
-    return load_template(REASON_TEMPLATE).render(
-        problem.question,
-        choices=problem.choices,
-        answer_type=problem.answer_type,
-        precision=problem.precision,
-        unit=problem.unit,
+def official_query() -> OfficialQuery:
+    """The official query template (`configs/prompts/mathvista_query.txt` + `mathvista_hints.txt`)."""
+    layout, hints = load_template(OFFICIAL_PROMPT), load_template(HINTS_FILE)
+    digest = hashlib.sha256((layout.sha256 + hints.sha256).encode()).hexdigest()
+    return OfficialQuery(
+        name=layout.name, text=layout.text, sha256=digest, hints=tuple(load_hints(HINTS_FILE).items())
     )
-
-
-def build_query(problem: Problem, style: QueryStyle = "official") -> str:
-    """The prompt text for one problem: `official` (MathVista's own query) or `reason` (our template)."""
-    if style == "official":
-        return mathvista_query(problem)
-    if style == "reason":
-        return reason_query(problem)
-    raise ReasonerError(f"unknown MathVista query style {style!r}; allowed: {', '.join(QUERY_STYLES)}")
-
-
-def query_sha256(style: QueryStyle = "official") -> str:
-    """A hash of the template files a style renders from (for stage manifests)."""
-    if style == "official":
-        names = [QUERY_TEMPLATE, HINTS_FILE]
-    elif style == "reason":
-        names = [REASON_TEMPLATE]
-    else:
-        raise ReasonerError(f"unknown MathVista query style {style!r}; allowed: {', '.join(QUERY_STYLES)}")
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update(load_template(name).sha256.encode())
-    return digest.hexdigest()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,12 +84,6 @@ def labels_of(value: Any) -> list[str]:
     return [str(value)]
 
 
-def tally(correct: Iterable[bool | float]) -> Tally:
-    """Overall tally of correctness flags (a float reward counts as correct when it is non-zero)."""
-    flags = [bool(flag) for flag in correct]
-    return Tally(n=len(flags), correct=sum(flags))
-
-
 def group_tallies(labels: Sequence[Any], correct: Sequence[bool | float]) -> dict[str, Tally]:
     """Tally per label, given each record's field value (scalar, list for multi-label, or None)."""
     if len(labels) != len(correct):
@@ -117,11 +111,3 @@ def breakdown(
         tallies = group_tallies([record.get(name) for record in records], correct)
         result[name] = {label: group.to_dict() for label, group in tallies.items()}
     return result
-
-
-def summarize(
-    records: Sequence[Mapping[str, Any]], fields: Sequence[str], *, correct_key: str = "correct"
-) -> dict[str, Any]:
-    """`{"n", "correct", "accuracy", "breakdown"}`: the overall tally plus `breakdown(records, fields)`."""
-    overall = tally(record.get(correct_key, False) for record in records)
-    return {**overall.to_dict(), "breakdown": breakdown(records, fields, correct_key=correct_key)}

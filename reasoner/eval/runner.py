@@ -106,7 +106,7 @@ def load_eval_problems(data: str | Path, limit: int = 0) -> tuple[list[Problem],
 
     Returns the problems and their benchmark name (None for a problems file), which picks the scoring rules."""
     from reasoner.data.importers import load_mathvision
-    from reasoner.data.records import read_problems
+    from reasoner.data.problem_files import read_problems
     from reasoner.data.sources import load_mathvista
 
     path = Path(data)
@@ -128,11 +128,14 @@ def evaluate_model(
     max_new_tokens: int = 512,
     limit: int = 0,
 ) -> dict[str, Any]:
-    """`reasoner eval`: one model folder on one data set, outside any run."""
+    """`reasoner eval`: one model folder on one data set, outside any run.
+
+    `prompt` names a template under configs/prompts/, or is `mathvista_query`: MathVista's official query."""
+    from reasoner.eval.mathvista_query import OFFICIAL_PROMPT, official_query
     from reasoner.prompts import load_template
 
     problems, benchmark = load_eval_problems(data, limit)
-    template = load_template(prompt)
+    template = official_query() if prompt == OFFICIAL_PROMPT else load_template(prompt)
     eval_config = EvalConfig(max_new_tokens=max_new_tokens)
     name = benchmark or Path(data).stem
     fp = fingerprint({"data": str(data), "prompt": template.sha256, "max_new_tokens": max_new_tokens})

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from reasoner.errors import ReasonerError
 
 FinishReason = Literal["stop", "length"]
+
+
+class Backend(str, Enum):
+    """What generates: `hf` (transformers, CPU or one GPU) or `vllm` (vLLM, GPUs)."""
+
+    hf = "hf"
+    vllm = "vllm"
+
+
 LONG_PROMPT_POLICIES = ("error", "truncate")
 
 

@@ -36,7 +36,7 @@ class GenerationStats:
 
 
 class HFGenerator:
-    """Generate with a transformers Qwen2.5-VL-style model.
+    """Generate with a transformers Qwen-VL model (Qwen2.5-VL, Qwen3-VL).
 
     `batch_size` caps the sequences (prompts x n) per `model.generate` call. Sampling is seeded per batch from
     `spec.seed` and the batch's first request index, inside a forked RNG so the caller's RNG state is untouched.

@@ -19,11 +19,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from reasoner.errors import ReasonerError
-from reasoner.generation.base import Completion, GenerationRequest, Generator, SamplingSpec
+from reasoner.generation.base import Backend, Completion, GenerationRequest, Generator, SamplingSpec
 
 log = logging.getLogger(__name__)
-
-BACKENDS = ("hf", "vllm")
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,9 @@ class GeneratorConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. vLLM engine arguments
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ReasonerError(f"generator backend {self.backend!r}; allowed: {list(BACKENDS)}")
+        if self.backend not in tuple(Backend):
+            allowed = ", ".join(backend.value for backend in Backend)
+            raise ReasonerError(f"generator backend {self.backend!r} is not allowed; allowed: {allowed}")
 
     def __call__(self) -> Generator:
         if self.backend == "vllm":

@@ -1,4 +1,4 @@
-"""Models: the tiny offline Qwen2.5-VL, the shared loader and the chat-to-inputs encoding."""
+"""Models: the tiny offline Qwen2.5-VL / Qwen3-VL, the shared loader and the chat-to-inputs encoding."""
 
 from reasoner.models.inputs import encode_prompts
 from reasoner.models.loading import load_model

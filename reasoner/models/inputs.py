@@ -90,9 +90,9 @@ def encode_prompts(
     """Tokenize a batch of conversations with their images into one padded `BatchFeature`.
 
     The result holds `input_ids`, `attention_mask`, `pixel_values`, `image_grid_thw` and `mm_token_type_ids`
-    (keep the last one: without it Qwen2.5-VL silently falls back to 1-D positions). Images must already be
-    decoded PIL images (see `prepare_images`). Left padding is what batched generation needs; trainers that
-    append targets may ask for right padding.
+    (keep the last one: Qwen-VL models compute their 3-D positions from it; without it Qwen2.5-VL silently
+    falls back to 1-D positions). Images must already be decoded PIL images (see `prepare_images`). Left padding
+    is what batched generation needs; trainers that append targets may ask for right padding.
     """
     if len(messages_batch) != len(images_batch):
         raise ReasonerError(f"{len(messages_batch)} conversations but {len(images_batch)} image lists")

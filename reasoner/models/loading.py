@@ -1,4 +1,4 @@
-"""Load any Qwen2.5-VL-style model folder (tiny, merged checkpoint or a downloaded hub snapshot) for inference.
+"""Load any Qwen-VL model folder (Qwen2.5-VL or Qwen3-VL: tiny, merged checkpoint or a downloaded hub snapshot).
 
 Every engine loads models through `load_model`, so the attention implementation, eval mode and the processor
 check live in one place.
@@ -16,6 +16,18 @@ from reasoner.errors import ReasonerError
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str) -> str:
+    """The torch device name for a configured device: `auto` is cuda when torch sees a GPU, else cpu; `cuda`
+    without a GPU is an error naming the setting."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReasonerError("device: cuda was asked for but torch sees no GPU; use device=auto or device=cpu")
+    return device
 
 
 def load_model(path: str | Path, *, device: str = "cpu", dtype: str | Any | None = None) -> tuple[Any, Any]:
@@ -103,7 +115,7 @@ def check_processor(processor: Any, where: str | Path = "the processor") -> None
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ReasonerError(
             f"{where}: AutoProcessor returned {type(processor).__name__} without an image processor; "
-            "a Qwen2.5-VL processor needs torchvision installed and preprocessor_config.json in the folder"
+            "a Qwen-VL processor needs torchvision installed and preprocessor_config.json in the folder"
         )
     if not getattr(processor, "chat_template", None):
         raise ReasonerError(f"{where}: the processor has no chat template (chat_template.jinja is missing)")

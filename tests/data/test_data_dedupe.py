@@ -18,7 +18,8 @@ from reasoner.data.dedupe import (
     normalize_question,
     record_path,
 )
-from reasoner.data.records import ImageRef, Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import ImageRef, Problem
 from reasoner.data.synthetic import generate
 
 # A testmini question that recurs (44 times): too generic to count as an overlap without the image.

@@ -11,13 +11,11 @@ import pytest
 
 import rewards
 from reasoner import config as config_mod
-from reasoner.config import GRPOConfig, PassRateConfig, SamplingConfig
+from reasoner.config import GRPOConfig, PassRateConfig, PassRateSampling, SamplingConfig
 from reasoner.data.difficulty import (
-    Bands,
     difficulty_subset,
     estimate_pass_rates,
     sampling_spec,
-    select_band,
     split_by_band,
 )
 from reasoner.data.records import Problem
@@ -99,22 +97,17 @@ def test_pass_rates_of_the_tiny_model_are_its_verified_share_and_are_cached(
 def test_bands_split_given_pass_rates() -> None:
     problems = [Problem(id=name, question="q", answer="1", answer_type="integer") for name in "abcdef"]
     rates = {"a": 0.0, "b": 0.25, "c": 0.5, "d": 0.74, "e": 0.75, "f": 1.0}
-    split = split_by_band(problems, rates, Bands(hard_below=0.25, easy_from=0.75))
+    split = split_by_band(problems, rates, PassRateConfig(hard_below=0.25, easy_from=0.75))
     assert {band: [p.id for p in group] for band, group in split.items()} == {
         "easy": ["e", "f"],
         "medium": ["b", "c", "d"],
         "hard": ["a"],
     }
-    narrow = Bands(hard_below=0.5, easy_from=1.0)
-    assert [p.id for p in select_band(problems, "hard", rates, narrow)] == ["a", "b"]
-    assert [p.id for p in select_band(problems, "easy", rates, narrow)] == ["f"]
-    assert select_band(problems, "all", {}, narrow) == problems
-    with pytest.raises(ReasonerError, match="hard_below < easy_from"):
-        Bands(hard_below=0.8, easy_from=0.5)
+    narrow = PassRateConfig(hard_below=0.5, easy_from=1.0)
+    assert [p.id for p in split_by_band(problems, rates, narrow)["hard"]] == ["a", "b"]
+    assert [p.id for p in split_by_band(problems, rates, narrow)["easy"]] == ["f"]
     with pytest.raises(ReasonerError, match="problem f: no pass rate"):
-        split_by_band(problems, {k: v for k, v in rates.items() if k != "f"})
-    with pytest.raises(ReasonerError, match="allowed: all, easy, medium, hard"):
-        select_band(problems, "extreme", rates)
+        split_by_band(problems, {k: v for k, v in rates.items() if k != "f"}, PassRateConfig())
 
 
 def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
@@ -134,7 +127,7 @@ def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
     }
     correct = {p.id: i % 5 for i, p in enumerate(problems)}  # rates 0, .25, .5, .75, 1, 0, .25, .5
     path.write_text(json.dumps({"settings": settings, "correct": correct}))
-    kw = {"generator": _no_generator, "template": template, "spec": SPEC, "model": "m"}
+    kw = {"generator": _no_generator, "template": template, "spec": SPEC, "model": "m", "edges": PassRateConfig()}
     medium, stats = difficulty_subset(problems, "medium", path, **kw)
     assert [p.id for p in medium] == [problems[i].id for i in (1, 2, 6, 7)]
     assert stats["difficulty/hard"] == 2 and stats["difficulty/easy"] == 2 and stats["difficulty/kept"] == 4
@@ -144,10 +137,10 @@ def test_difficulty_subset_reuses_rates_and_names_an_empty_band(
 
 def test_sampling_spec_follows_the_stage_rollout_unless_overridden() -> None:
     grpo = GRPOConfig(sampling=SamplingConfig(temperature=0.9, top_p=0.95, max_new_tokens=48))
-    spec = sampling_spec(PassRateConfig(samples=6), grpo, seed=3)
+    spec = sampling_spec(PassRateConfig(sampling=PassRateSampling(n=6)), grpo, seed=3)
     assert (spec.n, spec.temperature, spec.top_p, spec.max_new_tokens, spec.seed) == (6, 0.9, 0.95, 48, 3)
-    spec = sampling_spec(PassRateConfig(temperature=0.5, max_new_tokens=32), grpo, seed=0)
-    assert (spec.temperature, spec.max_new_tokens) == (0.5, 32)
+    spec = sampling_spec(PassRateConfig(sampling=PassRateSampling(temperature=0.5, max_new_tokens=32)), grpo, seed=0)
+    assert (spec.n, spec.temperature, spec.top_p, spec.max_new_tokens) == (8, 0.5, 0.95, 32)
 
 
 def _run_config(tmp_path: Path, stages: str) -> Path:
@@ -163,10 +156,10 @@ def test_run_config_pass_rate_section_is_validated(tmp_path: Path) -> None:
     sft = "  - {kind: sft, name: s1, data: {dataset: train}}\n"
     ok = (
         sft
-        + "  - {kind: grpo, data: {dataset: train, difficulty: medium, pass_rate: {model: s1, samples: 4}}}\n"
+        + "  - {kind: grpo, data: {dataset: train, difficulty: medium, pass_rate: {model: s1, sampling: {n: 4}}}}\n"
     )
     run = config_mod.load(_run_config(tmp_path, ok))
-    assert run.stages[1].data.pass_rate == PassRateConfig(model="s1", samples=4)
+    assert run.stages[1].data.pass_rate == PassRateConfig(model="s1", sampling=PassRateSampling(n=4))
     bad = [
         (
             "  - {kind: grpo, data: {dataset: train, difficulty: hard, pass_rate: {model: later}}}\n",
@@ -177,11 +170,11 @@ def test_run_config_pass_rate_section_is_validated(tmp_path: Path) -> None:
             "need 0 <= hard_below < easy_from <= 1",
         ),
         (
-            "  - {kind: grpo, data: {dataset: train, pass_rate: {samples: 4}}}\n",
+            "  - {kind: grpo, data: {dataset: train, pass_rate: {sampling: {n: 4}}}}\n",
             "data.pass_rate: only for kind=grpo",
         ),
         (
-            "  - {kind: sft, data: {dataset: train, pass_rate: {samples: 4}}}\n",
+            "  - {kind: sft, data: {dataset: train, pass_rate: {sampling: {n: 4}}}}\n",
             "data.pass_rate: only for kind=grpo",
         ),
     ]

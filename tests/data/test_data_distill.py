@@ -14,12 +14,13 @@ from reasoner import cli
 from reasoner import config as config_mod
 from reasoner.config import DistillConfig, SamplingConfig
 from reasoner.data.distill import distill, reason_prompt
-from reasoner.data.records import Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import Problem
 from reasoner.data.selection import choose_chain, sft_examples, token_counter, verify
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError
 from reasoner.generation import Completion, GenerationRequest, HFGenerator, SamplingSpec
-from reasoner.prompts import format_target, load_template
+from reasoner.prompts import format_target, load_template, requests_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -179,6 +180,22 @@ def test_reason_prompt_inserts_the_caption_literally() -> None:
     text = reason_prompt(COLOUR, "Costs $5 and $question marks.", template)
     assert "Costs $5 and $question marks." in text and "Which bar is the tallest?" in text
     assert "(A) purple" in text and "<answer>" in text
+
+
+def test_a_caption_template_shows_the_caption_instead_of_the_image() -> None:
+    """The teacher stage's prompt: the same text distillation sends its reasoner, with no image part."""
+    template = load_template("reason_from_caption")
+    problem = generate_mixed(["bars"], 1, level=1, seed=3)[0]
+    (request,) = requests_for([problem], template)
+    assert request.images == [] and all(part["type"] == "text" for part in request.messages[0]["content"])
+    assert request.messages[0]["content"][0]["text"] == reason_prompt(problem, problem.caption, template)
+    assert problem.caption in reason_prompt(problem, problem.caption, template)
+    # The image template shows the image and never the caption.
+    (plain,) = requests_for([problem], load_template("reason"))
+    assert len(plain.images) == 1 and problem.caption not in str(plain.messages)
+    problem.caption = None
+    with pytest.raises(ReasonerError, match=f"problem {problem.id}: .*shows the caption, but the problem has none"):
+        requests_for([problem], template)
 
 
 # ------------------------------------------------------------------------------------ real generation
@@ -371,6 +388,9 @@ def test_cli_distill_runs_the_demo_config(tiny_model_dir: Path, tmp_path: Path, 
         cli.main(["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "distill.samples=3"]) == 2
     )
     assert "distill.samples" in capsys.readouterr().err
+    bad_family = ["data", "distill", str(REPO / "configs" / "distill-demo.yaml"), "model.tiny_family=qwen4"]
+    assert cli.main(bad_family) == 2
+    assert "model.tiny_family: 'qwen4' is not allowed; allowed: qwen2.5-vl, qwen3-vl" in capsys.readouterr().err
 
 
 def _run_config(tmp_path: Path, stage: str) -> Path:

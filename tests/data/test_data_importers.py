@@ -11,7 +11,7 @@ import pytest
 from reasoner import cli
 from reasoner.data.dedupe import record_path
 from reasoner.data.importers import load_mathvision, load_tabmwp
-from reasoner.data.records import read_problems
+from reasoner.data.problem_files import read_problems
 from reasoner.errors import ReasonerError
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reasoner.cli import PERCEPTION, main
+from reasoner.cli import main
+from reasoner.cli_data import PERCEPTION
 from reasoner.data.perception_loaders import FORMATS, load_perception_file
-from reasoner.data.records import read_problems
+from reasoner.data.problem_files import read_problems
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import score
 from reasoner.prompts import LETTERS

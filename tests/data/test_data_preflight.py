@@ -13,6 +13,7 @@ from reasoner.data.preflight import (
     image_size,
     image_tokens,
     measure,
+    pixels_per_token_side,
     processor_pixels,
     stage_budget,
 )
@@ -59,8 +60,29 @@ def test_max_image_pixels_bounds_the_image_tokens(real_problems, processor):
     low, _ = processor_pixels(processor)
     large = max(real_problems, key=lambda p: image_size(p.images[0])[0] * image_size(p.images[0])[1])
     width, height = image_size(large.images[0])
-    assert image_tokens(width, height, low, 401408) > image_tokens(width, height, low, 50176)
-    assert image_tokens(width, height, low, 50176) <= 50176 // 784
+    side = pixels_per_token_side(processor)
+    assert side == 28
+    larger, smaller = (image_tokens(width, height, low, pixels, token_side=side) for pixels in (401408, 50176))
+    assert larger > smaller
+    assert smaller <= 50176 // 784
+
+
+@pytest.mark.parametrize("patch_size", [14, 16])  # 16: a released Qwen3-VL's patches (32-px tokens)
+def test_token_side_follows_the_image_processor(patch_size):
+    from types import SimpleNamespace
+
+    from PIL import Image
+    from transformers import Qwen2VLImageProcessor
+
+    low, high = 56 * 56, 512 * 512
+    images = [Image.new("RGB", size, "white") for size in [(60, 45), (300, 120), (1000, 700), (37, 500)]]
+    image_processor = Qwen2VLImageProcessor(
+        patch_size=patch_size, merge_size=2, size={"shortest_edge": low, "longest_edge": high}
+    )
+    grid = image_processor(images=images, return_tensors="pt")["image_grid_thw"]  # [I, 3] in patches
+    side = pixels_per_token_side(SimpleNamespace(image_processor=image_processor))
+    counted = [image_tokens(*image.size, low, high, token_side=side) for image in images]
+    assert side == 2 * patch_size and counted == (grid.prod(-1) // 4).tolist()
 
 
 def test_prompts_over_the_limit_stop_the_stage_naming_them(real_problems, processor):

@@ -10,10 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from reasoner.data.records import (
-    ImageRef,
-    Problem,
-    missing_images,
+from reasoner.data.problem_files import (
     parquet_schema,
     read_jsonl,
     read_parquet,
@@ -21,6 +18,7 @@ from reasoner.data.records import (
     write_jsonl,
     write_problems,
 )
+from reasoner.data.records import ImageRef, Problem, missing_images
 from reasoner.data.synthetic import generate_mixed
 from reasoner.errors import ReasonerError
 

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from reasoner import cli
-from reasoner.data.records import Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import Problem
 from reasoner.data.sources import (
     has_images,
     infer_answer_type,

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from reasoner import cli
-from reasoner.data.records import Problem, read_problems
+from reasoner.data.problem_files import read_problems
+from reasoner.data.records import Problem
 from reasoner.data.synthetic import (
     COLOURS,
     LEVELS,
     TASKS,
     generate,
     generate_mixed,
-    generate_split,
     problem_key,
     split_of,
 )
@@ -71,7 +71,7 @@ def test_train_and_eval_are_disjoint_whatever_the_seeds() -> None:
     assert not {problem_key(p) for p in train} & {problem_key(p) for p in held_out}
     assert {p.metadata["split"] for p in train} == {"train"} and {split_of(p) for p in held_out} == {"eval"}
     assert {p.metadata["task"] for p in held_out} == set(TASKS)
-    pair = generate_split(["count", "bars"], 40, 20, level=2, seed=1)
+    pair = [generate_mixed(["count", "bars"], n, 2, seed=1, split=part) for n, part in ((40, "train"), (20, "eval"))]
     assert [len(part) for part in pair] == [40, 20]
     assert not {problem_key(p) for p in pair[0]} & {problem_key(p) for p in pair[1]}
     assert len({p.id for p in pair[0] + pair[1]}) == 60

@@ -1,5 +1,6 @@
 """The local engine's GRPO loop: verl's math on hand-made tensors, the shared-prefix forward, the sampler, the
-reward-to-gradient path and checkpoint resume, on a real tiny Qwen2.5-VL with rendered synthetic problems."""
+reward-to-gradient path and checkpoint resume, on real tiny models (the forward, sampler and gradient tests on
+both families: Qwen2.5-VL and Qwen3-VL) with rendered synthetic problems."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from reasoner.engines.local.objective import grpo_advantages, grpo_loss, policy_
 from reasoner.engines.local.rollout import StopRule, rollout, sample_next
 from reasoner.models.inputs import encode_prompts
 from reasoner.models.loading import load_model
-from reasoner.models.tiny import ensure_tiny_model
+from reasoner.models.tiny import FAMILIES, ensure_tiny_model
 from reasoner.prompts import load_template, problem_messages
 
 TEMPLATE = load_template("reason")
@@ -38,10 +39,12 @@ def problems():
     return generate_mixed(list(TASKS), 8, level=1, seed=7)
 
 
-@pytest.fixture(scope="module")
-def varied_model(tiny_dir):
-    """The tiny model with its language weights jittered, so greedy outputs differ between prompts and steps."""
-    model, processor = load_model(tiny_dir)
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def varied_model(request, tmp_path_factory):
+    """A tiny model of each family with its language weights jittered, so greedy outputs differ between prompts
+    and steps."""
+    folder = ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", family=request.param, size="demo", seed=0)
+    model, processor = load_model(folder)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.model.language_model.parameters():

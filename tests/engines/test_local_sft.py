@@ -1,4 +1,5 @@
-"""The local engine's SFT loop on a real tiny Qwen2.5-VL and rendered synthetic problems (CPU, one thread)."""
+"""The local engine's SFT loop on a real tiny Qwen2.5-VL (and Qwen3-VL: the vision freeze) and rendered synthetic
+problems (CPU, one thread)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
-from reasoner.models.tiny import ensure_tiny_model
+from reasoner.models.tiny import FAMILIES, ensure_tiny_model
 from reasoner.prompts import format_target, load_template
 
 
@@ -81,15 +82,19 @@ def test_batch_learns_only_the_assistant_turn(tiny_dir, examples):
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_one_step_trains_language_model_not_frozen_vision(tiny_dir, examples, tmp_path):
-    job = make_job(tmp_path, tiny_dir, steps=1, freeze_vision=True)
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_one_step_trains_language_model_not_frozen_vision(family, examples, tmp_path, tmp_path_factory):
+    init = ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", family=family, size="demo", seed=0)
+    job = make_job(tmp_path, init, steps=1, freeze_vision=True)
     summary = LocalEngine(RunConfig(name="t")).train_sft(job, examples)
     assert summary["steps"] == 1 and summary["examples"] == 4
     assert torch.isfinite(torch.tensor(summary["train/loss"]))
-    before, after = params(tiny_dir), params(job.out_model)
+    before, after = params(init), params(job.out_model)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert any(name.startswith("model.language_model") for name in changed)
     assert not any(name.startswith("model.visual") for name in changed)
+    # Qwen3-VL's deepstack mergers are part of the vision tower, frozen with it.
+    assert any("deepstack" in name for name in before) == (family == "qwen3-vl")
     assert (job.log_dir / "metrics.jsonl").read_text().count("\n") == 1
     assert any(path.name.startswith("events.out.tfevents") for path in job.log_dir.iterdir())
 

@@ -93,6 +93,7 @@ def test_rl_parquet_loads_with_rlhf_dataset_and_every_image_reaches_the_processo
             row["extra_info"]["id"] == problem.id and row["extra_info"]["answer_type"] == problem.answer_type
         )
         assert row["extra_info"]["choices"] == problem.choices
+        assert row["extra_info"]["question"] == problem.question  # the scorer reads comparisons against it
         # What verl's agent loop does before rollout: vision preprocessing, chat template, processor.
         images, _, _ = asyncio.run(
             RLHFDataset.process_multi_modal_info(row["raw_prompt"], dataset.image_patch_size, config)

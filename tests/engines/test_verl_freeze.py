@@ -1,4 +1,4 @@
-"""The vision-freeze patch on verl's own FSDPEngine._build_module, building the tiny Qwen2.5-VL on CPU.
+"""The vision-freeze patch on verl's own FSDPEngine._build_module, building the tiny Qwen2.5-VL (and Qwen3-VL) on CPU.
 
 The engine object is made without verl's constructor (which sets up a CUDA device mesh) and given the attributes
 `_build_module` reads; the model build itself is verl's. verl's monkey patch step imports trl's value-head model
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from reasoner.engines.verl import freeze
+from reasoner.models.tiny import ensure_tiny_model
 
 # verl's `_build_module` monkey-patches transformers' Qwen2.5-VL classes for the whole process (its forward then
 # rejects `mm_token_type_ids`), so every build runs in a child process and reports what it found as JSON.
@@ -36,6 +37,7 @@ vision = set(freeze.vision_parameter_names(module))
 grads = {name for name, p in module.named_parameters() if p.requires_grad}
 print(json.dumps({
     "vision": len(vision), "vision_trainable": len(vision & grads), "language_trainable": len(grads - vision),
+    "deepstack": len([name for name in vision if "deepstack" in name]), "model_type": module.config.model_type,
     "installed": FSDPEngine._build_module._reasoner_freeze is True, "installed_again": freeze.install(),
 }))
 """
@@ -52,6 +54,13 @@ def build_with_verl(tiny_model_dir: Path, *, forward_only: bool, flag: str) -> d
 def test_training_engine_freezes_the_vision_tower_when_asked(tiny_model_dir):
     found = build_with_verl(tiny_model_dir, forward_only=False, flag="1")
     assert found["installed"] and found["installed_again"] is False  # installed once, never stacked
+    assert found["vision"] > 10 and found["vision_trainable"] == 0 and found["language_trainable"] > 10
+
+
+def test_qwen3_vl_vision_tower_freezes_with_its_deepstack_mergers(tmp_path_factory):
+    folder = ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", family="qwen3-vl", size="demo", seed=0)
+    found = build_with_verl(folder, forward_only=False, flag="1")
+    assert found["model_type"] == "qwen3_vl" and found["deepstack"] > 0
     assert found["vision"] > 10 and found["vision_trainable"] == 0 and found["language_trainable"] > 10
 
 

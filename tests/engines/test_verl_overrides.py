@@ -19,9 +19,8 @@ from reasoner.config import (
     StageConfig,
     StageDataConfig,
     StageKind,
-    name_stages,
-    validate,
 )  # fmt: skip
+from reasoner.config_load import name_stages, validate
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, verl_config_dir
 from reasoner.engines.verl.engine import compose_stage
 from reasoner.engines.verl.overrides import (

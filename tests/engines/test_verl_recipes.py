@@ -22,7 +22,11 @@ def plan_of(path: Path, overrides: list[str] = ()):
 
 
 def test_the_openvlthinker_recipes_are_there():
-    assert {p.name for p in VERL_RECIPES} >= {"openvlthinker-7b.yaml", "openvlthinker-3b.yaml"}
+    assert {p.name for p in VERL_RECIPES} >= {
+        "openvlthinker-7b.yaml",
+        "openvlthinker-3b.yaml",
+        "openvlthinker-v2-8b.yaml",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +88,43 @@ def test_7b_recipe_carries_the_published_hyperparameters(validated):
         "cosine",
         0.1,
     )
+
+
+def test_v2_8b_recipe_is_the_7b_schedule_on_qwen3_vl_with_32px_image_limits(validated):
+    run8, _, checked8 = validated["openvlthinker-v2-8b.yaml"]
+    run7, _, checked7 = validated["openvlthinker-7b.yaml"]
+    assert run8.model.path.endswith("Qwen3-VL-8B-Instruct") and run8.stages == run7.stages
+    for eight, seven in zip(checked8, checked7, strict=True):  # the same verl settings, stage by stage
+        if eight.name.startswith("grpo"):
+            assert eight.config.actor_rollout_ref.actor == seven.config.actor_rollout_ref.actor
+            assert eight.config.actor_rollout_ref.rollout.n == seven.config.actor_rollout_ref.rollout.n
+        else:
+            assert eight.config.optim == seven.config.optim
+    assert (run8.cluster.min_image_pixels, run8.cluster.max_image_pixels) == (64 * 64, 512 * 512)
+
+
+def test_v2_8b_recipe_plans_with_the_cli_without_the_8b_weights(tmp_path, capsys):
+    """`reasoner run --plan` checks that model.path and the data exist: a tiny Qwen3-VL stands in for the 8B folder
+    and a synthetic problems file for the seed pool; evaluation is off (no MathVista images on this machine)."""
+    from reasoner.cli import main
+    from reasoner.data.problem_files import write_problems
+    from reasoner.data.synthetic import TASKS, generate_mixed
+    from reasoner.models.tiny import ensure_tiny_model
+
+    model = ensure_tiny_model(tmp_path / "models", family="qwen3-vl")
+    problems = write_problems(generate_mixed(list(TASKS), 8, seed=3), tmp_path / "pool.jsonl")
+    (tmp_path / "mathvista").mkdir()
+    overrides = [
+        f"model.path={model}", f"datasets.seed_pool.path={problems}", f"datasets.distilled.path={problems}",
+        f"datasets.mathvista.path={tmp_path / 'mathvista'}", "eval.datasets=[]", f"output_dir={tmp_path / 'runs'}",
+    ]  # fmt: skip
+    assert main(["run", str(CONFIGS / "openvlthinker-v2-8b.yaml"), "--plan", *overrides]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("run 'openvlthinker-v2-8b' (verl engine)")
+    assert [line.split()[0] for line in lines[1:]] == [f"0{i}_{k}" for i, k in enumerate(["base"] + ["sft", "grpo"] * 3)]
+    assert all(line.endswith("pending") for line in lines[1:])
+    assert main(["run", str(CONFIGS / "openvlthinker-v2-8b.yaml"), "--plan"]) == 2  # no weights, no data: one line
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_tiny_demo_on_the_verl_engine_plans_the_built_base_model():

@@ -15,8 +15,6 @@ from reasoner.eval.metrics import (
     percent,
     spread,
     standard_error,
-    summarize,
-    tally,
 )
 
 
@@ -58,18 +56,17 @@ def test_groups_ordered_by_size_then_name_and_missing_labels_skipped() -> None:
     assert sum(group.n for group in groups.values()) == 5  # the None record is in no group
 
 
-def test_summarize_overall_and_fields_including_absent_field() -> None:
+def test_breakdown_counts_float_rewards_and_keeps_an_absent_field() -> None:
     records = [
         {"task": "count", "level": 1, "correct": True},
         {"task": "count", "level": 2, "correct": False},
         {"task": "digits", "level": 1, "correct": 1.0},  # a float reward counts as correct
         {"task": "digits", "level": 2, "correct": 0.0},
     ]
-    result = summarize(records, ["task", "level", "grade"])
-    assert (result["n"], result["correct"], result["accuracy"]) == (4, 2, 50.0)
-    assert result["breakdown"]["level"]["1"] == {"n": 2, "correct": 2, "accuracy": 100.0}
-    assert result["breakdown"]["grade"] == {}
-    assert tally([]).accuracy == 0.0
+    result = breakdown(records, ["task", "level", "grade"])
+    assert result["task"]["digits"] == {"n": 2, "correct": 1, "accuracy": 50.0}
+    assert result["level"]["1"] == {"n": 2, "correct": 2, "accuracy": 100.0}
+    assert result["grade"] == {}
 
 
 def test_group_tallies_rejects_mismatched_lengths() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from reasoner.cli import main
-from reasoner.data.records import write_problems
+from reasoner.data.problem_files import write_problems
 from reasoner.data.synthetic import generate_mixed
 
 

@@ -1,4 +1,5 @@
-"""The tiny Qwen2.5-VL: built offline, reloads through the Auto classes, deterministic, and usable for generation."""
+"""The tiny Qwen2.5-VL and Qwen3-VL: built offline, reload through the Auto classes, deterministic, usable for
+generation, with the same 28-px visual tokens in both families."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from reasoner.errors import ReasonerError
 from reasoner.models import build_tiny_model, encode_prompts, load_model
 from reasoner.models.inputs import prompt_token_counts
 from reasoner.models.loading import load_processor
-from reasoner.models.tiny import SIZES
+from reasoner.models.tiny import FAMILIES, SIZES, ensure_tiny_model
+
+MODEL_CLASSES = {"qwen2.5-vl": "Qwen2_5_VLForConditionalGeneration", "qwen3-vl": "Qwen3VLForConditionalGeneration"}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family_dir(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(family, its tiny 'demo' model folder, seed 0) for each family."""
+    folder = ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", family=request.param, size="demo", seed=0)
+    return request.param, folder
 
 
 def _hashes(folder: Path) -> dict[str, str]:
@@ -24,15 +34,48 @@ def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
 
-def test_folder_reloads_offline_with_auto_classes(tiny_model_dir: Path) -> None:
+def test_folder_reloads_offline_with_auto_classes(family_dir: tuple[str, Path]) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
-    processor = AutoProcessor.from_pretrained(tiny_model_dir)
-    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    family, folder = family_dir
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    assert type(model).__name__ == MODEL_CLASSES[family]
     assert processor.image_processor is not None and processor.video_processor is not None
     assert 0.5e6 < sum(p.numel() for p in model.parameters()) < 2e6
     assert model.config.image_token_id == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    # The processors cut images into the vision tower's own patches and merge them into 28-px tokens.
+    vision = model.config.vision_config
+    for images in (processor.image_processor, processor.video_processor):
+        assert (images.patch_size, images.merge_size, images.temporal_patch_size) == (14, 2, 2)
+        assert (vision.patch_size, vision.spatial_merge_size, vision.temporal_patch_size) == (14, 2, 2)
+        assert (images.size["shortest_edge"], images.size["longest_edge"]) == (4 * 784, 64 * 784)
+
+
+def test_qwen3_folder_has_deepstack_and_interleaved_rotary_positions(family_dir: tuple[str, Path]) -> None:
+    import json
+
+    family, folder = family_dir
+    config = json.loads((folder / "config.json").read_text())
+    if family == "qwen2.5-vl":
+        assert config["model_type"] == "qwen2_5_vl" and "deepstack_visual_indexes" not in config["vision_config"]
+        return
+    assert config["model_type"] == "qwen3_vl"
+    assert config["vision_config"]["deepstack_visual_indexes"] == [0]
+    rope = config["text_config"]["rope_parameters"]
+    assert rope["mrope_interleaved"] and rope["mrope_section"] == [6, 5, 5]  # Qwen3-VL's 24:20:20 of head_dim/2
+    assert config["text_config"]["head_dim"] == 32
+    assert json.loads((folder / "tiny_model.json").read_text())["family"] == "qwen3-vl"
+
+
+def test_a_video_goes_through_the_saved_video_processor(family_dir: tuple[str, Path]) -> None:
+    import numpy as np
+
+    _, folder = family_dir
+    processor = load_processor(folder)
+    frames = np.zeros((4, 56, 84, 3), dtype=np.uint8)  # 4 frames -> 2 temporal patches of 2x3 tokens
+    out = processor.video_processor(videos=[frames], return_tensors="pt")
+    assert out["video_grid_thw"].tolist() == [[2, 4, 6]]
 
 
 def test_tokenizer_splits_digits_and_keeps_format_tokens_whole(tiny_model_dir: Path) -> None:
@@ -62,11 +105,12 @@ def test_chat_template_renders_qwen_turns_and_image_placeholder(tiny_model_dir: 
 
 
 def test_same_seed_gives_identical_folder_and_other_seed_differs(
-    tmp_path: Path, tiny_model_dir: Path
+    tmp_path: Path, family_dir: tuple[str, Path]
 ) -> None:
-    again = build_tiny_model(tmp_path / "again", size="demo", seed=0)
-    other = build_tiny_model(tmp_path / "other", size="demo", seed=1)
-    assert _hashes(again) == _hashes(tiny_model_dir)
+    family, folder = family_dir
+    again = build_tiny_model(tmp_path / "again", family=family, size="demo", seed=0)
+    other = build_tiny_model(tmp_path / "other", family=family, size="demo", seed=1)
+    assert _hashes(again) == _hashes(folder)
     differing = {k for k, v in _hashes(other).items() if _hashes(again)[k] != v}
     assert differing == {"model.safetensors", "tiny_model.json"}
 
@@ -78,10 +122,12 @@ def test_build_refuses_non_empty_folder_and_unknown_size(tmp_path: Path) -> None
         build_tiny_model(tmp_path / "full")
     with pytest.raises(ReasonerError, match="allowed: \\['demo', 'small'\\]"):
         build_tiny_model(tmp_path / "new", size="huge")
+    with pytest.raises(ReasonerError, match="allowed: \\['qwen2.5-vl', 'qwen3-vl'\\]"):
+        build_tiny_model(tmp_path / "new", family="qwen4")
 
 
-def test_encode_prompts_left_pads_and_counts_visual_tokens(tiny_model_dir: Path, digit_images: list) -> None:
-    processor = load_processor(tiny_model_dir)
+def test_encode_prompts_left_pads_and_counts_visual_tokens(family_dir: tuple[str, Path], digit_images: list) -> None:
+    processor = load_processor(family_dir[1])
     small, large = digit_images[0], digit_images[3]  # 56x56 -> 2x2 merged tokens, 224x224 -> 8x8
     batch = encode_prompts(processor, [_user("a"), _user("a")], [[small], [large]])
     image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
@@ -105,13 +151,31 @@ def test_large_images_are_capped_at_max_visual_tokens(tiny_model_dir: Path) -> N
     assert (batch["input_ids"] == image_id).sum().item() <= SIZES["demo"].max_visual_tokens
 
 
-def test_load_model_forwards_a_batch_in_eval_mode(tiny_model_dir: Path, digit_images: list) -> None:
-    model, processor = load_model(tiny_model_dir)
+def test_load_model_forwards_a_batch_in_eval_mode(family_dir: tuple[str, Path], digit_images: list) -> None:
+    model, processor = load_model(family_dir[1])
     assert not model.training and model.config._attn_implementation == "sdpa"
     batch = encode_prompts(processor, [_user(str(i)) for i in range(8)], [[image] for image in digit_images])
     with torch.no_grad():
         logits = model(**batch).logits
     assert logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(logits).all()
+
+
+def test_generate_with_an_image_continues_every_prompt(family_dir: tuple[str, Path], digit_images: list) -> None:
+    model, processor = load_model(family_dir[1])
+    batch = encode_prompts(processor, [_user("a"), _user("b")], [[digit_images[0]], [digit_images[3]]])
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=6, do_sample=False, min_new_tokens=6)
+    new = out[:, batch["input_ids"].shape[1] :]
+    assert new.shape == (2, 6) and (new < len(processor.tokenizer)).all()
+    # The pixels reach the prediction: two images of one size give different next-token logits.
+    from PIL import Image
+
+    with torch.no_grad():
+        logits = [
+            model(**encode_prompts(processor, [_user("a")], [[Image.new("RGB", (56, 56), color)]])).logits[0, -1]
+            for color in ("white", "navy")
+        ]
+    assert not torch.allclose(*logits)
 
 
 def test_load_model_errors_name_the_folder(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -140,6 +204,8 @@ def test_cli_builds_a_tiny_model(tmp_path: Path, capsys: pytest.CaptureFixture, 
     from reasoner.cli import main
 
     assert main(["data", "tiny-model", str(tmp_path / "m"), "--size", "demo", "--seed", "0"]) == 0
-    assert "'demo' (seed 0," in capsys.readouterr().out
+    assert "tiny random Qwen2.5-VL ('demo', seed 0)," in capsys.readouterr().out
     assert _hashes(tmp_path / "m") == _hashes(tiny_model_dir)
     assert main(["data", "tiny-model", str(tmp_path / "m")]) == 2  # not empty: a clean error, no traceback
+    assert main(["data", "tiny-model", str(tmp_path / "q3"), "--family", "qwen3-vl"]) == 0
+    assert "tiny random Qwen3-VL ('demo', seed 0)," in capsys.readouterr().out

@@ -108,7 +108,10 @@ CASES = [
     ("<think>The answer is 15.</think>\n<answer>16</answer>", "15", {"answer_type": "integer"}, 0.0),
     ("<think>The answer is 15.</think>\n<answer></answer>", "15", {"answer_type": "integer"}, 0.0),
     # MathVista's numeric rules
-    ("5.7", "5", {"answer_type": "integer"}, 1.0),  # str(int(float(x))) truncates
+    # An integer item answered with a fraction is wrong, never truncated (the published verdicts); whole stays whole.
+    ("5.7", "5", {"answer_type": "integer"}, 0.0),
+    ("The mean of 4, 5 and 6 is 5.00.", "5", {"answer_type": "integer"}, 1.0),
+    ("The lowest accuracy is 0." + "9" * 40 + ".", "1", {"answer_type": "integer"}, 0.0),
     ("The answer is 7.071", "7.07", {"answer_type": "float", "precision": 2.0}, 1.0),
     ("7.1", "7.07", {"answer_type": "float", "precision": 2}, 0.0),
     ("\\boxed{\\frac{3}{4}}", "0.75", {"answer_type": "float", "precision": 2}, 1.0),

@@ -43,6 +43,13 @@ def test_compute_score_float_precision_and_weights(adapter) -> None:
     assert (wrong["score"], wrong["acc"], wrong["no_answer"], wrong["reason"]) == (0.0, 0.0, 0.0, "mismatch")
 
 
+def test_the_question_in_extra_info_reaches_the_scorer(adapter) -> None:
+    extra_info = {"answer_type": "text", "choices": ["Yes", "No"], "question": "Are there more cubes than balls?"}
+    response = "In the picture there are more balls than cubes."
+    assert adapter.compute_score("mathvista", response, "No", extra_info)["acc"] == 1.0
+    assert adapter.compute_score("mathvista", response, "No", {**extra_info, "question": None})["acc"] == 0.0
+
+
 def test_choices_as_json_text_are_read_and_other_text_is_refused(adapter) -> None:
     extra_info = {"answer_type": "text", "choices": json.dumps(ANGLES)}
     assert adapter.compute_score("mathvista", "(C)", "60°", extra_info)["acc"] == 1.0

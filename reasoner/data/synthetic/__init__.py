@@ -34,7 +34,6 @@ __all__ = [
     "TASKS",
     "generate",
     "generate_mixed",
-    "generate_split",
     "problem_key",
     "split_of",
 ]
@@ -141,13 +140,3 @@ def generate_mixed(
         problems += generate(task, share, level, seed, split=split)
     random.Random(f"mix:{seed}").shuffle(problems)
     return problems
-
-
-def generate_split(
-    tasks: Sequence[str], n_train: int, n_eval: int, level: int = 1, seed: int = 0
-) -> tuple[list[Problem], list[Problem]]:
-    """A training set and a held-out set of the same worlds, disjoint by construction (see `split_of`)."""
-    return (
-        generate_mixed(tasks, n_train, level, seed, split="train"),
-        generate_mixed(tasks, n_eval, level, seed, split="eval"),
-    )

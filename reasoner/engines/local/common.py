@@ -27,7 +27,7 @@ import torch
 from reasoner.atomic import atomic_dir, write_json
 from reasoner.config import RunConfig, StageConfig
 from reasoner.errors import ReasonerError
-from reasoner.models.loading import load_model
+from reasoner.models.loading import load_model, resolve_device
 from reasoner.rundir import DamagedFile, read_json_object
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,8 @@ class Runtime:
 
 def resolve_runtime(run: RunConfig) -> Runtime:
     """Pick the device (`auto` = cuda if available), set the CPU thread count, return the runtime."""
-    name = run.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ReasonerError("device: cuda was asked for but torch sees no GPU; use device=auto or device=cpu")
     torch.set_num_threads(max(1, run.threads))
-    device = torch.device(name)
+    device = torch.device(resolve_device(run.device.value))
     return Runtime(
         device=device,
         autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
@@ -92,7 +87,8 @@ def load_trainable(path: Path, runtime: Runtime, *, freeze_vision: bool) -> tupl
 
 
 def vision_module(model: Any) -> torch.nn.Module:
-    """The vision tower with its projector (Qwen2.5-VL keeps the merger inside `visual`)."""
+    """The vision tower with its projector: Qwen2.5-VL and Qwen3-VL keep their patch mergers (Qwen3-VL's deepstack
+    mergers too) inside `visual`."""
     inner = getattr(model, "model", model)
     visual = getattr(inner, "visual", None)
     if visual is None:

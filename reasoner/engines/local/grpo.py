@@ -31,7 +31,7 @@ from reasoner.engines.local.objective import LossParts, grpo_advantages, grpo_lo
 from reasoner.engines.local.rollout import Rollout, StopRule, rollout
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
-from reasoner.prompts import Template, problem_messages
+from reasoner.prompts import Template, problem_messages, shown_images
 from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def encode_problems(
 ) -> policy.EncodedPrompts:
     """The stage's prompt for each problem, with its images, encoded once for rollout and updates."""
     messages = [problem_messages(problem, template) for problem in problems]
-    return policy.encode(model, processor, messages, [p.load_images() for p in problems], device)
+    return policy.encode(model, processor, messages, [[im.load() for im in shown_images(p, template)] for p in problems], device)
 
 
 def load_reference(path: Any, runtime: Runtime) -> Any:

@@ -1,4 +1,5 @@
-"""Forward passes of a Qwen2.5-VL policy over prompts that share their prefix across a group of responses.
+"""Forward passes of a Qwen-VL policy (Qwen2.5-VL or Qwen3-VL) over prompts that share their prefix across a
+group of responses.
 
 GRPO samples G responses per prompt, so the prompt (and its image) is the same for G rows. Instead of running
 the vision tower and the prompt tokens G times, `prefill` runs them once per prompt and repeats the KV cache G
@@ -6,9 +7,11 @@ times (autograd flows through the repeat); the responses then attend to that cac
 and responses of ~16 this does ~3x less work than a plain forward over `[B*G, P+C]` and gives the same
 log-probabilities (tested against the plain forward). SFT uses the same path with G = 1.
 
-Positions: Qwen2.5-VL uses 3-D (t, h, w) rotary positions; text after the prompt continues from the prompt's
-last position in all three dimensions. The positions of response tokens are computed here and passed
-explicitly, so the model's own position cache (`rope_deltas`) is never consulted.
+Positions: both families use 3-D (t, h, w) rotary positions (the prompt's come from the model's own
+`get_rope_index`); text after the prompt continues from the prompt's last position in all three dimensions. The
+positions of response tokens are computed here and passed explicitly, so the model's own position cache
+(`rope_deltas`) is never consulted. Qwen3-VL's deepstack features enter at the image tokens, which are all in the
+prompt, so the prefill carries them and the cached responses need none.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.loop import OnStep, TrainingSession
 from reasoner.errors import ReasonerError
-from reasoner.prompts import Template, problem_messages
+from reasoner.prompts import Template, problem_messages, shown_images
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def encode_batch(
 ) -> SFTBatch:
     """Tokenize examples: prompts with images through the processor, targets as the chat template renders them."""
     messages = [problem_messages(example.problem, template) for example in examples]
-    images = [example.problem.load_images() for example in examples]
+    images = [[im.load() for im in shown_images(example.problem, template)] for example in examples]
     prompts = policy.encode(model, processor, messages, images, device)
     tokenizer = processor.tokenizer
     rows = [

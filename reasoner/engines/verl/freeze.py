@@ -3,7 +3,8 @@
 verl 0.9.1 declares `actor.freeze_vision_tower` but no code reads it, and its SFT trainer has no such option.
 This module wraps `FSDPEngine._build_module` (the model is built, before FSDP wrapping and before the optimizer
 collects parameters) so that a trainable engine sets `requires_grad=False` on the vision tower and projector
-(`visual.*`, which holds Qwen2.5-VL's patch merger) when `REASONER_FREEZE_VISION=1`. Forward-only engines
+(`visual.*`, which holds Qwen2.5-VL's patch merger and Qwen3-VL's merger and deepstack mergers) when
+`REASONER_FREEZE_VISION=1`. Forward-only engines
 (reference, old log-probs) are left alone. FSDP2 shards frozen and trainable parameters alike.
 
 verl imports this module in every process it starts, because the launch environment sets
@@ -24,7 +25,7 @@ _VISION_PREFIXES = ("visual.", "model.visual.")
 
 
 def vision_parameter_names(module) -> list[str]:
-    """Names of the vision tower's (and projector's) parameters of a Qwen2.5-VL model."""
+    """Names of the vision tower's (and projectors') parameters of a Qwen2.5-VL or Qwen3-VL model."""
     return [name for name, _ in module.named_parameters() if name.startswith(_VISION_PREFIXES)]
 
 
