@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` runs the main job, `make test` runs the test suite.
 # Both create the virtual environment (.venv) on first use, pinned by constraints.txt.
+# `make demo-seeds` runs the demo once per seed (runs/demo-s0, -s1, -s2) and combines them in runs/demo-seeds/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
@@ -7,7 +8,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo lint bench
+SEEDS ?= 0 1 2
+
+.PHONY: install test demo demo-seeds lint bench
 
 install: $(VENV)/.installed
 
@@ -22,6 +25,10 @@ test: install
 
 demo: install
 	$(VENV)/bin/reasoner run configs/demo.yaml
+
+demo-seeds: install
+	for s in $(SEEDS); do $(VENV)/bin/reasoner run configs/demo.yaml seed=$$s name=demo-s$$s || exit 1; done
+	$(VENV)/bin/reasoner report $(foreach s,$(SEEDS),runs/demo-s$(s)) --out runs/demo-seeds
 
 lint: install
 	$(VENV)/bin/ruff check reasoner rewards tests benchmarks

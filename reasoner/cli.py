@@ -116,21 +116,31 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("report", help="regenerate report.md/report.json/accuracy.png of a run folder")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="e.g. runs/demo")
+    parser = sub.add_parser(
+        "report",
+        help="regenerate a run folder's report.md/report.json/accuracy.png, or combine runs of several seeds",
+        description="One RUN_DIR: rewrite its report from its stage folders (accuracy ± binomial standard error). "
+        "Several RUN_DIRs (runs of one config with different seeds) and --out DIR: write a combined report into "
+        "DIR: each seed's accuracy, mean ± sd over seeds and the mean's standard error, per stage and evaluation set.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="e.g. runs/demo, or runs/demo-s0 runs/demo-s1")
+    parser.add_argument("--out", metavar="DIR", help="with several RUN_DIRs: folder of the combined report")
     parser.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from reasoner.report import open_run, write_report
+    from reasoner.report_seeds import write_combined_report
 
-    from reasoner.report import write_report
-    from reasoner.rundir import RunDir
-
-    root = Path(args.run_dir)
-    if not (root / "stages").is_dir():
-        raise ReasonerError(f"{root}: not a run folder (no stages/ inside)")
-    report = write_report(RunDir(root))
+    if len(args.run_dirs) == 1:
+        if args.out:
+            raise ReasonerError("--out combines runs of several seeds: give two or more RUN_DIRs (one run's report "
+                                "is written into its own folder)")  # fmt: skip
+        report = write_report(open_run(args.run_dirs[0]))
+    elif not args.out:
+        raise ReasonerError(f"{len(args.run_dirs)} RUN_DIRs: give --out DIR, the folder of their combined report")
+    else:
+        report = write_combined_report(args.run_dirs, args.out)
     print(report.read_text(encoding="utf-8"))
     return 0
 

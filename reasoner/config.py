@@ -76,6 +76,10 @@ class DataSource(str, Enum):
     perception = "perception"
 
 
+GENERATED = (DataSource.synthetic, DataSource.perception)
+"""Sources whose problems are drawn from a seed (the other sources read fixed files)."""
+
+
 class SFTTargets(str, Enum):
     """Where SFT reasoning targets come from: the dataset's reference chains, or the previous policy's own
     verified samples (self-distillation)."""
@@ -111,8 +115,8 @@ class ModelConfig:
     """Instead of `path`: build a tiny random VLM offline with this size name (demo, small)."""
     tiny_family: str = "qwen2.5-vl"
     """The tiny model's family: qwen2.5-vl | qwen3-vl (a `path` model's family is in its config.json)."""
-    tiny_seed: int = 0
-    """Seed of the tiny model's weights."""
+    tiny_seed: int | None = None
+    """Seed of the tiny model's weights; null = the run's `seed` (so `seed=N` also draws a new initialisation)."""
 
 
 @dataclass
@@ -129,8 +133,9 @@ class DatasetConfig:
     """synthetic: difficulty level 1..3."""
     n: int = 0
     """synthetic: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
-    seed: int = 0
-    """synthetic: generator seed."""
+    seed: int | None = None
+    """synthetic, perception: generator seed; null = derived from the run's `seed` and this dataset's name (a new
+    set per run seed). Give a number to keep a set fixed across run seeds, e.g. a held-out set that seeds share."""
     split: Split = Split.train
     """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
     `eval` set never share a problem whatever their seeds."""
@@ -390,10 +395,11 @@ class RunConfig:
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a run config from YAML plus `key=value` overrides (`stages.grpo1.steps=3` may name a stage)."""
     # The loader reads this schema, so it is imported when a config is loaded, not when the schema is.
-    from reasoner.config_load import load_structured, name_stages, validate
+    from reasoner.config_load import fill_seeds, load_structured, name_stages, validate
 
     run = load_structured(RunConfig, path, overrides)
     name_stages(run)
+    fill_seeds(run.seed, run.model, run.datasets)
     validate(run, source=str(path))
     return run
 

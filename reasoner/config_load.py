@@ -6,6 +6,8 @@ allowed. `reasoner.config.load` runs both for a run config; `reasoner data disti
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import typing
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from reasoner.config import (
+    GENERATED,
     DatasetConfig,
     DataSource,
     Difficulty,
@@ -177,6 +180,25 @@ def name_stages(run: RunConfig) -> None:
         stage.name = name
 
 
+def derive_seed(seed: int, *purpose: str) -> int:
+    """A seed in [0, 2**31) for one `purpose` (e.g. `"dataset", "train"`) of a run with `seed`: a stable hash, the
+    same on every machine and Python (unlike `hash()`), so different purposes draw unrelated random streams."""
+    digest = hashlib.sha256(json.dumps([seed, *purpose]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def fill_seeds(seed: int, model: ModelConfig, datasets: dict[str, DatasetConfig]) -> None:
+    """Give every seed left null its value derived from the run `seed`, at load time, so the run folder's
+    config.yaml, the `--plan` table and every fingerprint show the seeds actually used.
+
+    The tiny model gets `seed` itself; a generated dataset gets `derive_seed(seed, "dataset", <its name>)`."""
+    if model.tiny_seed is None:
+        model.tiny_seed = seed
+    for name, ds in datasets.items():
+        if ds.seed is None and ds.source in GENERATED:
+            ds.seed = derive_seed(seed, "dataset", name)
+
+
 def validate(run: RunConfig, source: str = "config") -> None:
     """Check what the schema cannot: numbers in range, references between sections, kind-specific settings."""
     errors = check_ranges(run) + _check_model(run) + _check_datasets(run) + _check_stages(run)
@@ -222,7 +244,7 @@ def check_dataset(ds: DatasetConfig, where: str) -> list[str]:
     errors = []
     if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not ds.path:
         errors.append(f"{where}.path: required for source={ds.source.value}")
-    if ds.source in (DataSource.synthetic, DataSource.perception) and ds.n == 0:
+    if ds.source in GENERATED and ds.n == 0:
         errors.append(f"{where}.n: must be > 0 for source={ds.source.value}")
     allowed = FAMILIES if ds.source == DataSource.perception else TASKS
     unknown = [task for task in ds.tasks if task not in allowed]

@@ -144,9 +144,20 @@ def _check_finished(run: Run, kept: list[StagePlan]) -> None:
     changed = [name for name, state, _ in states if state == Status.changed]
     if changed:
         raise ReasonerError(
-            f"stages {', '.join(changed)} of run {run.config.name!r} finished with a different config; "
-            f"rerun with --redo-from {changed[0]} to redo them, or set name=<new name> for a new run"
+            f"stages {', '.join(changed)} of run {run.config.name!r} finished with a different config"
+            f"{_seed_change(run)}; rerun with --redo-from {changed[0]} to redo them, or set name=<new name> for a "
+            "new run"
         )
+
+
+def _seed_change(run: Run) -> str:
+    """`(seed 0 there, seed 1 now)` when the run folder was last run with another seed, else ''."""
+    try:
+        stored = yaml.safe_load((run.dir.root / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    seed = stored.get("seed") if isinstance(stored, dict) else None
+    return f" (seed {seed} there, seed {run.config.seed} now)" if seed not in (None, run.config.seed) else ""
 
 
 def _execute(run: Run) -> Path:
@@ -207,7 +218,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             out_model=stage_dir.model,
             log_dir=stage_dir.logs,
             template=template,
-            seed=run.config.seed + stage.index,
+            seed=stage.seed,
             fingerprint=stage.fingerprint,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)

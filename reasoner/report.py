@@ -2,19 +2,38 @@
 
 `reasoner report RUN_DIR` regenerates it at any time from the stage manifests and evaluation scores; it takes no
 lock, so it may run while a run works in the folder. A damaged manifest or scores file is listed under "Damaged
-files" (and its stage shown unfinished, its evaluation left out) instead of stopping the report.
+files" (and its stage shown unfinished, its evaluation left out) instead of stopping the report. Every accuracy
+comes with its binomial standard error (`eval.metrics.standard_error`), in the tables and as error bars in the plot.
+Runs of several seeds are combined by `reasoner.report_seeds` from the same `collect`.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reasoner.atomic import atomic_path, write_json, write_text
+from reasoner.errors import ReasonerError
+from reasoner.eval.metrics import standard_error
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json_object
 
 log = logging.getLogger(__name__)
+
+STDERR_NOTE = (
+    "Accuracy in percent; s.e. is its binomial standard error sqrt(p (1 - p) / n): the noise of evaluating on n "
+    "items, not the seed-to-seed noise of training (`reasoner report RUN_DIR RUN_DIR ... --out DIR` combines runs "
+    "of several seeds)."
+)
+
+
+def open_run(path: str | Path) -> RunDir:
+    """The run folder at `path`; a folder without stages/ is refused, naming it."""
+    root = Path(path)
+    if not (root / "stages").is_dir():
+        raise ReasonerError(f"{root}: not a run folder (no stages/ inside)")
+    return RunDir(root)
 
 
 def collect(run_dir: RunDir) -> dict[str, Any]:
@@ -52,7 +71,10 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             groups = scores.get("breakdown", {})
             groups = groups.get("family") or groups.get("task", {})
             tasks = {k: float(v["accuracy"]) for k, v in groups.items()}
-            evals[scores_path.parent.name] = {"n": int(scores["n"]), "accuracy": float(scores["accuracy"]), "task": tasks}
+            n, accuracy = int(scores["n"]), float(scores["accuracy"])
+            evals[scores_path.parent.name] = {
+                "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks
+            }
             if "chance" in scores:
                 evals[scores_path.parent.name]["chance"] = {
                     "overall": float(scores["chance_overall"]), **{k: float(v) for k, v in scores["chance"].items()}
@@ -66,22 +88,23 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
-    lines = [f"# Run `{data['run']}`", ""] + _summary(data)
+    lines = [f"# Run `{data['run']}`", ""] + ([STDERR_NOTE, ""] if data["datasets"] else []) + _summary(data)
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         tasks = _columns(rows, dataset)
-        lines += [f"## {dataset}", "", "| stage | n | accuracy | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
-        lines.append("|" + "---|" * (5 + len(tasks)))
+        lines += [f"## {dataset}", "", "| stage | n | accuracy | s.e. | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
+        lines.append("|" + "---|" * (6 + len(tasks)))
         chance = next((s["eval"][dataset]["chance"] for s in rows if "chance" in s["eval"][dataset]), None)
         if chance:  # perception sets: what guessing scores, beside every column
-            cells = ["chance", "", f"{chance['overall']:.1f}", "", ""] + [_pct(chance.get(t)) for t in tasks]
+            cells = ["chance", "", f"{chance['overall']:.1f}", "", "", ""] + [_pct(chance.get(t)) for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
         base = prev = None
         for stage in rows:
             scores = stage["eval"][dataset]
             acc = scores["accuracy"]
             base = acc if base is None else base
-            cells = [f"{stage['name']}", str(scores["n"]), f"{acc:.1f}", _delta(acc, prev), _delta(acc, base)]
+            cells = [stage["name"], str(scores["n"]), f"{acc:.1f}", f"{scores['stderr']:.1f}"]
+            cells += [_delta(acc, prev), _delta(acc, base)]
             cells += [_pct(scores["task"].get(t)) for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
             prev = acc
@@ -106,19 +129,23 @@ def _columns(rows: list[dict[str, Any]], dataset: str) -> list[str]:
 
 
 def _summary(data: dict[str, Any]) -> list[str]:
-    """One table, stage x evaluation set (accuracy), when a run evaluates on more than one set."""
+    """One table, stage x evaluation set (accuracy ± s.e.), when a run evaluates on more than one set."""
     if len(data["datasets"]) < 2:
         return []
     lines = ["| stage | " + " | ".join(data["datasets"]) + " |", "|" + "---|" * (1 + len(data["datasets"]))]
     for stage in data["stages"]:
         if stage["eval"]:
-            cells = [_pct(stage["eval"].get(d, {}).get("accuracy")) for d in data["datasets"]]
+            cells = [_pct(stage["eval"][d]["accuracy"], stage["eval"][d]["stderr"]) if d in stage["eval"] else "-"
+                     for d in data["datasets"]]  # fmt: skip
             lines.append(f"| {stage['name']} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _pct(value: float | None, error: float | None = None) -> str:
+    """A percentage to one decimal (`-` when absent), with `± error` when given."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if error is None else f"{value:.1f} ± {error:.1f}"
 
 
 def _delta(value: float, reference: float | None) -> str:
@@ -129,26 +156,61 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def plot(data: dict[str, Any], path: Path) -> None:
-    """Accuracy per stage for each evaluation set, as a PNG."""
+@dataclass
+class Curve:
+    """One line of an accuracy plot: a value and an error bar per stage, optionally each seed's values as dots."""
+
+    label: str
+    stages: list[str]
+    values: list[float]
+    errors: list[float]
+    chance: float | None = None
+    seeds: list[list[float]] = field(default_factory=list)
+    """Per stage, the value of each seed (combined reports), drawn as dots behind the mean."""
+
+
+def curves(data: dict[str, Any]) -> list[Curve]:
+    """One curve per evaluation set of a run: accuracy ± its binomial standard error per stage."""
+    found = []
+    for dataset in data["datasets"]:
+        rows = [s for s in data["stages"] if dataset in s["eval"]]
+        chance = next((s["eval"][dataset]["chance"]["overall"] for s in rows if "chance" in s["eval"][dataset]), None)
+        found.append(
+            Curve(
+                dataset,
+                [s["name"] for s in rows],
+                [s["eval"][dataset]["accuracy"] for s in rows],
+                [s["eval"][dataset]["stderr"] for s in rows],
+                chance,
+            )
+        )
+    return found
+
+
+def plot(lines: list[Curve], title: str, path: Path, *, error_label: str = "± s.e.") -> None:
+    """Accuracy per stage with error bars, one line per curve, as a PNG at `path` (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for dataset in data["datasets"]:
-        rows = [s for s in data["stages"] if dataset in s["eval"]]
-        ax.plot([s["name"] for s in rows], [s["eval"][dataset]["accuracy"] for s in rows], marker="o", label=dataset)
-        chance = next((s["eval"][dataset]["chance"]["overall"] for s in rows if "chance" in s["eval"][dataset]), None)
-        if chance is not None:
-            ax.axhline(chance, linestyle=":", color=ax.lines[-1].get_color(), label=f"{dataset} chance")
+    for curve in lines:
+        bars = ax.errorbar(curve.stages, curve.values, yerr=curve.errors, marker="o", capsize=3,
+                           label=f"{curve.label} ({error_label})")  # fmt: skip
+        color = bars.lines[0].get_color()
+        for i, (stage, seeds) in enumerate(zip(curve.stages, curve.seeds, strict=False)):
+            ax.plot([stage] * len(seeds), seeds, linestyle="none", marker=".", color=color, alpha=0.4,
+                    label=f"{curve.label} (each seed)" if i == 0 else None)  # fmt: skip
+        if curve.chance is not None:
+            ax.axhline(curve.chance, linestyle=":", color=color, label=f"{curve.label} chance")
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"run {data['run']}")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -158,7 +220,6 @@ def write_report(run_dir: RunDir) -> Path:
     write_json(run_dir.report_json, data)
     write_text(run_dir.report_md, render_markdown(data))
     if data["datasets"]:
-        with atomic_path(run_dir.root / "accuracy.png") as tmp:
-            plot(data, tmp)
+        plot(curves(data), f"run {data['run']}", run_dir.root / "accuracy.png")
     log.info("report written to %s", run_dir.report_md)
     return run_dir.report_md

@@ -1,8 +1,9 @@
 """Planning, pure: RunConfig -> [StagePlan] with checkpoint chaining, fingerprints and done-ness.
 
-A stage's fingerprint hashes everything that determines its model: its own settings, its dataset, the prompt
-template, the run seed and engine, and the fingerprints of the stages it starts from and samples from. A finished
-stage whose fingerprint no longer matches the config is reported as `changed`, never silently reused.
+A stage's fingerprint hashes everything that determines its model: its own settings, its dataset (with its seed),
+the prompt template, the run seed and engine, and the fingerprints of the stages it starts from and samples from
+(the base's: the model section, with the tiny model's seed). A finished stage whose fingerprint no longer matches
+the config is reported as `changed`, never silently reused.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class StagePlan:
     """Name of the stage whose model samples this stage's data: self-distilled SFT chains, or GRPO pass rates."""
     fingerprint: str
     config: StageConfig | None
+    seed: int
+    """Seed of everything random in the stage (data order, rollouts, sampled data, pass rates): the run seed plus
+    the stage index, so `seed=N` changes every stage and stages of one run draw different streams."""
 
     @property
     def dir_name(self) -> str:
@@ -49,7 +53,7 @@ class StagePlan:
 
 def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
     """The base (stage 00) and every configured stage, in order, with resolved start models."""
-    base = StagePlan(0, "base", "base", None, None, fingerprint(to_dict(run.model)), None)
+    base = StagePlan(0, "base", "base", None, None, fingerprint(to_dict(run.model)), None, run.seed)
     plans = [base]
     by_name = {"base": base}
     for i, stage in enumerate(run.stages, start=1):
@@ -75,7 +79,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
         }
-        current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage)
+        current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage, run.seed + i)
         plans.append(current)
         by_name[stage.name] = current
     return plans

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reasoner import config
+from reasoner import config, config_load
 from reasoner.errors import ReasonerError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,6 +45,27 @@ def test_overrides_by_index_and_by_stage_name(tmp_path):
     assert run.stages[1].steps == 7
     assert run.stages[0].lr == 0.5
     assert run.seed == 3
+
+
+def test_null_seeds_are_filled_from_the_run_seed_explicit_ones_kept(tmp_path):
+    more = "  probe: {source: perception, n: 4}\n  fixed: {source: synthetic, n: 4, seed: 7}\n"
+    more += "  real: {source: file, path: x.jsonl}\n"
+    text = MINIMAL.replace("stages:", more + "stages:")
+    run = config.load(write(tmp_path, text), ["seed=5"])
+    assert run.model.tiny_seed == 5
+    seeds = {name: ds.seed for name, ds in run.datasets.items()}
+    assert seeds == {"train": config_load.derive_seed(5, "dataset", "train"), "probe": config_load.derive_seed(5, "dataset", "probe"),
+                     "fixed": 7, "real": None}  # fmt: skip
+    assert len(set(seeds.values())) == 4  # each name its own stream
+    assert config.load(write(tmp_path, text), ["seed=5", "model.tiny_seed=0"]).model.tiny_seed == 0
+    assert 0 <= config_load.derive_seed(2**40, "x") < 2**31
+
+
+def test_distill_job_fills_null_seeds_from_its_seed():
+    from reasoner.data.distill_job import load_job
+
+    job = load_job(REPO / "configs" / "distill-demo.yaml", ["seed=4"])
+    assert job.model.tiny_seed == 4 and job.dataset.seed == 1  # the file's dataset seed is explicit
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from reasoner.config import DatasetConfig, DataSource, RunConfig
+from reasoner.config import GENERATED, DatasetConfig, DataSource, RunConfig
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 
@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 
 def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
-    """The problems of one dataset config (`name` is its key, for messages)."""
+    """The problems of one dataset config (`name` is its key, for messages); its seed already filled in
+    (`config_load.fill_seeds`, which every config loader calls)."""
+    if ds.source in GENERATED and ds.seed is None:
+        raise ReasonerError(f"datasets.{name}.seed: unset; load the config through reasoner.config (fill_seeds)")
     if ds.source == DataSource.synthetic:
         from reasoner.data.synthetic import TASKS, generate_mixed
 
@@ -34,8 +37,7 @@ def load_dataset(ds: DatasetConfig, name: str) -> list[Problem]:
         from reasoner.data.sources import load_mathvista
 
         problems = load_mathvista(ds.path)
-    generated = (DataSource.synthetic, DataSource.perception)  # generated sets are n problems already
-    problems = problems[: ds.n] if ds.n and ds.source not in generated else problems
+    problems = problems[: ds.n] if ds.n and ds.source not in GENERATED else problems  # generated: n already
     if not problems:
         raise ReasonerError(f"datasets.{name}: {ds.path or ds.source.value} has no problems")
     log.info("dataset %s: %d problems (%s)", name, len(problems), ds.source.value)

@@ -17,7 +17,7 @@ from reasoner.config import (
     DistillConfig,
     ModelConfig,
 )
-from reasoner.config_load import check_dataset, check_distill, check_tiny_model, load_structured
+from reasoner.config_load import check_dataset, check_distill, check_tiny_model, fill_seeds, load_structured
 from reasoner.config_ranges import check_ranges
 from reasoner.data.distill import DistillResult, distill
 from reasoner.data.selection import token_counter
@@ -33,7 +33,7 @@ class DistillJobConfig:
     """Outputs go to <output_dir>/<name>/."""
     output_dir: str = "runs"
     seed: int = 0
-    """Shard i samples with seed + i."""
+    """Shard i samples with seed + i; also the tiny model's and a synthetic dataset's seed when theirs are null."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """What `base` means in distill.captioner / distill.reasoner (a model folder, or a tiny model to build)."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -54,6 +54,7 @@ class DistillJobConfig:
 def load_job(path: str | Path, overrides: Sequence[str] = ()) -> DistillJobConfig:
     """Load a distill config from YAML plus `key=value` overrides; bad keys or values fail naming the key."""
     job: DistillJobConfig = load_structured(DistillJobConfig, path, overrides)
+    fill_seeds(job.seed, job.model, {"dataset": job.dataset})
     errors = check_ranges(job) + check_dataset(job.dataset, "dataset") + check_distill(job.distill, "distill")
     errors += _check_job(job)
     if errors:

@@ -7,10 +7,15 @@ report. Conventions, the same as the official MathVista `calculate_score.py`:
   so the group sizes of such a field may sum to more than the number of records;
 - a record whose field is missing or None is left out of that field's groups (it still counts overall).
 Groups are ordered by size (largest first), then by name, so tables line up across runs and stages.
+
+Noise: `standard_error` is the binomial standard error of one accuracy (the noise of evaluating on n items);
+`spread` summarises one accuracy measured in runs of several seeds (the noise of training).
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,38 @@ class Tally:
 def percent(correct: int | float, n: int) -> float:
     """`100 * correct / n` rounded to two decimals; 0.0 when `n` is 0."""
     return round(100.0 * correct / n, 2) if n else 0.0
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error `sqrt(p (1 - p) / n)` of a percent `accuracy` over `n` items, in percentage
+    points, rounded to two decimals (0.0 at 0% or 100%, and for n = 0)."""
+    if n <= 0:
+        return 0.0
+    p = min(max(accuracy / 100.0, 0.0), 1.0)
+    return round(100.0 * math.sqrt(p * (1.0 - p) / n), 2)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One number measured once per seed: its mean, sample standard deviation and the standard error of the mean."""
+
+    mean: float
+    sd: float
+    """Sample standard deviation over seeds (n - 1 in the denominator)."""
+    sem: float
+    """Standard error of the mean, `sd / sqrt(seeds)`."""
+
+    def to_dict(self) -> dict[str, float]:
+        """`{"mean", "sd", "sem"}`, each rounded to two decimals."""
+        return {"mean": round(self.mean, 2), "sd": round(self.sd, 2), "sem": round(self.sem, 2)}
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Mean, sample standard deviation and standard error of the mean of `values` (at least two)."""
+    if len(values) < 2:
+        raise ValueError(f"a spread needs at least two values, got {len(values)}")
+    sd = statistics.stdev(values)
+    return Spread(statistics.fmean(values), sd, sd / math.sqrt(len(values)))
 
 
 def labels_of(value: Any) -> list[str]:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 
-from reasoner.eval.metrics import Tally, breakdown, group_tallies, labels_of, percent
+from reasoner.eval.metrics import (
+    Tally,
+    breakdown,
+    group_tallies,
+    labels_of,
+    percent,
+    spread,
+    standard_error,
+)
 
 
 def test_percent_rounds_to_two_decimals_and_handles_empty() -> None:
@@ -61,3 +72,23 @@ def test_breakdown_counts_float_rewards_and_keeps_an_absent_field() -> None:
 def test_group_tallies_rejects_mismatched_lengths() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         group_tallies(["a"], [True, False])
+
+
+def test_standard_error_is_binomial_in_percentage_points() -> None:
+    # 200 items at 50%: sqrt(0.25 / 200) = 3.54 points, the noise the README's 200-item table carries.
+    assert standard_error(50.0, 200) == 3.54
+    assert standard_error(33.5, 200) == round(100 * math.sqrt(0.335 * 0.665 / 200), 2) == 3.34
+    assert standard_error(50.0, 800) == 1.77  # four times the items halve it
+    assert standard_error(0.0, 200) == standard_error(100.0, 200) == standard_error(40.0, 0) == 0.0
+
+
+def test_spread_over_seeds_mean_sd_and_standard_error_of_the_mean() -> None:
+    values = [33.5, 42.0, 36.0]
+    found = spread(values)
+    assert found.mean == statistics.fmean(values)
+    assert found.sd == statistics.stdev(values)  # sample sd (n - 1), not the population's
+    assert found.sem == statistics.stdev(values) / math.sqrt(3)
+    assert found.to_dict() == {"mean": 37.17, "sd": 4.37, "sem": 2.52}
+    assert spread([10.0, 10.0]).to_dict() == {"mean": 10.0, "sd": 0.0, "sem": 0.0}
+    with pytest.raises(ValueError, match="at least two"):
+        spread([1.0])

@@ -132,7 +132,7 @@ def validate_plan(run: RunConfig, plans: list[StagePlan], run_dir: Path | None =
         paths = stage_paths(
             _planned_model(run, run_dir, by_name[plan.init]), stage_dir / "ckpt", stage_dir / "logs"
         )
-        config_name, overrides = stage_overrides(run, plan.config, paths, None, run.seed + plan.index)
+        config_name, overrides = stage_overrides(run, plan.config, paths, None, plan.seed)
         try:
             cfg = compose_stage(config_name, overrides, where=f"stages.{plan.name}")
         except ReasonerError as err:

@@ -1,0 +1,76 @@
+"""The single-run report shows every accuracy with its binomial standard error (tables, report.json, plot); runs
+of several seeds combine into one report with each seed, the mean ± sd and standard errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reasoner.atomic import write_json
+from reasoner.data.synthetic import generate_mixed
+from reasoner.eval.runner import score
+from reasoner.report import collect, curves, write_report
+from reasoner.rundir import RunDir
+
+DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+def write_scores(run: RunDir, stage: str, dataset: str, problems, correct: int) -> None:
+    """scores.json as an evaluation writes it: the real scorer over responses, the first `correct` of them right."""
+    responses = {p.id: f"<answer>{p.answer_label()}</answer>" if i < correct else "" for i, p in enumerate(problems)}
+    scores, _ = score(problems, responses, dataset)
+    write_json(run.stage(stage).eval(dataset) / "scores.json", scores)
+
+
+def test_accuracy_comes_with_its_standard_error(tmp_path):
+    problems = generate_mixed(["count", "digits", "bars"], 50, level=1, seed=2, split="eval")
+    run = RunDir(tmp_path / "run")
+    write_scores(run, "00_base", "heldout", problems, 0)
+    write_scores(run, "01_sft", "heldout", problems, 10)  # 20% of 50: sqrt(0.2 * 0.8 / 50) = 5.66 points
+    text = write_report(run).read_text()
+    assert "s.e. is its binomial standard error sqrt(p (1 - p) / n)" in text
+    assert "| stage | n | accuracy | s.e. | Δ prev | Δ base |" in text
+    assert "| 00_base | 50 | 0.0 | 0.0 |  | +0.0 |" in text
+    assert "| 01_sft | 50 | 20.0 | 5.7 | +20.0 | +20.0 |" in text
+    report = json.loads(run.report_json.read_text())
+    assert [s["eval"]["heldout"]["stderr"] for s in report["stages"]] == [0.0, 5.66]
+    [curve] = curves(collect(run))
+    assert (curve.values, curve.errors) == ([0.0, 20.0], [0.0, 5.66])  # the plot's error bars
+    assert (run.root / "accuracy.png").stat().st_size > 1000
+
+
+def fake_seed_run(root, seed: int, correct: dict[str, int], problems) -> RunDir:
+    """A run folder as `reasoner run` leaves it (config.yaml, manifests, scores.json from the real scorer) for the
+    demo's first stages, with `correct[stage]` of the held-out problems answered right."""
+    import yaml
+
+    from reasoner.config import to_dict
+    from reasoner.pipeline import load_run
+
+    loaded = load_run(DEMO, [f"seed={seed}", f"name=demo-s{seed}"])
+    run = RunDir(root / f"demo-s{seed}")
+    for plan in loaded.plans[: len(correct)]:
+        stage = run.stage(plan.dir_name)
+        write_scores(run, plan.dir_name, "heldout", problems, correct[plan.name])
+        stage.write_manifest({"name": plan.name, "kind": plan.kind, "fingerprint": plan.fingerprint, "model": "-"})
+    (run.root / "config.yaml").write_text(yaml.safe_dump(to_dict(loaded.config)))
+    return run
+
+
+def test_seeds_combine_into_each_seed_mean_sd_and_standard_errors(tmp_path):
+    from reasoner.report_seeds import write_combined_report
+
+    problems = generate_mixed(["count", "digits", "bars"], 50, level=1, seed=2, split="eval")
+    correct = [{"base": 0, "sft1": 10, "grpo1": 15}, {"base": 0, "sft1": 15, "grpo1": 15},
+               {"base": 0, "sft1": 20, "grpo1": 30}]  # fmt: skip
+    runs = [fake_seed_run(tmp_path, seed, counts, problems).root for seed, counts in enumerate(correct)]
+    text = write_combined_report(runs, tmp_path / "seeds").read_text()
+    # sft1: 20, 30, 40% -> mean 30, sd 10, s.e. 10 / sqrt(3) = 5.8; its change from base is the same.
+    assert "| sft1 | 20.0 | 30.0 | 40.0 | 30.0 ± 10.0 | 5.8 | +30.0 ± 5.8 |" in text
+    # grpo1: 30, 30, 60% -> mean 40, sd 17.3, s.e. 10.0; changes per seed +10, 0, +20 -> +10 ± 5.8.
+    assert "| grpo1 | 30.0 | 30.0 | 60.0 | 40.0 ± 17.3 | 10.0 | +10.0 ± 5.8 |" in text
+    report = json.loads((tmp_path / "seeds" / "report.json").read_text())
+    grpo1 = report["stages"][2]["eval"]["heldout"]
+    assert grpo1 == {"n": 50, "accuracy": [30.0, 30.0, 60.0], "mean": 40.0, "sd": 17.32, "sem": 10.0,
+                     "delta_prev": {"mean": 10.0, "sem": 5.77}}  # fmt: skip
+    assert (tmp_path / "seeds" / "accuracy.png").stat().st_size > 1000
