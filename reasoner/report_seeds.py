@@ -108,8 +108,10 @@ def combine(paths: list[str | Path]) -> dict[str, Any]:
         for dataset, scores in stage["eval"].items():
             accuracy = [run["stages"][index]["eval"][dataset]["accuracy"] for run in runs]
             evals[dataset] = {"n": scores["n"], "accuracy": accuracy, **spread(accuracy).to_dict()}
-            previous = stages[-1]["eval"].get(dataset) if stages else None
-            if previous:  # the change from the stage before, paired by seed
+            # The change from the last stage evaluated on this set (a text-only teacher has no evaluation), paired
+            # by seed.
+            previous = next((s["eval"][dataset] for s in reversed(stages) if dataset in s["eval"]), None)
+            if previous:
                 change = spread([a - b for a, b in zip(accuracy, previous["accuracy"], strict=True)])
                 evals[dataset]["delta_prev"] = {"mean": round(change.mean, 2), "sem": round(change.sem, 2)}
         stages.append({"name": stage["name"], "kind": stage["kind"], "eval": evals})

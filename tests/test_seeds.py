@@ -20,7 +20,8 @@ from reasoner.data.datasets import Datasets
 from reasoner.pipeline import execute, load_run
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
-STAGES = ("00_base", "01_sft", "02_grpo", "03_sft", "04_grpo")
+STAGES = ("00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo")
+EVALUATED = tuple(stage for stage in STAGES if stage != "01_sft")  # the text-only teacher sees no image set
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def rollouts(run: Path, stage: str) -> list[dict]:
 
 def sampled_chains(run: Path) -> str:
     """SFT-2's data: GRPO-1's sampled chains that verified (targets=self)."""
-    return (run / "stages" / "03_sft" / "data" / "targets.json").read_text()
+    return (run / "stages" / "04_sft" / "data" / "targets.json").read_text()
 
 
 def test_null_seeds_derive_from_the_run_seed_and_change_every_fingerprint():
@@ -68,7 +69,7 @@ def test_null_seeds_derive_from_the_run_seed_and_change_every_fingerprint():
     assert zero.config.datasets["heldout"].seed == one.config.datasets["heldout"].seed == 2  # explicit: kept
     assert [p.name for p in zero.plans] == [p.name for p in one.plans]
     assert all(a.fingerprint != b.fingerprint for a, b in zip(zero.plans, one.plans, strict=True))
-    assert [p.seed for p in zero.plans] == [0, 1, 2, 3, 4] and [p.seed for p in one.plans] == [1, 2, 3, 4, 5]
+    assert [p.seed for p in zero.plans] == [0, 1, 2, 3, 4, 5] and [p.seed for p in one.plans] == [1, 2, 3, 4, 5, 6]
     train = [[p.id for p in Datasets(run.config)["train"][:50]] for run in (zero, one)]
     assert train[0] != train[1]
 
@@ -77,10 +78,11 @@ def test_same_seed_repeats_the_run_exactly(runs):
     first, again = runs["s0"], runs["s0_again"]
     for stage in STAGES:
         assert weights(first, stage) == weights(again, stage), stage
+    for stage in EVALUATED:
         assert responses(first, stage) == responses(again, stage), stage
     assert sampled_chains(first) == sampled_chains(again)
-    assert rollouts(first, "02_grpo") == rollouts(again, "02_grpo")
-    assert rollouts(first, "04_grpo") == rollouts(again, "04_grpo")
+    assert rollouts(first, "03_grpo") == rollouts(again, "03_grpo")
+    assert rollouts(first, "05_grpo") == rollouts(again, "05_grpo")
 
 
 def test_another_seed_changes_weights_data_data_order_and_samples(runs):
@@ -91,10 +93,10 @@ def test_another_seed_changes_weights_data_data_order_and_samples(runs):
     assert configs[0]["datasets"]["train"]["seed"] != configs[1]["datasets"]["train"]["seed"]  # the training set
     assert configs[0]["datasets"]["train"] == configs[2]["datasets"]["train"]
     assert configs[0]["datasets"]["heldout"] == configs[1]["datasets"]["heldout"]  # one held-out set for all seeds
-    # SFT-1 on reference targets from the same weights and data: its only randomness is the order of batches.
+    # The teacher (reference targets) from the same weights and data: its only randomness is the order of batches.
     assert weights(zero, "01_sft") != weights(pinned, "01_sft")
     assert sampled_chains(zero) != sampled_chains(one)  # self-distillation's samples
-    assert rollouts(zero, "02_grpo") != rollouts(one, "02_grpo")  # GRPO's rollouts
+    assert rollouts(zero, "03_grpo") != rollouts(one, "03_grpo")  # GRPO's rollouts
 
 
 def test_report_combines_seeds_with_mean_sd_and_standard_error(runs, tmp_path, capsys):
@@ -104,9 +106,10 @@ def test_report_combines_seeds_with_mean_sd_and_standard_error(runs, tmp_path, c
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert [(r["run"], r["seed"]) for r in report["runs"]] == [("demo-s0", 0), ("demo-s1", 1)]
-    assert [s["name"] for s in report["stages"]] == ["base", "sft1", "grpo1", "sft2", "grpo2"]
+    assert [s["name"] for s in report["stages"]] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
+    assert report["stages"][1]["eval"] == {}  # the teacher has no evaluation; sft1's change is from the base
     previous = None
-    for stage, folder in zip(report["stages"], STAGES, strict=True):
+    for stage, folder in zip([s for s in report["stages"] if s["eval"]], EVALUATED, strict=True):
         scores = [json.loads((run / "stages" / folder / "eval" / "heldout" / "scores.json").read_text())
                   for run in (zero, one)]  # fmt: skip
         found = stage["eval"]["heldout"]
@@ -146,9 +149,9 @@ def test_combining_runs_that_do_not_match_names_the_run_and_the_stage(runs, tmp_
         (copy / "config.yaml").write_text(yaml.safe_dump(config))
 
     cases = {
-        "shorter": (lambda c: shutil.rmtree(c / "stages" / "04_grpo"), ["stage 4 should be 'grpo2'", "ends before"]),
-        "unfinished": (lambda c: (c / "stages" / "02_grpo" / "manifest.json").unlink(), ["stage grpo1", "not finished"]),
-        "no_eval": (lambda c: shutil.rmtree(c / "stages" / "03_sft" / "eval"), ["stage sft2", "heldout"]),
+        "shorter": (lambda c: shutil.rmtree(c / "stages" / "05_grpo"), ["stage 5 should be 'grpo2'", "ends before"]),
+        "unfinished": (lambda c: (c / "stages" / "03_grpo" / "manifest.json").unlink(), ["stage grpo1", "not finished"]),
+        "no_eval": (lambda c: shutil.rmtree(c / "stages" / "04_sft" / "eval"), ["stage sft2", "heldout"]),
         "other_heldout": (config_with_other_heldout, ["evaluation set heldout", "fixed seed"]),
     }
     for name, (damage, expected) in cases.items():
