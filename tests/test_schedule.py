@@ -18,7 +18,6 @@ def test_chaining_follows_init_and_policy():
     assert [p.dir_name for p in plans] == ["00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo"]
     assert [p.init for p in plans] == [None, "base", "base", "sft1", "base", "sft2"]
     assert plans[2].policy == "teacher"  # SFT-1 trains on chains the teacher stage reasoned from captions
-    assert plans[3].policy == "sft1"  # GRPO-1's band comes from its start model's pass rates
     assert plans[4].policy == "grpo1"  # SFT-2 trains on chains sampled by GRPO-1
     continued = plan(config.load(DEMO, ["stages.sft2.init=previous"]), prompt_sha256="p")
     assert continued[4].init == "grpo1" and continued[4].fingerprint != plans[4].fingerprint
