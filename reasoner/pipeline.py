@@ -52,7 +52,7 @@ class Run:
         """The stage's prompt template: its own `prompt`, else the run's."""
         if stage.config is None or not stage.config.prompt:
             return self.template
-        return _template(stage.config.prompt, f"stages.{stage.name}.prompt")
+        return load_template(stage.config.prompt, f"stages.{stage.name}.prompt")
 
     def status_table(self) -> str:
         """One line per stage: index, name, start model, data, status."""
@@ -79,21 +79,14 @@ def _describe(stage: StagePlan, run: RunConfig) -> str:
 def load_run(config_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Run:
     """Load and validate the config and plan its stages (no work, no files written)."""
     run = config_mod.load(config_path, overrides)
-    template = load_template(run.prompt)
+    template = load_template(run.prompt, "prompt")
     for stage in run.stages:
         if stage.prompt:
-            _template(stage.prompt, f"stages.{stage.name}.prompt")
+            load_template(stage.prompt, f"stages.{stage.name}.prompt")
     plans = plan(run, template.sha256)
     loaded = Run(run, template, plans, RunDir(Path(run.output_dir) / run.name))
     check_inputs(loaded)
     return loaded
-
-
-def _template(name: str, key: str) -> Template:
-    try:
-        return load_template(name)
-    except FileNotFoundError as err:
-        raise ReasonerError(f"{key}: {err}") from None
 
 
 def check_inputs(run: Run) -> None:

@@ -89,14 +89,16 @@ class Template:
 
 
 @lru_cache(maxsize=32)
-def load_template(name_or_path: str) -> Template:
-    """Load `configs/prompts/<name>.txt`, or a template file given by path."""
+def load_template(name_or_path: str, key: str = "") -> Template:
+    """Load `configs/prompts/<name>.txt`, or a template file given by path; a missing one is a ReasonerError that
+    names the config `key` it came from, when given, and the templates there are."""
     path = Path(name_or_path)
     if not path.suffix:
         path = PROMPTS_DIR / f"{name_or_path}.txt"
     if not path.is_file():
         available = sorted(p.stem for p in PROMPTS_DIR.glob("*.txt"))
-        raise FileNotFoundError(f"prompt template {name_or_path!r} not found at {path}; available: {available}")
+        where = f"{key}: " if key else ""
+        raise ReasonerError(f"{where}prompt template {name_or_path!r} not found at {path}; available: {available}")
     text = path.read_text(encoding="utf-8")
     return Template(name=path.stem, text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
 

@@ -165,6 +165,8 @@ BAD_NUMBERS = [
     ("stages.0.name=previous", "stages[0].name", "reserved"),
     ("stages.0.name=5", "stages[0].name", "a letter, then"),
     ("stages.0.name=a.b/../c", "stages[0].name", "a letter, then"),
+    ("prompt=nope", "prompt", "available: ['caption'"),
+    ("stages.teacher.prompt=nope", "stages.teacher.prompt", "'reason_from_caption'"),
 ]
 
 

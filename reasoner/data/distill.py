@@ -61,15 +61,8 @@ def caption_requests(problems: Sequence[Problem], template: Template) -> list[Ge
     ]
 
 
-def _template(name: str) -> Template:
-    try:
-        return load_template(name)
-    except FileNotFoundError as err:
-        raise ReasonerError(str(err)) from None
-
-
 def _reason_template(name: str) -> Template:
-    template = _template(name)
+    template = load_template(name, "distill.reason_prompt")
     if not template.shows_caption:
         raise ReasonerError(
             f"prompt template {template.name!r} does not use $caption; the reasoner sees no image"
@@ -250,7 +243,7 @@ def distill(
     ctx = _Context(
         cfg=cfg,
         seed=seed,
-        caption_template=_template(cfg.caption_prompt) if captioner is not None else None,
+        caption_template=load_template(cfg.caption_prompt, "distill.caption_prompt") if captioner is not None else None,
         reason_template=_reason_template(cfg.reason_prompt),
         reasoner=reasoner,
         captioner=captioner,
