@@ -148,7 +148,9 @@ class EvalConfig:
     max_new_tokens: int = 64
     """Response budget at evaluation (greedy decoding)."""
     batch_size: int = 16
-    """Prompts per generation batch."""
+    """Sequences per generation call of the transformers generator (the local engine and verl's CPU pool): at
+    evaluation, and when distillation and self-distillation sample (sampling is seeded per call, so another value
+    draws other samples). vLLM schedules its own batches."""
     evaluate_base: bool = True
     """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
 

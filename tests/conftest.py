@@ -28,6 +28,7 @@ MATHVISION_DIR = REPO.parent / "shared" / "data" / "mathvision"
 DEMO_SMOKE_OVERRIDES = [
     "datasets.train.n=48",
     "datasets.heldout.n=12",
+    "datasets.perception.n=4",
     "eval.max_new_tokens=12",
     "stages.teacher.steps=2",
     "stages.teacher.batch_size=4",
@@ -42,6 +43,7 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.grpo1.data.pass_rate.sampling.n=2",
     "stages.grpo1.steps=2",
     "stages.grpo1.grpo.prompts_per_step=2",
+    "stages.grpo1.grpo.sampling.n=4",
     "stages.grpo1.grpo.sampling.max_new_tokens=12",
     "stages.sft2.steps=2",
     "stages.sft2.batch_size=4",
@@ -56,6 +58,7 @@ DEMO_SMOKE_OVERRIDES = [
     "stages.grpo2.data.pass_rate.sampling.n=2",
     "stages.grpo2.steps=2",
     "stages.grpo2.grpo.prompts_per_step=2",
+    "stages.grpo2.grpo.sampling.n=4",
     "stages.grpo2.grpo.sampling.max_new_tokens=12",
 ]
 

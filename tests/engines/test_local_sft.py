@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reasoner.config import RunConfig, StageConfig, StageKind
+from reasoner.config import EvalConfig, RunConfig, StageConfig, StageKind
 from reasoner.data.selection import SFTExample
 from reasoner.data.synthetic import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
@@ -171,3 +171,8 @@ def test_garbage_checkpoint_stops_with_one_line_naming_it(tiny_dir, examples, tm
         LocalEngine(RunConfig(name="t")).train_sft(job, examples)
     message = str(err.value)
     assert str(damaged) in message and "--redo-from sft1" in message and "\n" not in message
+
+
+def test_local_generator_calls_take_eval_batch_size(tiny_model_dir):
+    engine = LocalEngine(RunConfig(name="t", eval=EvalConfig(batch_size=5)))
+    assert engine.generator(tiny_model_dir).batch_size == 5

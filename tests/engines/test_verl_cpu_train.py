@@ -27,7 +27,8 @@ CONFIG = REPO / "configs" / "demo-verl.yaml"
 # DEMO_SMOKE_OVERRIDES it takes those of the sections it has, and its self-distillation keeps its own n.
 NOT_IN_VERL_DEMO = (
     "stages.teacher.", "stages.sft1.data.", "stages.grpo1.data.", "stages.grpo2.data.",
-    "stages.sft2.data.selfdistill.sampling.n=",
+    "stages.sft2.data.selfdistill.sampling.n=", "datasets.perception.", "stages.grpo1.grpo.sampling.n=",
+    "stages.grpo2.grpo.sampling.n=",
 )  # fmt: skip
 VERL_SMOKE = [  # on top of those (later overrides win)
     "cluster.micro_batch_size_per_gpu=1",

@@ -36,8 +36,10 @@ class LocalEngine:
         """Nothing to add: the local engine honours every setting the config schema and its ranges allow."""
 
     def generator(self, model_path: Path) -> HFGenerator:
-        """An `HFGenerator` serving the model folder on this engine's device."""
-        return HFGenerator.from_pretrained(model_path, device=str(self.runtime.device))
+        """An `HFGenerator` serving the model folder on this engine's device, `eval.batch_size` sequences per call."""
+        return HFGenerator.from_pretrained(
+            model_path, device=str(self.runtime.device), batch_size=self.run.eval.batch_size
+        )
 
     def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:
         """Supervised fine-tuning on `examples` (see `reasoner.engines.local.sft`)."""

@@ -174,7 +174,12 @@ class VerlEngine:
         self.release_generators()
         cluster = self.run.cluster
         if cluster.device == ClusterDevice.cpu:
-            factory = GeneratorConfig(str(model_path), backend="hf", max_prompt_tokens=cluster.max_prompt_tokens)
+            factory = GeneratorConfig(
+                str(model_path),
+                backend="hf",
+                max_prompt_tokens=cluster.max_prompt_tokens,
+                batch_size=self.run.eval.batch_size,
+            )
             replicas, options = 1, {"num_cpus": 1}
         else:
             _require_vllm()
