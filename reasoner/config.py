@@ -154,6 +154,11 @@ class EvalConfig:
     evaluate_base: bool = True
     """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
 
+    def batch_inputs(self) -> dict[str, int]:
+        """`batch_size` as a fingerprint input of what generation produces (it can change samples and flip a greedy
+        token); empty at the default, so runs made before the key took effect keep their fingerprints."""
+        return {"batch_size": self.batch_size} if self.batch_size != EvalConfig.batch_size else {}
+
 
 @dataclass
 class SamplingConfig:

@@ -68,6 +68,12 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             # Pass rates come from another model: its fingerprint is an input of this stage's data.
             rater = stage.data.pass_rate.model
             policy = init if rater == "init" else rater
+        # Chains (self-distilled, distilled) and pass rates are sampled, per generation call.
+        sampled = (
+            stage.data.targets != SFTTargets.reference
+            if stage.kind == StageKind.sft
+            else stage.data.difficulty != Difficulty.all
+        )
         inputs = {
             "stage": to_dict(stage),
             "dataset": to_dict(run.datasets[stage.data.dataset]),
@@ -78,6 +84,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "cluster": to_dict(run.cluster) if run.engine.value == "verl" else None,
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
+            **(run.eval.batch_inputs() if sampled else {}),
         }
         current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage, run.seed + i)
         plans.append(current)

@@ -41,6 +41,18 @@ def test_fingerprints_change_downstream_only():
     assert plan(config.load(DEMO), "other-prompt")[2].fingerprint != before[2].fingerprint
 
 
+def test_generation_batch_reaches_the_sampling_stages_and_evaluations_only():
+    from reasoner.eval.runner import eval_fingerprint
+
+    before, after = config.load(DEMO), config.load(DEMO, ["eval.batch_size=64"])
+    changed = [a.fingerprint != b.fingerprint for a, b in zip(plan(before, "p"), plan(after, "p"), strict=True)]
+    # sft1 (distilled chains) and sft2 (self-distilled) are sampled per generation call; downstream follows.
+    assert changed == [False, False, True, True, True, True]
+    assert eval_fingerprint(before, "heldout", "m", "p") != eval_fingerprint(after, "heldout", "m", "p")
+    # At the default the key adds nothing: runs planned before it took effect keep their fingerprints.
+    assert before.eval.batch_inputs() == {} and after.eval.batch_inputs() == {"batch_size": 64}
+
+
 def finish(run_dir: RunDir, stage, fingerprint: str) -> None:
     """A finished stage as the pipeline leaves it: a model folder and a manifest naming it (relative)."""
     stage_dir = run_dir.stage(stage.dir_name)

@@ -34,6 +34,7 @@ def eval_fingerprint(run: RunConfig, dataset: str, model_fingerprint: str, promp
             "dataset": to_dict(run.datasets[dataset]),
             "prompt": prompt_sha256,
             "max_new_tokens": run.eval.max_new_tokens,
+            **run.eval.batch_inputs(),
         }
     )
 
