@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 STDERR_NOTE = (
     "Accuracy in percent; s.e. is its binomial standard error sqrt(p (1 - p) / n): the noise of evaluating on n "
     "items, not the seed-to-seed noise of training (`reasoner report RUN_DIR RUN_DIR ... --out DIR` combines runs "
-    "of several seeds)."
+    "of several seeds). Rows `chance` (perception: guessing among the options) and `prior` (synthetic worlds: the "
+    "best constant answer per question kind, ignoring the image) are what a model scores without seeing."
 )
+BASELINES = ("chance", "prior")
 
 
 def open_run(path: str | Path) -> RunDir:
@@ -75,10 +77,12 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             evals[scores_path.parent.name] = {
                 "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks
             }
-            if "chance" in scores:
-                evals[scores_path.parent.name]["chance"] = {
-                    "overall": float(scores["chance_overall"]), **{k: float(v) for k, v in scores["chance"].items()}
-                }
+            for baseline in BASELINES:  # what guessing (perception) or a constant answer (synthetic) scores
+                if baseline in scores:
+                    evals[scores_path.parent.name][baseline] = {
+                        "overall": float(scores[f"{baseline}_overall"]),
+                        **{k: float(v) for k, v in scores[baseline].items()},
+                    }
         except DamagedFile as err:
             damaged.append(str(err))
         except (AttributeError, KeyError, TypeError, ValueError) as err:
@@ -94,10 +98,11 @@ def render_markdown(data: dict[str, Any]) -> str:
         tasks = _columns(rows, dataset)
         lines += [f"## {dataset}", "", "| stage | n | accuracy | s.e. | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
         lines.append("|" + "---|" * (6 + len(tasks)))
-        chance = next((s["eval"][dataset]["chance"] for s in rows if "chance" in s["eval"][dataset]), None)
-        if chance:  # perception sets: what guessing scores, beside every column
-            cells = ["chance", "", f"{chance['overall']:.1f}", "", "", ""] + [_pct(chance.get(t)) for t in tasks]
-            lines.append("| " + " | ".join(cells) + " |")
+        for baseline in BASELINES:
+            found = next((s["eval"][dataset][baseline] for s in rows if baseline in s["eval"][dataset]), None)
+            if found:
+                cells = [baseline, "", f"{found['overall']:.1f}", "", "", ""] + [_pct(found.get(t)) for t in tasks]
+                lines.append("| " + " | ".join(cells) + " |")
         base = prev = None
         for stage in rows:
             scores = stage["eval"][dataset]

@@ -23,7 +23,7 @@ import yaml
 from reasoner.atomic import write_json, write_text
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import spread
-from reasoner.report import Curve, collect, open_run, plot
+from reasoner.report import BASELINES, Curve, collect, open_run, plot
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,19 @@ def combine(paths: list[str | Path]) -> dict[str, Any]:
         "runs": [{"path": run["path"], "run": run["run"], "seed": run["seed"]} for run in runs],
         "datasets": runs[0]["datasets"],
         "stages": stages,
+        "baselines": baselines(runs[0]),
     }
+
+
+def baselines(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per evaluation set, its `chance` / `prior` overall (one set for every seed: `check_matching`)."""
+    found: dict[str, dict[str, float]] = {}
+    for stage in run["stages"]:
+        for dataset, scores in stage["eval"].items():
+            for baseline in BASELINES:
+                if baseline in scores:
+                    found.setdefault(dataset, {})[baseline] = scores[baseline]["overall"]
+    return found
 
 
 def render_markdown(data: dict[str, Any]) -> str:
@@ -139,6 +151,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         seeds = [f"seed {r['seed']}" for r in runs]
         lines += [f"## {dataset} (n = {n})", "", "| stage | " + " | ".join(seeds) + " | mean ± sd | s.e. | Δ prev |"]
         lines.append("|" + "---|" * (len(runs) + 4))
+        for baseline, value in data.get("baselines", {}).get(dataset, {}).items():
+            lines.append(f"| {baseline} (no image) | " + " | ".join([""] * len(runs)) + f" | {value:.1f} |  |  |")
         for stage in rows:
             scores = stage["eval"][dataset]
             delta = scores.get("delta_prev")

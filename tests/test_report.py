@@ -76,3 +76,31 @@ def test_seeds_combine_into_each_seed_mean_sd_and_standard_errors(tmp_path):
     assert grpo1 == {"n": 50, "accuracy": [30.0, 30.0, 60.0], "mean": 40.0, "sd": 17.32, "sem": 10.0,
                      "delta_prev": {"mean": 10.0, "sem": 5.77}}  # fmt: skip
     assert (tmp_path / "seeds" / "accuracy.png").stat().st_size > 1000
+
+
+def test_prior_row_is_what_the_best_constant_answer_per_question_kind_scores(tmp_path):
+    from collections import Counter
+
+    from reasoner.prompts import LETTERS
+
+    problems = generate_mixed(["count", "digits", "bars"], 120, level=1, seed=2, split="eval")
+
+    def constant(p):  # what an image-blind constant answer must be to score p: its text, or its option letter
+        return LETTERS[p.choices.index(p.answer)] if p.choices else p.answer
+
+    kinds = {(p.metadata["task"], p.metadata["kind"]) for p in problems}
+    best = {k: Counter(constant(p) for p in problems if (p.metadata["task"], p.metadata["kind"]) == k).most_common(1)[0][0]
+            for k in kinds}  # fmt: skip
+    blind = {p.id: f"<answer>{best[p.metadata['task'], p.metadata['kind']]}</answer>" for p in problems}
+    scores, _ = score(problems, blind, "heldout")
+    # The real scorer grades the best constant answers exactly at the prior, overall and per task.
+    assert scores["prior_overall"] == scores["accuracy"] > 0
+    assert scores["prior"] == {t: v["accuracy"] for t, v in scores["breakdown"]["task"].items()}
+    run = RunDir(tmp_path / "run")
+    write_json(run.stage("00_base").eval("heldout") / "scores.json", scores)
+    text = write_report(run).read_text()
+    assert f"| prior |  | {scores['prior_overall']:.1f} |  |  |  |" in text
+    # A set without question kinds (a problems file from elsewhere) has no prior row.
+    for p in problems:
+        p.metadata.pop("kind")
+    assert "prior" not in score(problems, blind, "other")[0]

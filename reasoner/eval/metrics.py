@@ -10,6 +10,10 @@ Groups are ordered by size (largest first), then by name, so tables line up acro
 
 Noise: `standard_error` is the binomial standard error of one accuracy (the noise of evaluating on n items);
 `spread` summarises one accuracy measured in runs of several seeds (the noise of training).
+
+Baseline: `answer_prior` is what a model scores that gives one fixed answer to every question of a kind,
+ignoring the image: the best such answer per kind, chosen on the evaluation set itself (so an upper bound on
+any image-blind constant answer).
 """
 
 from __future__ import annotations
@@ -111,3 +115,23 @@ def breakdown(
         tallies = group_tallies([record.get(name) for record in records], correct)
         result[name] = {label: group.to_dict() for label, group in tallies.items()}
     return result
+
+
+def answer_prior(rows: Sequence[tuple[str, str, str]]) -> tuple[float, dict[str, float]]:
+    """(overall percent, percent per group) scored by the best constant answer of each question kind.
+
+    `rows` holds one `(group, kind, answer)` per item: `group` is the breakdown label (a synthetic task), `kind`
+    the question kind within it, `answer` what a constant answer must be to score the item (its text, or for
+    multiple choice its option letter). Per (group, kind) the most common answer is counted correct.
+    """
+    answers: dict[tuple[str, str], dict[str, int]] = {}
+    for group, kind, answer in rows:
+        counts = answers.setdefault((group, kind), {})
+        counts[answer] = counts.get(answer, 0) + 1
+    best: dict[str, list[int]] = {}
+    for (group, _), counts in answers.items():
+        entry = best.setdefault(group, [0, 0])
+        entry[0] += max(counts.values())
+        entry[1] += sum(counts.values())
+    overall = percent(sum(hits for hits, _ in best.values()), len(rows))
+    return overall, {group: percent(hits, n) for group, (hits, n) in best.items()}

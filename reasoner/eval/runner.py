@@ -3,7 +3,8 @@
 Writes `<out>/responses.jsonl`, `<out>/items.jsonl`, then `<out>/scores.json` last (its presence, with a matching
 fingerprint, marks the evaluation finished). A benchmark (`mathvista`, `mathvision`) is scored by its own rules with
 its official breakdowns; other sets by the one scorer, broken down by their metadata (`task`, `level`,
-`question_type`, `answer_type`).
+`question_type`, `answer_type`); a set whose problems name their question `kind` (the synthetic worlds) also
+gets its `prior`: the best constant answer per kind, what a model scores that ignores the image.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import score_responses
+from reasoner.eval.metrics import answer_prior
 from reasoner.generation.base import Generator, SamplingSpec
-from reasoner.prompts import Template, requests_for
+from reasoner.prompts import LETTERS, Template, requests_for
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,26 @@ def score(
         raise ReasonerError(f"benchmark {benchmark!r} has no scorer; allowed: {', '.join(BENCHMARKS)} or none")
     else:
         scores, items = score_responses(problems, responses, benchmark=name, fields=GENERIC_FIELDS)
+        scores.update(prior_of(problems))
     return {**scores, "dataset": name}, items
+
+
+def prior_of(problems: Sequence[Problem]) -> dict[str, Any]:
+    """`{"prior_overall", "prior"}` (`metrics.answer_prior` per task) for a set whose every problem names its
+    question `kind` (the synthetic worlds); empty for any other set."""
+    if not all("kind" in p.metadata for p in problems):
+        return {}
+    overall, per_task = answer_prior(
+        [
+            (
+                str(p.metadata.get("task", "")),
+                str(p.metadata["kind"]),
+                LETTERS[p.choices.index(p.answer)] if p.choices and p.answer in p.choices else p.answer,
+            )
+            for p in problems
+        ]
+    )
+    return {"prior_overall": overall, "prior": per_task}
 
 
 def evaluate(
