@@ -8,7 +8,9 @@ world's train split and tested on its eval split, beside the majority-class base
 Targets per world: count: how many shapes; digits: the left number (0-9); bars: the left bar's height (1-3).
 Probe accuracy near 100% says the information reaches the language model, so a model that answers these questions
 at the answer prior (benchmarks/demo_answers.py) has not learned to read its image tokens: the bottleneck is the
-language model's training, not the vision tower. README "Honest reading" quotes the numbers.
+language model's training, not the vision tower. The second probe sees the mean of the image's tokens instead (a
+bag, blind to where each token sits): what a reader that cannot tell the tokens' positions apart could get. README
+"Honest reading" quotes the numbers.
 """
 
 from __future__ import annotations
@@ -32,15 +34,15 @@ TARGETS = {
 
 
 def features(model, processor, problems) -> torch.Tensor:
-    """[N, tokens * hidden]: each image's visual tokens after the merger, flattened (every image of a level-1
-    world has the same number of tokens)."""
+    """[N, tokens, hidden]: each image's visual tokens after the merger (every image of a level-1 world has the
+    same number of tokens)."""
     rows = []
     for problem in problems:
         inputs = processor.image_processor(images=[problem.images[0].load()], return_tensors="pt")
         with torch.no_grad():
             out = model.get_image_features(pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"])
         tokens = out.pooler_output if hasattr(out, "pooler_output") else out
-        rows.append(torch.cat(list(tokens)).reshape(-1))
+        rows.append(torch.cat(list(tokens)))
     return torch.stack(rows)
 
 
@@ -75,10 +77,13 @@ def main() -> None:
             test = generate(task, 400, level=1, seed=2, split="eval")
             y_train = torch.tensor([target(p.metadata["scene"]) for p in train])
             y_test = torch.tensor([target(p.metadata["scene"]) for p in test])
-            accuracy = probe(features(model, processor, train), y_train, features(model, processor, test), y_test)
+            x_train, x_test = features(model, processor, train), features(model, processor, test)
+            accuracy = probe(x_train.flatten(1), y_train, x_test.flatten(1), y_test)
+            bag = probe(x_train.mean(1), y_train, x_test.mean(1), y_test)
             majority = Counter(y_test.tolist()).most_common(1)[0][1] / len(y_test)
-            print(f"  {task:<7} probe {100 * accuracy:5.1f}%  majority class {100 * majority:5.1f}%  "
-                  f"({len(train)} train / {len(test)} eval images, {time.perf_counter() - started:.0f} s)")  # fmt: skip
+            print(f"  {task:<7} probe {100 * accuracy:5.1f}%  bag of tokens {100 * bag:5.1f}%  majority class "
+                  f"{100 * majority:5.1f}%  ({len(train)} train / {len(test)} eval images, "
+                  f"{time.perf_counter() - started:.0f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":
