@@ -71,6 +71,8 @@ def test_seeds_combine_into_each_seed_mean_sd_and_standard_errors(tmp_path):
     assert "| sft1 | 20.0 | 30.0 | 40.0 | 30.0 ± 10.0 | 5.8 | +30.0 ± 5.8 |" in text
     # grpo1: 30, 30, 60% -> mean 40, sd 17.3, s.e. 10.0; changes per seed +10, 0, +20 -> +10 ± 5.8.
     assert "| grpo1 | 30.0 | 30.0 | 60.0 | 40.0 ± 17.3 | 10.0 | +10.0 ± 5.8 |" in text
+    prior = score(problems, {}, "heldout")[0]["prior_overall"]  # one evaluation set for every seed
+    assert f"| prior (no image) |  |  |  | {prior:.1f} |  |  |" in text
     report = json.loads((tmp_path / "seeds" / "report.json").read_text())
     grpo1 = report["stages"][3]["eval"]["heldout"]
     assert grpo1 == {"n": 50, "accuracy": [30.0, 30.0, 60.0], "mean": 40.0, "sd": 17.32, "sem": 10.0,
