@@ -20,7 +20,8 @@ from pathlib import Path
 from reasoner.config import RunConfig
 from reasoner.config_load import load_structured
 from reasoner.data.datasets import load_dataset
-from reasoner.eval.runner import score
+from reasoner.eval.metrics import answer_prior
+from reasoner.eval.runner import constant_answer, score
 
 
 def kinds_of(run: Path, dataset: str) -> list[str]:
@@ -54,13 +55,9 @@ def kinds_of(run: Path, dataset: str) -> list[str]:
 
 def prior_per_kind(problems) -> dict[str, int]:
     """Items the best constant answer of each kind gets right (an option letter for multiple choice)."""
-    from reasoner.prompts import LETTERS
-
-    answers = defaultdict(Counter)
-    for p in problems:
-        answer = LETTERS[p.choices.index(p.answer)] if p.choices else p.answer
-        answers[f"{p.metadata['task']}/{p.metadata['kind']}"][answer] += 1
-    return {kind: counts.most_common(1)[0][1] for kind, counts in answers.items()}
+    kinds = [f"{p.metadata['task']}/{p.metadata['kind']}" for p in problems]
+    tallies = answer_prior([(kind, kind, constant_answer(p)) for kind, p in zip(kinds, problems, strict=True)])
+    return {kind: tally.correct for kind, tally in tallies.items()}
 
 
 def main() -> None:

@@ -117,8 +117,8 @@ def breakdown(
     return result
 
 
-def answer_prior(rows: Sequence[tuple[str, str, str]]) -> tuple[float, dict[str, float]]:
-    """(overall percent, percent per group) scored by the best constant answer of each question kind.
+def answer_prior(rows: Sequence[tuple[str, str, str]]) -> dict[str, Tally]:
+    """Per group, how many items the best constant answer of each question kind gets right.
 
     `rows` holds one `(group, kind, answer)` per item: `group` is the breakdown label (a synthetic task), `kind`
     the question kind within it, `answer` what a constant answer must be to score the item (its text, or for
@@ -133,5 +133,4 @@ def answer_prior(rows: Sequence[tuple[str, str, str]]) -> tuple[float, dict[str,
         entry = best.setdefault(group, [0, 0])
         entry[0] += max(counts.values())
         entry[1] += sum(counts.values())
-    overall = percent(sum(hits for hits, _ in best.values()), len(rows))
-    return overall, {group: percent(hits, n) for group, (hits, n) in best.items()}
+    return {group: Tally(n=n, correct=hits) for group, (hits, n) in best.items()}

@@ -19,7 +19,7 @@ from reasoner.config import EvalConfig, RunConfig, fingerprint, to_dict
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import score_responses
-from reasoner.eval.metrics import answer_prior
+from reasoner.eval.metrics import answer_prior, percent
 from reasoner.generation.base import Generator, SamplingSpec
 from reasoner.prompts import LETTERS, Template, requests_for
 
@@ -83,21 +83,20 @@ def score(
 
 
 def prior_of(problems: Sequence[Problem]) -> dict[str, Any]:
-    """`{"prior_overall", "prior"}` (`metrics.answer_prior` per task) for a set whose every problem names its
-    question `kind` (the synthetic worlds); empty for any other set."""
+    """`{"prior_overall", "prior"}` (`metrics.answer_prior` per task, in percent) for a set whose every problem
+    names its question `kind` (the synthetic worlds); empty for any other set."""
     if not all("kind" in p.metadata for p in problems):
         return {}
-    overall, per_task = answer_prior(
-        [
-            (
-                str(p.metadata.get("task", "")),
-                str(p.metadata["kind"]),
-                LETTERS[p.choices.index(p.answer)] if p.choices and p.answer in p.choices else p.answer,
-            )
-            for p in problems
-        ]
-    )
-    return {"prior_overall": overall, "prior": per_task}
+    tallies = answer_prior([(str(p.metadata.get("task", "")), str(p.metadata["kind"]), constant_answer(p)) for p in problems])
+    overall = percent(sum(t.correct for t in tallies.values()), len(problems))
+    return {"prior_overall": overall, "prior": {task: t.accuracy for task, t in tallies.items()}}
+
+
+def constant_answer(problem: Problem) -> str:
+    """What an answer given to every question must be to score `problem`: its option letter, or its answer."""
+    if problem.choices and problem.answer in problem.choices:
+        return LETTERS[problem.choices.index(problem.answer)]
+    return problem.answer
 
 
 def evaluate(
