@@ -20,6 +20,7 @@ from pathlib import Path
 from reasoner.config import RunConfig
 from reasoner.config_load import load_structured
 from reasoner.data.datasets import load_dataset
+from reasoner.eval.mathvista import read_predictions
 from reasoner.eval.metrics import answer_prior
 from reasoner.eval.runner import constant_answer, score
 
@@ -32,11 +33,7 @@ def kinds_of(run: Path, dataset: str) -> list[str]:
     lines = []
     for responses_path in sorted(run.glob(f"stages/*/eval/{dataset}/responses.jsonl")):
         stage = json.loads((responses_path.parents[2] / "manifest.json").read_text())["name"]
-        responses = {}
-        for line in responses_path.read_text().splitlines():
-            row = json.loads(line)
-            responses[row["pid"]] = row["response"]
-        _, items = score(problems, responses, dataset)
+        _, items = score(problems, read_predictions(responses_path), dataset)
         correct, answers = Counter(), defaultdict(Counter)
         for item in items:
             problem = by_id[item["pid"]]
