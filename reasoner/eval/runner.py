@@ -87,7 +87,8 @@ def prior_of(problems: Sequence[Problem]) -> dict[str, Any]:
     names its question `kind` (the synthetic worlds); empty for any other set."""
     if not all("kind" in p.metadata for p in problems):
         return {}
-    tallies = answer_prior([(str(p.metadata.get("task", "")), str(p.metadata["kind"]), constant_answer(p)) for p in problems])
+    rows = [(str(p.metadata.get("task", "")), str(p.metadata["kind"]), constant_answer(p)) for p in problems]
+    tallies = answer_prior(rows)
     overall = percent(sum(t.correct for t in tallies.values()), len(problems))
     return {"prior_overall": overall, "prior": {task: t.accuracy for task, t in tallies.items()}}
 
