@@ -12,7 +12,8 @@ Worlds (`TASKS`), per level: image size / visual tokens / question kinds
 - `bars`:   84x84/9 tallest, value | 112x112/16 + shortest, half-cell units | 168x168/36 six bars, sum
 
 Every problem has an integer answer or is multiple choice (answer = choice text; the reasoning trace ends with
-"That is option B."). Everything is deterministic given (task, level, seed, split); train and eval sets are
+"That is option B."). No question gives its answer away in its text: options never let a model that ignores the
+image beat chance (comparisons are free-form, since offering the two numbers would; tested). Everything is deterministic given (task, level, seed, split); train and eval sets are
 disjoint parts of each world (`split_of`), whatever their seeds.
 """
 

@@ -237,13 +237,10 @@ def build_digits(rng: random.Random, level: int) -> Draft:
         side = rng.choice(("left", "right"))
         value = values[0] if side == "left" else values[-1]
         return draft(f"What is the {side} number?", value, f"The {side} number is {value}.")
-    if kind == "larger":
+    if kind == "larger":  # free-form: offered the numbers as options, a model could pick the larger unseen
         word = "larger" if len(values) == 2 else "largest"
         best = max(values)
-        result = draft(
-            f"Which number is the {word}?", best, f"The numbers are {numbers}. The {word} is {best}."
-        )
-        return multiple_choice(result, [str(v) for v in values])
+        return draft(f"What is the {word} number?", best, f"The numbers are {numbers}. The {word} is {best}.")
     if kind == "diff":
         a, b = max(values), min(values)
         return draft("What is the larger number minus the smaller?", a - b,
