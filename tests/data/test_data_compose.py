@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from reasoner.data.perception import FAMILIES
@@ -55,6 +57,24 @@ def test_answer_positions_are_balanced_and_wording_alone_does_not_tell():
     # The true caption says "left of"/"above" as often as the converse wording.
     converse = sum(" right of " in p.answer or " below " in p.answer for p in problems)
     assert 70 <= converse <= 130
+
+
+def test_no_caption_item_is_answered_by_its_text():
+    """Where an item's exact question and options recur in another set, the answer seen there is right here at
+    about chance (the negation twin offered "a square that is red" beside "... not red": 100%). `order` items never
+    recur (shuffled options), and are answerable from the text by design: ARO's shuffled negatives are
+    ungrammatical (README "Perception")."""
+    seen: dict[tuple, Counter] = {}
+    for p in generate_compose([], 1200, level=1, seed=11):
+        seen.setdefault((p.question, tuple(p.choices or ())), Counter())[p.answer] += 1
+    hits: dict[str, list[bool]] = {}
+    for p in generate_compose([], 1200, level=1, seed=12):
+        answers = seen.get((p.question, tuple(p.choices or ())))
+        if answers:
+            group = p.metadata["family"] + ("/twin" if p.metadata["variant"] != "original" else "")
+            hits.setdefault(group, []).append(answers.most_common(1)[0][0] == p.answer)
+    rates = {group: sum(h) / len(h) for group, h in hits.items() if len(h) >= 50}
+    assert "negation/twin" in rates and all(rate < 0.65 for rate in rates.values()), rates
 
 
 def test_train_and_eval_never_share_a_scene():

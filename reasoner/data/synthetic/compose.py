@@ -171,11 +171,14 @@ def _negation_items(scene, rng, pid, kw) -> list[Problem]:
     x, y = rng.sample([scene["first"], scene["second"]], 2)
     positive, negative = f"a {x['shape']} that is not {y['colour']}", f"a {x['shape']} that is not {x['colour']}"
     paraphrase = f"a {x['shape']} that is {x['colour']}"
+    # The twin's negative is affirmative too: beside "a square that is not red", the option without "not" would
+    # always be the right one, answerable without the image.
+    misattributed = f"a {x['shape']} that is {y['colour']}"
     trace = f"The {x['shape']} is {x['colour']} and the {y['shape']} is {y['colour']}."
     return [
         caption_problem(pid, kw["image"], positive, [negative], "negation", rng=rng, pair=pid,
                         hard_positives=[paraphrase], reasoning=f"{trace} So {positive}.", **kw["common"]),
-        caption_problem(f"{pid}-hp", kw["image"], paraphrase, [negative], "negation", rng=rng, pair=pid,
+        caption_problem(f"{pid}-hp", kw["image"], paraphrase, [misattributed], "negation", rng=rng, pair=pid,
                         variant="hard_positive", reasoning=f"{trace} So {paraphrase}.", **kw["common"]),
     ]  # fmt: skip
 
