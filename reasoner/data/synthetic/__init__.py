@@ -7,7 +7,7 @@ perceptual skill (count the inked cells, read a digit, find the tallest column).
 colours, jitter, distractors, arithmetic and number options in bigger images (8-36 tokens).
 
 Worlds (`TASKS`), per level: image size / visual tokens / question kinds
-- `count`:  56x56/4 "how many shapes" | 112x112/16 + "how many red", "which color most" | 168x168/36 + shapes
+- `count`:  84x84/9 "how many shapes" (1-9) | 112x112/16 + "how many red", "which color most" | 168x168/36 + shapes
 - `digits`: 56x56/4 read, larger | 112x56/8 add, difference, larger | 112x112/16 three digits, sum of red
 - `bars`:   84x84/9 tallest, value | 112x112/16 + shortest, half-cell units | 168x168/36 six bars, sum
 

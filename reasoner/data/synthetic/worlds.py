@@ -44,10 +44,11 @@ class CountLevel:
     centred: bool = False  # shapes centred in their 28-px token cell (else jittered inside it)
 
 
-# Level 1 asks only "how many shapes" of single-colour 2x2 scenes, free-form: each of the 4 visual tokens is
-# then simply ink or blank, and a tiny model need not also learn to find a number among lettered options.
+# Level 1 asks only "how many shapes" (1-9) of 3x3 scenes, free-form: each of the 9 visual tokens is then simply
+# ink or blank, and a tiny model need not also learn to find a number among lettered options. Up to 9, not 4: a
+# 2x2 grid is learned completely by the first SFT stage, leaving the RL stages nothing to improve (README).
 _COUNT_LEVELS = {
-    1: CountLevel(2, ("red", "blue", "green"), 4, (18, 24), ("total",), number_choices=0.0, centred=True),
+    1: CountLevel(3, ("red", "blue", "green"), 9, (18, 24), ("total",), number_choices=0.0, centred=True),
     2: CountLevel(4, ("red", "blue", "green"), 6, (16, 22), ("total", "count", "count", "most")),
     3: CountLevel(6, ("red", "blue", "green", "orange"), 9, (12, 20), ("count", "shape", "most")),
 }
