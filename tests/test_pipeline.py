@@ -44,7 +44,7 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     assert list(found) == ["00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo"]
     assert [m["name"] for m in found.values()] == ["base", "teacher", "sft1", "grpo1", "sft2", "grpo2"]
     assert found["02_sft"]["init"] == "base" and found["04_sft"]["init"] == "base"  # SFTs restart from the base
-    assert found["02_sft"]["metrics"]["data/samples"] == 12 * 2  # the teacher's chains, k=2 per caption
+    assert found["02_sft"]["metrics"]["data/samples"] == 12 * 8  # the teacher's chains, k=8 per caption
     assert found["04_sft"]["metrics"]["data/samples"] == 12 * 8  # grpo1's own chains
     assert not (finished / "stages" / "01_sft" / "eval").exists()  # the text-only teacher sees no image set
     for name in ("02_sft", "03_grpo", "04_sft", "05_grpo"):
@@ -197,7 +197,7 @@ CURRICULUM = """
 name: curriculum
 model: {tiny_size: demo}
 datasets:
-  train: {source: synthetic, n: 8, seed: 3}
+  train: {source: synthetic, tasks: [bars], n: 8, seed: 3}  # an untrained reasoner is right by chance on bars
   heldout: {source: synthetic, n: 4, seed: 4, split: eval}
 eval: {datasets: [heldout], max_new_tokens: 8}
 stages:
@@ -205,7 +205,7 @@ stages:
     data:
       dataset: train
       targets: distill
-      distill: {reasoner: base, sampling: {n: 2, max_new_tokens: 12}, shard_size: 4}
+      distill: {reasoner: base, sampling: {n: 12, max_new_tokens: 12}, shard_size: 4}
     steps: 1
     batch_size: 2
   - kind: grpo
@@ -224,7 +224,7 @@ def test_distilled_sft_then_grpo_on_a_difficulty_band(tmp_path):
     assert list(found) == ["00_base", "01_sft", "02_grpo"]
     stages = report.parent / "stages"
     stats = json.loads((stages / "01_sft" / "data" / "distill" / "stats.json").read_text())
-    assert stats["total"]["problems"] == 8 and stats["total"]["samples"] == 16
+    assert stats["total"]["problems"] == 8 and stats["total"]["samples"] == 96
     rates = json.loads((stages / "02_grpo" / "data" / "pass_rates.json").read_text())
     assert rates  # estimated by the stage's start model (sft1), cached next to the data
     assert found["02_grpo"]["init"] == "sft1"
