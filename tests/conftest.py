@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,26 @@ def render_text_image(text: str, size: tuple[int, int], color: str = "white"):
     image = Image.new("RGB", size, color)
     ImageDraw.Draw(image).text((size[0] // 4, size[1] // 3), text, fill="black")
     return image
+
+
+def text_lookup_hits(fit: list, test: list, group) -> dict[str, list[bool]]:
+    """A reader that never sees the image: for each `test` problem whose exact question and options also occur in
+    `fit`, whether the answer most often given to them there is right here; by `group(problem)`."""
+    seen: dict[tuple, Counter] = {}
+    for problem in fit:
+        seen.setdefault((problem.question, tuple(problem.choices or ())), Counter())[problem.answer] += 1
+    hits: dict[str, list[bool]] = {}
+    for problem in test:
+        answers = seen.get((problem.question, tuple(problem.choices or ())))
+        if answers:
+            hits.setdefault(group(problem), []).append(answers.most_common(1)[0][0] == problem.answer)
+    return hits
+
+
+@pytest.fixture(scope="session")
+def text_lookup():
+    """`text_lookup_hits`, for tests that check a world gives no answer away in its text."""
+    return text_lookup_hits
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
 from reasoner.data.perception import FAMILIES
@@ -59,20 +57,14 @@ def test_answer_positions_are_balanced_and_wording_alone_does_not_tell():
     assert 70 <= converse <= 130
 
 
-def test_no_caption_item_is_answered_by_its_text():
+def test_no_caption_item_is_answered_by_its_text(text_lookup):
     """Where an item's exact question and options recur in another set, the answer seen there is right here at
     about chance (the negation twin offered "a square that is red" beside "... not red": 100%). `order` items never
     recur (shuffled options), and are answerable from the text by design: ARO's shuffled negatives are
     ungrammatical (README "Perception")."""
-    seen: dict[tuple, Counter] = {}
-    for p in generate_compose([], 1200, level=1, seed=11):
-        seen.setdefault((p.question, tuple(p.choices or ())), Counter())[p.answer] += 1
-    hits: dict[str, list[bool]] = {}
-    for p in generate_compose([], 1200, level=1, seed=12):
-        answers = seen.get((p.question, tuple(p.choices or ())))
-        if answers:
-            group = p.metadata["family"] + ("/twin" if p.metadata["variant"] != "original" else "")
-            hits.setdefault(group, []).append(answers.most_common(1)[0][0] == p.answer)
+    fit, test = (generate_compose([], 1200, level=1, seed=seed) for seed in (11, 12))
+    twin = {"original": ""}
+    hits = text_lookup(fit, test, lambda p: p.metadata["family"] + twin.get(p.metadata["variant"], "/twin"))
     rates = {group: sum(h) / len(h) for group, h in hits.items() if len(h) >= 50}
     assert "negation/twin" in rates and all(rate < 0.65 for rate in rates.values()), rates
 

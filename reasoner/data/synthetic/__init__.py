@@ -13,8 +13,9 @@ Worlds (`TASKS`), per level: image size / visual tokens / question kinds
 
 Every problem has an integer answer or is multiple choice (answer = choice text; the reasoning trace ends with
 "That is option B."). No question gives its answer away in its text: options never let a model that ignores the
-image beat chance (comparisons are free-form, since offering the two numbers would; tested). Everything is deterministic given (task, level, seed, split); train and eval sets are
-disjoint parts of each world (`split_of`), whatever their seeds.
+image beat chance (comparisons are free-form, since offering the two numbers would; tested). Everything is
+deterministic given (task, level, seed, split); train and eval sets are disjoint parts of each world
+(`split_of`), whatever their seeds.
 """
 
 from __future__ import annotations
