@@ -8,6 +8,11 @@ problems from the run's config.yaml (the synthetic world is deterministic), so i
 folders. A kind whose most common answer covers every item (e.g. 82/82) is answered without looking at the image;
 its accuracy is then the share of items that answer happens to fit, at or below the prior. README "Honest reading"
 quotes its output for the demo's seeds.
+
+    .venv/bin/python benchmarks/demo_answers.py runs/demo-s3 --by-answer count/total
+
+lists, for one question kind, each stage's right / n per gold answer and the answers it gave (e.g. which counts
+the model tells apart and which it gives one answer to).
 """
 
 from __future__ import annotations
@@ -25,28 +30,53 @@ from reasoner.eval.metrics import answer_prior
 from reasoner.eval.runner import constant_answer, score
 
 
-def kinds_of(run: Path, dataset: str) -> list[str]:
-    """One line per evaluated stage: per question kind, correct / n, prior, and the top answer's share."""
+def stages_of(run: Path, dataset: str):
+    """`(stage name, problems by id, scored items)` for each evaluated stage of a run, in stage order."""
     config = load_structured(RunConfig, run / "config.yaml")
     problems = load_dataset(config.datasets[dataset], dataset)
     by_id = {p.id: p for p in problems}
-    lines = []
     for responses_path in sorted(run.glob(f"stages/*/eval/{dataset}/responses.jsonl")):
         stage = json.loads((responses_path.parents[2] / "manifest.json").read_text())["name"]
-        _, items = score(problems, read_predictions(responses_path), dataset)
+        yield stage, by_id, score(problems, read_predictions(responses_path), dataset)[1]
+
+
+def kind_of(problem) -> str:
+    return f"{problem.metadata['task']}/{problem.metadata['kind']}"
+
+
+def kinds_of(run: Path, dataset: str) -> list[str]:
+    """One line per evaluated stage: per question kind, correct / n, prior, and the top answer's share."""
+    lines = []
+    for stage, by_id, items in stages_of(run, dataset):
         correct, answers = Counter(), defaultdict(Counter)
         for item in items:
-            problem = by_id[item["pid"]]
-            kind = f"{problem.metadata['task']}/{problem.metadata['kind']}"
+            kind = kind_of(by_id[item["pid"]])
             correct[kind] += bool(item["correct"])
             answers[kind][str(item["extraction"])] += 1  # as written: an option letter stays a letter
-        priors = prior_per_kind(problems)
+        priors = prior_per_kind(list(by_id.values()))
         cells = []
         for kind in sorted(answers):
             n = sum(answers[kind].values())
             top = answers[kind].most_common(1)[0][1]
             cells.append(f"{kind} {correct[kind]}/{n} (prior {priors[kind]}, top answer {top}/{n})")
         lines.append(f"{run.name} {stage}: " + "; ".join(cells))
+    return lines
+
+
+def by_answer(run: Path, dataset: str, kind: str) -> list[str]:
+    """One line per evaluated stage: for items of `kind`, right / n per gold answer, then the answers given."""
+    lines = []
+    for stage, by_id, items in stages_of(run, dataset):
+        right, total, given = Counter(), Counter(), Counter()
+        for item in items:
+            problem = by_id[item["pid"]]
+            if kind_of(problem) == kind:
+                total[problem.answer] += 1
+                right[problem.answer] += bool(item["correct"])
+                given[str(item["extraction"])] += 1
+        gold = " ".join(f"{a}:{right[a]}/{total[a]}" for a in sorted(total))
+        answered = " ".join(f"{a}:{n}" for a, n in sorted(given.items()))
+        lines.append(f"{run.name} {stage} {kind}: right per answer {gold}; answers given {answered}")
     return lines
 
 
@@ -61,9 +91,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--dataset", default="heldout")
+    parser.add_argument("--by-answer", metavar="KIND", help="one question kind (e.g. count/total) per gold answer")
     args = parser.parse_args()
     for run in args.runs:
-        print("\n".join(kinds_of(run, args.dataset)))
+        lines = by_answer(run, args.dataset, args.by_answer) if args.by_answer else kinds_of(run, args.dataset)
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,11 @@ def test_private_names_the_patches_rely_on_are_still_there():
     assert ("vllm", "async") in rollout_base._ROLLOUT_REGISTRY
     assert "fsdp2" in EngineRegistry._engines["language_model"]
     assert getattr(padding.left_right_2_no_padding, "_reasoner_mrope", False)
+    from verl.workers import engine_workers
+    from verl.workers.engine import base
+
+    for module in (engine_workers, base):  # bound by name before mrope was loaded: rebound
+        assert getattr(module.maybe_fix_3d_position_ids, "_reasoner_mrope", False)
     assert getattr(torch.distributed.init_process_group, "_reasoner_dedupe", False)
 
 
@@ -87,7 +92,7 @@ def test_equal_length_mrope_batch_splits_after_the_fix():
         )  # fmt: skip
 
     unpatched = padding.left_right_2_no_padding.__wrapped__(batch([5, 5]))
-    tu.maybe_fix_3d_position_ids(unpatched)
+    tu.maybe_fix_3d_position_ids.__wrapped__(unpatched)
     with pytest.raises(RuntimeError):  # verl's own bug, reproduced: the split fails
         tu.index_select_tensor_dict(unpatched, [1])
     for lengths in ([5, 5], [5, 3]):
@@ -97,6 +102,31 @@ def test_equal_length_mrope_batch_splits_after_the_fix():
         assert row.values().shape == (4, lengths[1])
         assert row.values()[0].tolist() == list(range(max(lengths) - lengths[1], max(lengths)))
     assert mrope.install() is False  # installed once
+
+
+def test_equal_length_mrope_batch_from_the_transfer_queue_splits_after_the_fix():
+    """The transfer queue carrying a batch to the training workers packs each sample's (4, seq) positions again;
+    with equal lengths verl then failed in `train_mini_batch` (the shortened verl demo on a bar-chart-only set:
+    `split_with_sizes expects split_sizes to sum exactly to 117 (input tensor's size at dimension 1), but got
+    split_sizes=[4, 4, 4, 4, 4, 4, 4, 4]`)."""
+    from tensordict import TensorDict
+    from transfer_queue.storage.managers.simple_storage_manager import AsyncSimpleStorageManager
+    from verl.utils import tensordict_utils as tu
+
+    def batch(lengths):
+        samples = [torch.arange(4 * n).view(4, n) + 1000 * i for i, n in enumerate(lengths)]
+        packed = AsyncSimpleStorageManager._pack_field_values(samples)  # the queue's own packing
+        return samples, TensorDict({"position_ids": packed}, batch_size=[len(lengths)])
+
+    samples, unpatched = batch([117] * 8)
+    tu.maybe_fix_3d_position_ids.__wrapped__(unpatched)
+    with pytest.raises(RuntimeError, match=r"sum exactly to 117 .*\[4, 4, 4, 4, 4, 4, 4, 4\]"):
+        tu.index_select_tensor_dict(unpatched, [0, 1])  # verl's failure, reproduced
+    for lengths in ([117] * 8, [5, 3, 7]):
+        samples, data = batch(lengths)
+        tu.maybe_fix_3d_position_ids(data)
+        picked = tu.index_select_tensor_dict(data, [2, 0])["position_ids"].unbind()
+        assert [p.tolist() for p in picked] == [samples[2].tolist(), samples[0].tolist()]
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +196,19 @@ def test_a_failed_verl_job_is_reported_by_its_innermost_cause():
     in_driver = ray.exceptions.RayTaskError("_SFTRunner.run", "Traceback ...", in_task_runner.as_instanceof_cause())
     assert failure_cause(in_driver) == "ValueError: rewards.score: answer_type 'matrix' is not one of ('text', 'integer')"
     assert failure_cause(RuntimeError("Total available GPUs 0\nis less than 1")) == "RuntimeError: is less than 1"
+
+
+def test_a_failed_verl_trainer_keeps_the_workers_traceback_in_the_stage_logs(tmp_path):
+    import ray.exceptions
+
+    from reasoner.engines.verl.engine import ERROR_FILE, trainer_failure
+    from reasoner.engines.verl.overrides import StagePaths
+
+    remote = "Traceback (most recent call last):\n  File \"verl/workers/actor.py\", line 12, in update\nRuntimeError: boom"
+    err = ray.exceptions.RayTaskError("TaskRunnerV1.run", remote, RuntimeError("boom"))
+    paths = StagePaths(tmp_path / "init", (tmp_path / "train.parquet",), tmp_path / "ckpt", tmp_path / "logs")
+    failure = trainer_failure(err, "grpo1", "ppo_trainer", paths)
+    trace = tmp_path / "logs" / ERROR_FILE
+    assert str(failure).startswith("stage grpo1: verl's ppo_trainer trainer failed: RuntimeError: boom (traceback in ")
+    assert str(trace) in str(failure) and str(tmp_path / "ckpt") in str(failure)
+    assert 'File "verl/workers/actor.py", line 12, in update' in trace.read_text()  # the worker's frames, kept

@@ -10,6 +10,7 @@ before training so verl gets every GPU.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 TRAIN_FILE = Path("verl_data") / "train.parquet"
 """Where a stage's verl parquet goes, inside its ckpt dir (storage every node sees)."""
 METRICS_FILE = "verl_metrics.jsonl"
+ERROR_FILE = "verl_error.txt"
+"""A failed trainer's whole traceback (the driver's and the Ray workers'), beside its metrics."""
 
 
 @dataclass(frozen=True)
@@ -252,11 +255,7 @@ class VerlEngine:
             try:
                 trainer(cfg, env, self.run.cluster)
             except Exception as err:  # noqa: BLE001 - re-raised as one line naming the stage; the cause is chained
-                raise ReasonerError(
-                    f"stage {job.stage.name}: verl's {config_name} trainer failed: {launch.failure_cause(err)} "
-                    f"(full log above; finished stages are kept, and re-running resumes this stage from its last "
-                    f"checkpoint in {paths.ckpt_dir})"
-                ) from err
+                raise trainer_failure(err, job.stage.name, config_name, paths) from err
         else:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total
@@ -312,3 +311,16 @@ def _keep_previous(metrics_file: Path) -> None:
         while metrics_file.with_suffix(f".{attempt}.jsonl").exists():
             attempt += 1
         metrics_file.rename(metrics_file.with_suffix(f".{attempt}.jsonl"))
+
+
+def trainer_failure(err: BaseException, stage: str, config_name: str, paths: ov.StagePaths) -> ReasonerError:
+    """The one-line error of a failed verl trainer: the stage and the innermost cause. The whole traceback, Ray's
+    remote ones included, goes to the stage's `logs/verl_error.txt`: Ray prints a worker's traceback only for an
+    error nobody catches, and this one is caught."""
+    from reasoner.engines.verl import launch
+
+    trace = write_text(paths.log_dir / ERROR_FILE, "".join(traceback.format_exception(err)))
+    return ReasonerError(
+        f"stage {stage}: verl's {config_name} trainer failed: {launch.failure_cause(err)} (traceback in {trace}; "
+        f"finished stages are kept, and re-running resumes this stage from its last checkpoint in {paths.ckpt_dir})"
+    )
