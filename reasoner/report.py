@@ -9,6 +9,7 @@ Runs of several seeds are combined by `reasoner.report_seeds` from the same `col
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from reasoner.atomic import atomic_path, write_json, write_text
 from reasoner.errors import ReasonerError
-from reasoner.eval.metrics import standard_error
+from reasoner.eval.metrics import mcnemar_p, standard_error
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json_object
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,10 @@ STDERR_NOTE = (
     "Accuracy in percent; s.e. is its binomial standard error sqrt(p (1 - p) / n): the noise of evaluating on n "
     "items, not the seed-to-seed noise of training (`reasoner report RUN_DIR RUN_DIR ... --out DIR` combines runs "
     "of several seeds). Rows `chance` (perception: guessing among the options) and `prior` (synthetic worlds: the "
-    "best constant answer per question kind, ignoring the image) are what a model scores without seeing."
+    "best constant answer per question kind, ignoring the image) are what a model scores without seeing. Δ prev is "
+    "also read item by item: `+gained / -lost` counts the items only this stage or only the stage before gets "
+    "right, and p is the exact McNemar test of that split (how often a split at least this uneven arises when "
+    "neither model is better): a paired test on the same items, more sensitive than comparing the two accuracies."
 )
 BASELINES = ("chance", "prior")
 
@@ -59,7 +63,33 @@ def collect(run_dir: RunDir) -> dict[str, Any]:
             }
         )
     datasets = sorted({name for stage in stages for name in stage["eval"]})
+    for dataset in datasets:
+        _pair_with_previous([stage["eval"][dataset] for stage in stages if dataset in stage["eval"]])
+    for stage in stages:
+        for scores in stage["eval"].values():
+            scores.pop("items", None)
     return {"run": run_dir.root.name, "datasets": datasets, "stages": stages, "damaged": damaged}
+
+
+def _pair_with_previous(evals: list[dict[str, Any]]) -> None:
+    """Add `paired` (gained, lost, p) to each evaluation of one set against the one before it, item by item,
+    where both have their items (the items both scored)."""
+    for before, after in zip(evals, evals[1:], strict=False):
+        if before.get("items") is None or after.get("items") is None:
+            continue
+        shared = before["items"].keys() & after["items"].keys()
+        gained = sum(after["items"][pid] and not before["items"][pid] for pid in shared)
+        lost = sum(before["items"][pid] and not after["items"][pid] for pid in shared)
+        after["paired"] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
+
+
+def _item_results(path: Path) -> dict[str, bool] | None:
+    """pid -> correct from an evaluation's items.jsonl; None when it is missing or unreadable (no paired test)."""
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {str(row["pid"]): bool(row["correct"]) for row in rows}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
@@ -75,7 +105,8 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             tasks = {k: float(v["accuracy"]) for k, v in groups.items()}
             n, accuracy = int(scores["n"]), float(scores["accuracy"])
             evals[scores_path.parent.name] = {
-                "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks
+                "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks,
+                "items": _item_results(scores_path.parent / "items.jsonl"),
             }
             for baseline in BASELINES:  # what guessing (perception) or a constant answer (synthetic) scores
                 if baseline in scores:
@@ -96,20 +127,22 @@ def render_markdown(data: dict[str, Any]) -> str:
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         tasks = _columns(rows, dataset)
-        lines += [f"## {dataset}", "", "| stage | n | accuracy | s.e. | Δ prev | Δ base | " + " | ".join(tasks) + " |"]
-        lines.append("|" + "---|" * (6 + len(tasks)))
+        header = "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base | "
+        lines += [f"## {dataset}", "", header + " | ".join(tasks) + " |", "|" + "---|" * (8 + len(tasks))]
         for baseline in BASELINES:
             found = next((s["eval"][dataset][baseline] for s in rows if baseline in s["eval"][dataset]), None)
             if found:
-                cells = [baseline, "", f"{found['overall']:.1f}", "", "", ""] + [_pct(found.get(t)) for t in tasks]
-                lines.append("| " + " | ".join(cells) + " |")
+                cells = [baseline, "", f"{found['overall']:.1f}", "", "", "", "", ""]
+                lines.append("| " + " | ".join(cells + [_pct(found.get(t)) for t in tasks]) + " |")
         base = prev = None
         for stage in rows:
             scores = stage["eval"][dataset]
             acc = scores["accuracy"]
             base = acc if base is None else base
             cells = [stage["name"], str(scores["n"]), f"{acc:.1f}", f"{scores['stderr']:.1f}"]
-            cells += [_delta(acc, prev), _delta(acc, base)]
+            paired = scores.get("paired")
+            flips = ["", ""] if paired is None else [f"+{paired['gained']} / -{paired['lost']}", _p(paired["p"])]
+            cells += [_delta(acc, prev), *flips, _delta(acc, base)]
             cells += [_pct(scores["task"].get(t)) for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
             prev = acc
@@ -151,6 +184,10 @@ def _pct(value: float | None, error: float | None = None) -> str:
     if value is None:
         return "-"
     return f"{value:.1f}" if error is None else f"{value:.1f} ± {error:.1f}"
+
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.2g}"
 
 
 def _delta(value: float, reference: float | None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reasoner.atomic import write_json
+from reasoner.atomic import write_json, write_jsonl
 from reasoner.data.synthetic import generate_mixed
 from reasoner.eval.runner import score
 from reasoner.report import collect, curves, write_report
@@ -15,10 +15,13 @@ from reasoner.rundir import RunDir
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
 
-def write_scores(run: RunDir, stage: str, dataset: str, problems, correct: int) -> None:
-    """scores.json as an evaluation writes it: the real scorer over responses, the first `correct` of them right."""
-    responses = {p.id: f"<answer>{p.answer_label()}</answer>" if i < correct else "" for i, p in enumerate(problems)}
-    scores, _ = score(problems, responses, dataset)
+def write_scores(run: RunDir, stage: str, dataset: str, problems, correct: int, first: int = 0) -> None:
+    """items.jsonl and scores.json as an evaluation writes them: the real scorer over responses, problems
+    `first` .. `first + correct - 1` answered right."""
+    right = range(first, first + correct)
+    responses = {p.id: f"<answer>{p.answer_label()}</answer>" if i in right else "" for i, p in enumerate(problems)}
+    scores, items = score(problems, responses, dataset)
+    write_jsonl(run.stage(stage).eval(dataset) / "items.jsonl", items)
     write_json(run.stage(stage).eval(dataset) / "scores.json", scores)
 
 
@@ -29,14 +32,32 @@ def test_accuracy_comes_with_its_standard_error(tmp_path):
     write_scores(run, "01_sft", "heldout", problems, 10)  # 20% of 50: sqrt(0.2 * 0.8 / 50) = 5.66 points
     text = write_report(run).read_text()
     assert "s.e. is its binomial standard error sqrt(p (1 - p) / n)" in text
-    assert "| stage | n | accuracy | s.e. | Δ prev | Δ base |" in text
-    assert "| 00_base | 50 | 0.0 | 0.0 |  | +0.0 |" in text
-    assert "| 01_sft | 50 | 20.0 | 5.7 | +20.0 | +20.0 |" in text
+    assert "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base |" in text
+    assert "| 00_base | 50 | 0.0 | 0.0 |  |  |  | +0.0 |" in text
+    # 10 items right that the stage before got wrong, none the other way: exact McNemar p = 2 / 2^10
+    assert "| 01_sft | 50 | 20.0 | 5.7 | +20.0 | +10 / -0 | 0.002 | +20.0 |" in text
     report = json.loads(run.report_json.read_text())
     assert [s["eval"]["heldout"]["stderr"] for s in report["stages"]] == [0.0, 5.66]
     [curve] = curves(collect(run))
     assert (curve.values, curve.errors) == ([0.0, 20.0], [0.0, 5.66])  # the plot's error bars
     assert (run.root / "accuracy.png").stat().st_size > 1000
+
+
+def test_a_change_is_also_tested_item_by_item(tmp_path):
+    problems = generate_mixed(["count", "digits", "bars"], 50, level=1, seed=2, split="eval")
+    run = RunDir(tmp_path / "run")
+    write_scores(run, "01_sft", "heldout", problems, 20)
+    write_scores(run, "02_grpo", "heldout", problems, 20, first=5)  # same accuracy: 5 items lost, 5 others won
+    write_scores(run, "03_sft", "heldout", problems, 30)  # 10 more, and the 5 lost come back
+    text = write_report(run).read_text()
+    assert "| 02_grpo | 50 | 40.0 | 6.9 | +0.0 | +5 / -5 | 1 | +0.0 |" in text
+    assert "| 03_sft | 50 | 60.0 | 6.9 | +20.0 | +10 / -0 | 0.002 | +20.0 |" in text
+    report = json.loads(run.report_json.read_text())
+    assert report["stages"][1]["eval"]["heldout"]["paired"] == {"gained": 5, "lost": 5, "p": 1.0}
+    assert "items" not in report["stages"][1]["eval"]["heldout"]  # the per-item results stay in items.jsonl
+    (run.stage("02_grpo").eval("heldout") / "items.jsonl").unlink()  # e.g. an evaluation copied without it
+    text = write_report(run).read_text()
+    assert "| 02_grpo | 50 | 40.0 | 6.9 | +0.0 |  |  | +0.0 |" in text  # no paired test, no error
 
 
 def fake_seed_run(root, seed: int, correct: dict[str, int], problems) -> RunDir:

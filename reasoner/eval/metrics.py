@@ -56,6 +56,18 @@ def standard_error(accuracy: float, n: int) -> float:
     return round(100.0 * math.sqrt(p * (1.0 - p) / n), 2)
 
 
+def mcnemar_p(gained: int, lost: int) -> float:
+    """Exact two-sided McNemar test of two models scored on the same items: of the items only one of them gets
+    right, `gained` are the second model's and `lost` the first's. The chance of a split at least this uneven if
+    neither model were better (a binomial test of the smaller count among `gained + lost` at 1/2); 1.0 when no item
+    differs."""
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
 @dataclass(frozen=True)
 class Spread:
     """One number measured once per seed: its mean, sample standard deviation and the standard error of the mean."""

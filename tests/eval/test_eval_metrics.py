@@ -12,6 +12,7 @@ from reasoner.eval.metrics import (
     breakdown,
     group_tallies,
     labels_of,
+    mcnemar_p,
     percent,
     spread,
     standard_error,
@@ -80,6 +81,14 @@ def test_standard_error_is_binomial_in_percentage_points() -> None:
     assert standard_error(33.5, 200) == round(100 * math.sqrt(0.335 * 0.665 / 200), 2) == 3.34
     assert standard_error(50.0, 800) == 1.77  # four times the items halve it
     assert standard_error(0.0, 200) == standard_error(100.0, 200) == standard_error(40.0, 0) == 0.0
+
+
+def test_mcnemar_p_is_the_exact_two_sided_binomial_test_of_the_flips() -> None:
+    # 3 of 10 differing items one way: 2 * (C(10,0) + C(10,1) + C(10,2) + C(10,3)) / 2^10 = 2 * 176 / 1024
+    assert mcnemar_p(7, 3) == mcnemar_p(3, 7) == 0.34375
+    assert mcnemar_p(10, 0) == 2 / 1024  # every differing item one way
+    assert mcnemar_p(5, 5) == mcnemar_p(0, 0) == 1.0  # balanced flips, or no item differs
+    assert mcnemar_p(42, 24) < 0.05 < mcnemar_p(76, 66)  # seed 0's and seed 1's GRPO-1 in the README
 
 
 def test_spread_over_seeds_mean_sd_and_standard_error_of_the_mean() -> None:

@@ -78,7 +78,7 @@ def test_report_shows_families_beside_chance_across_stages(tmp_path):
     text = write_report(run).read_text()
     # accuracy ± its binomial standard error: 50% of 4 items is sqrt(0.25 / 4) = 25 points either way
     assert "| stage | heldout | perception |" in text and "| 01_sft | 50.0 ± 25.0 | 100.0 ± 0.0 |" in text
-    header = "| stage | n | accuracy | s.e. | Δ prev | Δ base | " + " | ".join(ROWS) + " |"
+    header = "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base | " + " | ".join(ROWS) + " |"
     assert header in text
-    assert "| chance |  | 37.7 |  |  |  | 50.0 | 50.0 | 20.0 | 25.0 | 50.0 | 25.0 | 39.0 | 17.1 |" in text
+    assert "| chance |  | 37.7 |  |  |  |  |  | 50.0 | 50.0 | 20.0 | 25.0 | 50.0 | 25.0 | 39.0 | 17.1 |" in text
     assert (run.root / "accuracy.png").stat().st_size > 1000
