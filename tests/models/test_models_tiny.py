@@ -13,7 +13,7 @@ import torch
 from reasoner.errors import ReasonerError
 from reasoner.models import build_tiny_model, encode_prompts, load_model
 from reasoner.models.inputs import prompt_token_counts
-from reasoner.models.loading import load_processor
+from reasoner.models.loading import ATTENTION, load_processor
 from reasoner.models.tiny import FAMILIES, SIZES, ensure_tiny_model
 
 MODEL_CLASSES = {"qwen2.5-vl": "Qwen2_5_VLForConditionalGeneration", "qwen3-vl": "Qwen3VLForConditionalGeneration"}
@@ -153,11 +153,41 @@ def test_large_images_are_capped_at_max_visual_tokens(tiny_model_dir: Path) -> N
 
 def test_load_model_forwards_a_batch_in_eval_mode(family_dir: tuple[str, Path], digit_images: list) -> None:
     model, processor = load_model(family_dir[1])
-    assert not model.training and model.config._attn_implementation == "sdpa"
+    assert not model.training and model.config._attn_implementation == ATTENTION
     batch = encode_prompts(processor, [_user(str(i)) for i in range(8)], [[image] for image in digit_images])
     with torch.no_grad():
         logits = model(**batch).logits
     assert logits.shape[:2] == batch["input_ids"].shape and torch.isfinite(logits).all()
+
+
+def test_grouped_attention_equals_transformers_sdpa(
+    family_dir: tuple[str, Path], digit_images: list
+) -> None:
+    """`grouped_sdpa` skips transformers' copy of the grouped K/V heads; the logits and greedy tokens of a padded
+    batch with images are exactly those of transformers' own `sdpa`, the gradients equal to float rounding."""
+    ours, processor = load_model(family_dir[1])
+    theirs, _ = load_model(family_dir[1])
+    theirs.set_attn_implementation("sdpa")
+    assert theirs.config._attn_implementation == "sdpa" and ours.config.text_config.num_key_value_heads < (
+        ours.config.text_config.num_attention_heads
+    )  # the demo model groups its K/V heads: the case the copy is for
+    prompts = [_user("a" * (1 + 5 * i)) for i in range(4)]  # unequal lengths: a padded batch, a mask
+    batch = encode_prompts(processor, prompts, [[image] for image in digit_images[:4]])
+    assert (batch["attention_mask"] == 0).any()
+    grads = []
+    for model in (ours, theirs):
+        model.zero_grad()
+        logits = model(**batch).logits
+        logits.logsumexp(-1).sum().backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert len(grads[0][1]) == len(grads[1][1]) > 0
+    # The backward sums the grouped heads' gradients in another order: equal to float rounding.
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+    with torch.no_grad():
+        tokens = [m.generate(**batch, max_new_tokens=8, do_sample=False) for m in (ours, theirs)]
+    assert torch.equal(*tokens)
 
 
 def test_generate_with_an_image_continues_every_prompt(family_dir: tuple[str, Path], digit_images: list) -> None:
