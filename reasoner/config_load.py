@@ -303,7 +303,19 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
         if stage.data.targets != SFTTargets.reference:
             errors.append("data.targets: only for kind=sft stages")
         errors += _check_rollouts(stage.grpo)
-    return errors + _check_sections(stage) + _check_pass_rate(stage, earlier)
+    return errors + _check_sections(stage) + _check_pass_rate(stage, earlier) + _check_split(run, stage)
+
+
+def _check_split(run: RunConfig, stage: StageConfig) -> list[str]:
+    """The local engine's data-parallel processes each take an equal part of a step's prompts / examples."""
+    if run.processes <= 1 or run.engine.value != "local":
+        return []  # processes < 1 is reported by the range check
+    key, per_step = ("batch_size", stage.batch_size) if stage.kind == StageKind.sft else (
+        "grpo.prompts_per_step", stage.grpo.prompts_per_step)  # fmt: skip
+    if per_step % run.processes:
+        return [f"{key}: {per_step} is not allowed with processes: {run.processes}; allowed: a multiple of "
+                f"{run.processes} (each process takes an equal part of a step)"]  # fmt: skip
+    return []
 
 
 def _check_rollouts(grpo: GRPOConfig) -> list[str]:

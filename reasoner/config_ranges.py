@@ -61,7 +61,7 @@ TEMPERATURE = Range(0, meaning="0 = greedy")
 SAMPLING = {"n": AT_LEAST_1, "temperature": TEMPERATURE, "top_p": PROBABILITY, "max_new_tokens": TOKENS}
 
 RANGES: dict[str, dict[str, Range]] = {
-    "RunConfig": {"seed": SEED, "threads": AT_LEAST_1},
+    "RunConfig": {"seed": SEED, "threads": AT_LEAST_1, "processes": AT_LEAST_1},
     "ModelConfig": {"tiny_seed": SEED},
     "DatasetConfig": {
         "level": Range(1, 3),

@@ -85,6 +85,8 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
             **(run.eval.batch_inputs() if sampled else {}),
+            # Data-parallel processes sample other rollouts and round the summed gradients differently.
+            **({"processes": run.processes} if run.processes > 1 and run.engine.value == "local" else {}),
         }
         current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage, run.seed + i)
         plans.append(current)

@@ -8,6 +8,7 @@ or shortened in the middle of their longest text part, as `on_long_prompt` says.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from reasoner.errors import ReasonerError
+from reasoner.forking import fork_map
 from reasoner.generation.base import Completion, GenerationRequest, SamplingSpec
 from reasoner.generation.limits import PreparedRequest, PromptLimiter
 from reasoner.models.inputs import encode_prompts
@@ -40,6 +42,8 @@ class HFGenerator:
 
     `batch_size` caps the sequences (prompts x n) per `model.generate` call. Sampling is seeded per batch from
     `spec.seed` and the batch's first request index, inside a forked RNG so the caller's RNG state is untouched.
+    With `processes` > 1 (CPU) the batches are shared by that many forked processes (`reasoner.forking.fork_map`):
+    the same batches with the same seeds, so the same completions as one process.
     """
 
     def __init__(
@@ -51,9 +55,11 @@ class HFGenerator:
         max_prompt_tokens: int | None = None,
         on_long_prompt: str = "error",
         show_progress: bool = True,
+        processes: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ReasonerError(f"batch_size={batch_size}; must be >= 1")
+        self.processes = processes
         self.model = model
         self.processor = processor
         self.batch_size = batch_size
@@ -77,15 +83,22 @@ class HFGenerator:
         """Return `spec.n` completions per request, in request order."""
         prepared = self.limiter.prepare(requests)
         per_batch = max(1, self.batch_size // spec.n)
-        starts = range(0, len(prepared), per_batch)
-        results: list[list[Completion]] = []
+        starts = list(range(0, len(prepared), per_batch))
         started = time.perf_counter()
-        for start in tqdm(
-            starts, desc="generate", unit="batch", disable=not self.show_progress or len(starts) < 2
-        ):
-            results.extend(
-                self._generate_batch(prepared[start : start + per_batch], spec, seed=spec.seed + start)
-            )
+        parent = os.getpid()
+        bar = tqdm(
+            total=len(starts), desc="generate", unit="batch", disable=not self.show_progress or len(starts) < 2
+        )
+
+        def batch(i: int) -> list[list[Completion]]:
+            done = self._generate_batch(prepared[starts[i] : starts[i] + per_batch], spec, seed=spec.seed + starts[i])
+            if os.getpid() == parent:  # forked workers' batches are counted with this process's
+                bar.update(min(self.processes, len(starts) - bar.n))
+            return done
+
+        with bar:
+            results = [item for done in fork_map(batch, len(starts), self.processes) for item in done]
+        self.stats.generated_tokens += sum(len(c.token_ids) for item in results for c in item)
         self.stats.prompts += len(prepared)
         self.stats.truncated_prompts = self.limiter.truncated
         self.stats.seconds += time.perf_counter() - started
@@ -111,7 +124,6 @@ class HFGenerator:
         finally:
             self.model.train(was_training)
         completions = [self._completion(row) for row in output[:, prompt_len:].tolist()]
-        self.stats.generated_tokens += sum(len(c.token_ids) for c in completions)
         return [completions[i * spec.n : (i + 1) * spec.n] for i in range(len(batch))]
 
     def _generation_config(self, spec: SamplingSpec) -> Any:

@@ -316,3 +316,34 @@ def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path):
     got, _ = load_model(resumed.out_model)
     for a, b in zip(expected.parameters(), got.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+
+
+def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
+    """`processes: 2`: each rank samples its half of a step's prompts (its own rollout seed), one metrics row per
+    step for the whole step, and an interrupted run resumes exactly (the ranks are forked from the checkpoint)."""
+    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
+    run = RunConfig(name="t", processes=2)
+    straight = make_job(tmp_path / "straight", warm_dir, steps=3, checkpoint_every=2)
+    summary = LocalEngine(run).train_grpo(straight, problems)
+    assert summary["samples"] == 3 * 4 * 4 and summary["prompts"] == 12
+    single = make_job(tmp_path / "single", warm_dir, steps=3)
+    LocalEngine(RunConfig(name="t")).train_grpo(single, problems)
+    # Rank 0 samples with the single process's seed, rank 1 with its own: other rollouts, other rewards.
+    assert [r["count/samples"] for r in metric_rows(straight)] == [16.0] * 3
+    assert [r["reward/mean"] for r in metric_rows(straight)] != [r["reward/mean"] for r in metric_rows(single)]
+
+    def crash_after_step_2(step: int, metrics: dict) -> None:
+        if step == 2:
+            raise KeyboardInterrupt("simulated crash")
+
+    resumed = make_job(tmp_path / "resumed", warm_dir, steps=3, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        LocalEngine(run, on_step=crash_after_step_2).train_grpo(resumed, problems)
+    LocalEngine(run).train_grpo(resumed, problems)
+    assert [row["reward/mean"] for row in metric_rows(resumed)] == [
+        row["reward/mean"] for row in metric_rows(straight)
+    ]
+    expected, _ = load_model(straight.out_model)
+    got, _ = load_model(resumed.out_model)
+    for a, b in zip(expected.parameters(), got.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)

@@ -176,3 +176,23 @@ def test_garbage_checkpoint_stops_with_one_line_naming_it(tiny_dir, examples, tm
 def test_local_generator_calls_take_eval_batch_size(tiny_model_dir):
     engine = LocalEngine(RunConfig(name="t", eval=EvalConfig(batch_size=5)))
     assert engine.generator(tiny_model_dir).batch_size == 5
+
+
+def test_two_processes_take_the_steps_of_one(tiny_dir, examples, tmp_path):
+    """`processes: 2` splits every batch between two forked ranks and sums their gradients: the same steps as
+    one process up to float rounding, one metrics row per step for the whole batch, one exported model."""
+    jobs = {n: make_job(tmp_path / str(n), tiny_dir, steps=3) for n in (1, 2)}
+    for n, job in jobs.items():
+        summary = LocalEngine(RunConfig(name="t", processes=n)).train_sft(job, examples)
+        assert summary["examples"] == 3 * 4
+    rows = {n: [json.loads(line) for line in (job.log_dir / "metrics.jsonl").read_text().splitlines()]
+            for n, job in jobs.items()}  # fmt: skip
+    assert [r["count/examples"] for r in rows[2]] == [4.0, 4.0, 4.0]
+    assert [r["train/target_tokens"] for r in rows[2]] == [r["train/target_tokens"] for r in rows[1]]
+    for one, two in zip(rows[1], rows[2], strict=True):
+        assert two["train/loss"] == pytest.approx(one["train/loss"], rel=1e-5)
+    expected, got = params(jobs[1].out_model), params(jobs[2].out_model)
+    changed = [name for name in expected if not torch.equal(expected[name], params(tiny_dir)[name])]
+    assert changed
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-5)

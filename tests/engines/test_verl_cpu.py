@@ -62,10 +62,17 @@ def test_cpu_module_registers_platform_engine_and_rollout():
     verl_cpu.install()  # idempotent: a second import path (Ray worker + hook) must not stack patches
 
 
-def test_duplicate_backend_string_is_accepted_once_deduplicated(tmp_path):
+@pytest.mark.parametrize("positional", [False, True], ids=["keyword", "positional"])
+def test_duplicate_backend_string_is_accepted_once_deduplicated(tmp_path, positional):
+    """The patched entry takes the backend by keyword (verl) or as torch's first argument (everyone else)."""
     import torch.distributed as dist
 
-    dist.init_process_group(backend="cpu:gloo,cpu:gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    backend = "cpu:gloo,cpu:gloo"
+    where = {"init_method": f"file://{tmp_path}/pg", "rank": 0, "world_size": 1}
+    if positional:
+        dist.init_process_group(backend, **where)
+    else:
+        dist.init_process_group(backend=backend, **where)
     try:
         tensor = torch.ones(2)
         dist.all_reduce(tensor)

@@ -172,3 +172,23 @@ def test_sampling_spec_validation() -> None:
         from reasoner.generation.base import check_long_prompt_policy
 
         check_long_prompt_policy("drop")
+
+
+def test_forked_processes_give_the_completions_of_one_process(generator: HFGenerator, digit_images: list) -> None:
+    """`processes=2` shares the batches between this process and a forked one: the same batches with the same
+    seeds, so exactly the same sampled completions and token counts; an error in the forked process's batch is
+    raised here with its own message."""
+    spec = SamplingSpec(n=2, temperature=1.0, max_new_tokens=10, seed=5)
+    requests = _requests(digit_images) + _requests(digit_images, prefix="r")  # 16 prompts: 4 batches of 4 x 2
+    forked = HFGenerator(generator.model, generator.processor, batch_size=8, show_progress=False, processes=2)
+    one = HFGenerator(generator.model, generator.processor, batch_size=8, show_progress=False)
+    assert forked.generate(requests, spec) == one.generate(requests, spec)
+    assert forked.stats.generated_tokens == one.stats.generated_tokens > 0
+    # The prompt limit is checked per batch, in the process that generates it: batch 1 is the forked one's.
+    limited = HFGenerator(
+        generator.model, generator.processor, batch_size=8, show_progress=False, processes=2, max_prompt_tokens=60
+    )
+    short = _requests([digit_images[0]] * 4)
+    long = GenerationRequest(user_message("Count the circles. " * 30), [digit_images[0]], id="long-one")
+    with pytest.raises(ReasonerError, match="'long-one'.*max_prompt_tokens=60"):
+        limited.generate([*short, long], spec)

@@ -39,23 +39,31 @@ INFO_FILE = "checkpoint.json"
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how the local engine computes: device, autocast dtype (bf16 on GPU, none on CPU), seed."""
+    """Where and how the local engine computes: device, autocast dtype (bf16 on GPU, none on CPU), seed, and the
+    data-parallel processes a training job runs on (see `reasoner.forking`)."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None
     threads: int
     seed: int
+    processes: int = 1
 
 
 def resolve_runtime(run: RunConfig) -> Runtime:
     """Pick the device (`auto` = cuda if available), set the CPU thread count, return the runtime."""
     torch.set_num_threads(max(1, run.threads))
     device = torch.device(resolve_device(run.device.value))
+    if run.processes > 1 and device.type != "cpu":
+        raise ReasonerError(
+            f"processes: {run.processes} data-parallel processes run on the CPU only; this run's device is "
+            f"{device.type} (set processes: 1, or device: cpu)"
+        )
     return Runtime(
         device=device,
         autocast_dtype=torch.bfloat16 if device.type == "cuda" else None,
         threads=run.threads,
         seed=run.seed,
+        processes=run.processes,
     )
 
 

@@ -36,9 +36,13 @@ class LocalEngine:
         """Nothing to add: the local engine honours every setting the config schema and its ranges allow."""
 
     def generator(self, model_path: Path) -> HFGenerator:
-        """An `HFGenerator` serving the model folder on this engine's device, `eval.batch_size` sequences per call."""
+        """An `HFGenerator` serving the model folder on this engine's device, `eval.batch_size` sequences per call,
+        its batches shared by the run's `processes`."""
         return HFGenerator.from_pretrained(
-            model_path, device=str(self.runtime.device), batch_size=self.run.eval.batch_size
+            model_path,
+            device=str(self.runtime.device),
+            batch_size=self.run.eval.batch_size,
+            processes=self.runtime.processes,
         )
 
     def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:

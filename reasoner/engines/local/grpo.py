@@ -37,6 +37,8 @@ from reasoner.scoring import score_pairs
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("reward/mean", "reward/accuracy", "reward/format", "response/length", "actor/kl")
+ADDITIVE_KEYS = ("count/", "actor/loss", "actor/pg_loss", "actor/kl")
+"""Summed over data-parallel ranks: counts, and loss parts normalised by the whole minibatch's tokens."""
 POSTFIX_KEYS = ("reward/accuracy", "reward/mean", "actor/kl", "response/length")
 
 
@@ -106,6 +108,12 @@ def minibatches(n_prompts: int, updates: int, grad_accum: int) -> list[list[list
     return plans
 
 
+def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of one step's rollouts on one data-parallel rank (rank 0's is the single-process seed)."""
+    base = seed * 1_000_003 + step
+    return base if rank == 0 else base * 1_000_033 + rank
+
+
 def rows_of(prompt_rows: list[int], group: int) -> list[int]:
     """Response rows i*G .. i*G+G-1 of each prompt i."""
     return [i * group + g for i in prompt_rows for g in range(group)]
@@ -131,12 +139,15 @@ class GRPOStep:
     def __call__(self, index: int) -> dict[str, float]:
         cfg, group = self.cfg, self.cfg.sampling.n
         started = time.perf_counter()
+        dp = self.session.group
         picked = stream_indices(
             len(self.problems), (index - 1) * cfg.prompts_per_step, cfg.prompts_per_step, self.job.seed
         )
-        chosen = [self.problems[i] for i in picked]
+        chosen = [self.problems[i] for i in dp.share(picked)]
         prompts = encode_problems(self.model, self.processor, chosen, self.job.template, self.runtime.device)
-        generator = torch.Generator(device=self.runtime.device).manual_seed(self.job.seed * 1_000_003 + index)
+        generator = torch.Generator(device=self.runtime.device).manual_seed(
+            rollout_seed(self.job.seed, index, dp.rank)
+        )
         with autocast(self.runtime):
             result = rollout(
                 self.model,
@@ -179,7 +190,10 @@ class GRPOStep:
         totals: dict[str, float] = {}
         grad_norms = []
         for plan in plans:
-            minibatch_tokens = int(batch.mask[rows_of([p for micro in plan for p in micro], group)].sum())
+            # The token mean is over the minibatch's tokens on every rank (the ranks' gradients are summed).
+            minibatch_tokens = int(
+                self.session.group.sum(int(batch.mask[rows_of([p for micro in plan for p in micro], group)].sum()))
+            )
             for micro in plan:
                 with autocast(self.runtime):
                     parts, entropy = micro_batch_loss(self.model, batch, micro, self.cfg, minibatch_tokens)
@@ -283,14 +297,16 @@ def train_grpo(
         total,
         postfix=POSTFIX_KEYS,
         summary_keys=SUMMARY_KEYS,
+        additive=ADDITIVE_KEYS,
         on_step=on_step,
     )
     log.info(
-        "GRPO %s: %d problems, %d steps of %d prompts x %d samples",
+        "GRPO %s: %d problems, %d steps of %d prompts x %d samples%s",
         job.stage.name,
         len(problems),
         total,
         cfg.prompts_per_step,
         cfg.sampling.n,
+        f" on {runtime.processes} processes" if runtime.processes > 1 else "",
     )
     return session.run(GRPOStep(job, problems, runtime, session, reference))

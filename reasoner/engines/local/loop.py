@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from reasoner import forking
 from reasoner.atomic import write_jsonl
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import (
@@ -100,6 +101,7 @@ class TrainingSession:
         *,
         postfix: Iterable[str] = (),
         summary_keys: Iterable[str] = (),
+        additive: Iterable[str] = ("count/",),
         on_step: OnStep | None = None,
     ) -> None:
         self.job, self.kind, self.runtime = job, kind, runtime
@@ -107,21 +109,44 @@ class TrainingSession:
         self.total_steps = total_steps
         self.postfix = tuple(postfix)
         self.summary_keys = tuple(summary_keys)
+        self.additive = tuple(additive)
+        """Metric key prefixes summed over data-parallel ranks (counts, losses normalised by the whole step)."""
         self.on_step = on_step
+        self.group = forking.Group()
+        """This process's data-parallel rank while `run` runs (see `reasoner.forking`)."""
         self.optimizer = build_optimizer(model, job.stage)
         self.scheduler = build_scheduler(self.optimizer, total_steps, job.stage.warmup_ratio)
 
     def step_optimizer(self) -> float:
-        """Clip, step and zero the gradients (a loop may call this several times per step)."""
+        """Sum the gradients over the ranks, clip, step and zero them (a loop may call this several times per step)."""
+        self.group.sum_grads(p for p in self.model.parameters() if p.requires_grad)
         return clip_and_step(self.model, self.optimizer, self.job.stage.max_grad_norm)
 
     def run(self, step_fn: StepFn) -> dict[str, float]:
-        """Run the remaining steps, checkpoint and export; returns summary metrics over the whole job."""
+        """Run the remaining steps, checkpoint and export; returns summary metrics over the whole job.
+
+        With `runtime.processes` > 1 the steps run in that many data-parallel ranks (forked here, after resuming);
+        only this process (rank 0) logs, checkpoints and exports."""
         seed_everything(self.job.seed)
         start = self._resume()
+        with forking.ranks(self.runtime.processes) as self.group:
+            if self.group.main:
+                self._steps(start, step_fn)
+            else:
+                for step in range(start + 1, self.total_steps + 1):
+                    self.group.combine(step_fn(step), self.additive)
+                    self.scheduler.step()
+        self.group = forking.Group()
+        if start < self.total_steps or latest_checkpoint(self.job.ckpt_dir) is None:
+            self._checkpoint(self.total_steps)
+        export_model(self.model, self.processor, self.job.out_model)
+        return self._summary(MetricsLog.read(self.job.log_dir / METRICS_FILE))
+
+    def _steps(self, start: int, step_fn: StepFn) -> None:
         metrics_log = MetricsLog(self.job.log_dir, start)
+        where = f" ({self.group.world} processes)" if self.group.world > 1 else ""
         bar = tqdm(
-            total=self.total_steps, initial=start, desc=f"{self.kind} {self.job.stage.name}", unit="step"
+            total=self.total_steps, initial=start, desc=f"{self.kind} {self.job.stage.name}{where}", unit="step"
         )
         try:
             for step in range(start + 1, self.total_steps + 1):
@@ -129,15 +154,11 @@ class TrainingSession:
         finally:
             bar.close()
             metrics_log.close()
-        if start < self.total_steps or latest_checkpoint(self.job.ckpt_dir) is None:
-            self._checkpoint(self.total_steps)
-        export_model(self.model, self.processor, self.job.out_model)
-        return self._summary(MetricsLog.read(self.job.log_dir / METRICS_FILE))
 
     def _one_step(self, step: int, step_fn: StepFn, metrics_log: MetricsLog, bar: Any) -> None:
         started = time.perf_counter()
         lr = self.scheduler.get_last_lr()[0]
-        metrics = step_fn(step)
+        metrics = self.group.combine(step_fn(step), self.additive)
         self.scheduler.step()
         metrics = {**metrics, "train/lr": lr, "time/step_s": time.perf_counter() - started}
         metrics_log.write(step, metrics)

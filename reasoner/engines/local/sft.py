@@ -114,18 +114,21 @@ def train_sft(
         total,
         postfix=("train/loss",),
         summary_keys=("train/loss",),
+        additive=("count/", "train/loss"),
         on_step=on_step,
     )
-    log.info("SFT %s: %d examples, %d steps of %d", stage.name, len(examples), total, per_step)
+    where = f" on {runtime.processes} processes" if runtime.processes > 1 else ""
+    log.info("SFT %s: %d examples, %d steps of %d%s", stage.name, len(examples), total, per_step, where)
 
     def step(index: int) -> dict[str, float]:
         chosen = stream_indices(len(examples), (index - 1) * per_step, per_step, job.seed)
-        micro = [chosen[i : i + stage.batch_size] for i in range(0, per_step, stage.batch_size)]
+        micro = [session.group.share(chosen[i : i + stage.batch_size]) for i in range(0, per_step, stage.batch_size)]
         batches = [
             encode_batch(model, processor, [examples[j] for j in part], job.template, runtime.device)
             for part in micro
         ]
-        tokens = sum(int(batch.mask.sum()) for batch in batches)
+        # Over every rank's part of the step (the ranks' gradients are summed).
+        tokens = int(session.group.sum(sum(int(batch.mask.sum()) for batch in batches)))
         total_loss = 0.0
         for batch in batches:
             with autocast(runtime):
@@ -138,7 +141,7 @@ def train_sft(
             "train/loss": total_loss,
             "train/grad_norm": grad_norm,
             "train/target_tokens": float(tokens),
-            "count/examples": float(per_step),
+            "count/examples": float(sum(len(part) for part in micro)),
         }
 
     return session.run(step)

@@ -37,10 +37,10 @@ def dedupe_process_group_backend() -> None:
         return
 
     @functools.wraps(original)
-    def init_process_group(*args, backend=None, **kwargs):
+    def init_process_group(backend=None, *args, **kwargs):  # backend is torch's first parameter
         if isinstance(backend, str) and "," in backend:
             backend = ",".join(dict.fromkeys(part.strip() for part in backend.split(",")))
-        return original(*args, backend=backend, **kwargs)
+        return original(backend, *args, **kwargs)
 
     init_process_group._reasoner_dedupe = True
     torch.distributed.init_process_group = init_process_group
