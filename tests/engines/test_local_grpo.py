@@ -301,21 +301,7 @@ def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path):
     straight = make_job(tmp_path / "straight", warm_dir, steps=3, checkpoint_every=2)
     LocalEngine(RunConfig(name="t")).train_grpo(straight, problems)
 
-    def crash_after_step_2(step: int, metrics: dict) -> None:
-        if step == 2:
-            raise KeyboardInterrupt("simulated crash")
-
-    resumed = make_job(tmp_path / "resumed", warm_dir, steps=3, checkpoint_every=2)
-    with pytest.raises(KeyboardInterrupt):
-        LocalEngine(RunConfig(name="t"), on_step=crash_after_step_2).train_grpo(resumed, problems)
-    LocalEngine(RunConfig(name="t")).train_grpo(resumed, problems)
-    assert [row["reward/mean"] for row in metric_rows(resumed)] == [
-        row["reward/mean"] for row in metric_rows(straight)
-    ]
-    expected, _ = load_model(straight.out_model)
-    got, _ = load_model(resumed.out_model)
-    for a, b in zip(expected.parameters(), got.parameters(), strict=True):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+    assert_crash_and_resume_match(RunConfig(name="t"), straight, problems, warm_dir, tmp_path)
 
 
 def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
@@ -331,6 +317,13 @@ def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
     # Rank 0 samples with the single process's seed, rank 1 with its own: other rollouts, other rewards.
     assert [r["count/samples"] for r in metric_rows(straight)] == [16.0] * 3
     assert [r["reward/mean"] for r in metric_rows(straight)] != [r["reward/mean"] for r in metric_rows(single)]
+
+    assert_crash_and_resume_match(run, straight, problems, warm_dir, tmp_path)
+
+
+def assert_crash_and_resume_match(run: RunConfig, straight, problems, warm_dir, tmp_path) -> None:
+    """A run of `straight`'s 3 steps interrupted after step 2 (its checkpoint), then resumed, logs the same rewards
+    and ends with the same weights as `straight` did uninterrupted."""
 
     def crash_after_step_2(step: int, metrics: dict) -> None:
         if step == 2:
