@@ -391,8 +391,9 @@ class RunConfig:
     """torch CPU threads (on small shared machines one thread is fastest)."""
     processes: int = 1
     """local engine on CPU: processes a training stage runs on, data-parallel (each takes an equal part of every
-    step's prompts / examples; gradients are summed). Use one per free core; a stage's `prompts_per_step` (GRPO) or
-    `batch_size` (SFT) must be divisible by it."""
+    step's prompts / examples; gradients are summed), and generation (evaluation, distillation) shares its batches
+    among them with unchanged results. Use one per free core; a stage's `prompts_per_step` (GRPO) or `batch_size`
+    (SFT) must be divisible by it."""
     prompt: str = "reason"
     """Prompt template (configs/prompts/<prompt>.txt) used for SFT, GRPO and evaluation."""
     model: ModelConfig = field(default_factory=ModelConfig)
