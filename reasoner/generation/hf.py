@@ -90,14 +90,20 @@ class HFGenerator:
             total=len(starts), desc="generate", unit="batch", disable=not self.show_progress or len(starts) < 2
         )
 
-        def batch(i: int) -> list[list[Completion]]:
+        def batch(i: int) -> tuple[list[list[Completion]], int]:
+            """One batch's completions, and the prompts it truncated if a forked worker ran it (this process's
+            limiter counts its own)."""
+            truncated = self.limiter.truncated
             done = self._generate_batch(prepared[starts[i] : starts[i] + per_batch], spec, seed=spec.seed + starts[i])
-            if os.getpid() == parent:  # forked workers' batches are counted with this process's
-                bar.update(min(self.processes, len(starts) - bar.n))
-            return done
+            if os.getpid() != parent:
+                return done, self.limiter.truncated - truncated
+            bar.update(min(self.processes, len(starts) - bar.n))  # forked workers' batches counted with ours
+            return done, 0
 
         with bar:
-            results = [item for done in fork_map(batch, len(starts), self.processes) for item in done]
+            batches = fork_map(batch, len(starts), self.processes)
+        results = [item for done, _ in batches for item in done]
+        self.limiter.truncated += sum(truncated for _, truncated in batches)
         self.stats.generated_tokens += sum(len(c.token_ids) for item in results for c in item)
         self.stats.prompts += len(prepared)
         self.stats.truncated_prompts = self.limiter.truncated

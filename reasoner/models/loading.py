@@ -38,8 +38,8 @@ def grouped_sdpa(
     attention mask is given, i.e. in every padded batch, and our batches are always padded. On CPU that copy of
     the whole KV cache at every decoding step was a quarter of a GRPO rollout's time. With `enable_gqa=True` torch
     reads the grouped heads in place: the same outputs bit for bit, gradients equal to float rounding (the grouped
-    heads' gradients are summed in another order; tests/models/test_models_tiny.py), rollouts ~1.7x as fast
-    (`benchmarks/bench_local_speed.py`).
+    heads' gradients are summed in another order; tests/models/test_models_tiny.py), the demo's rollouts 1.3-1.5x
+    as fast (`benchmarks/bench_local_speed.py`; ~1.7x measured on smaller 4 x 16 rollouts).
     """
     import torch
 

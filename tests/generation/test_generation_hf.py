@@ -192,3 +192,9 @@ def test_forked_processes_give_the_completions_of_one_process(generator: HFGener
     long = GenerationRequest(user_message("Count the circles. " * 30), [digit_images[0]], id="long-one")
     with pytest.raises(ReasonerError, match="'long-one'.*max_prompt_tokens=60"):
         limited.generate([*short, long], spec)
+    # A prompt shortened in the forked process is counted here.
+    truncating = HFGenerator(
+        generator.model, generator.processor, batch_size=8, show_progress=False, processes=2, max_prompt_tokens=60,
+        on_long_prompt="truncate",
+    )  # fmt: skip
+    assert len(truncating.generate([*short, long], spec)) == 5 and truncating.stats.truncated_prompts == 1
