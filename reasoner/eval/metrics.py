@@ -68,6 +68,18 @@ def mcnemar_p(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail / 2**n)
 
 
+def above_chance_p(correct: Sequence[bool], chances: Sequence[float]) -> float:
+    """Exact one-sided test that a set of answers beats guessing: the chance that a guesser, right on item i with
+    probability `chances[i]` (a fraction), gets at least as many items right as `correct` does (the tail of the
+    Poisson-binomial distribution; a plain binomial test when every item has the same chance). 1.0 for no items."""
+    if len(correct) != len(chances):
+        raise ValueError(f"{len(correct)} answers but {len(chances)} chance levels")
+    dist = [1.0]  # dist[k]: probability that a guesser gets exactly k of the items so far right
+    for q in chances:
+        dist = [a * (1 - q) + b * q for a, b in zip([*dist, 0.0], [0.0, *dist], strict=True)]
+    return min(1.0, sum(dist[sum(map(bool, correct)) :]))
+
+
 @dataclass(frozen=True)
 class Spread:
     """One number measured once per seed: its mean, sample standard deviation and the standard error of the mean."""

@@ -11,6 +11,8 @@ letter (or the option's text) for caption items, an integer for counts. The rows
 
 Each row also has `chance` (percent): the mean over its items of 1 / options (counting: 1 / size of the stated
 range); for a pair the product of its two items' chances. `scores["chance"]` repeats them for the report.
+`p_above_chance` is the exact one-sided test that the row beats guessing (`metrics.above_chance_p`): a family
+whose p is not small (say above 0.01) is read as at chance, whatever its accuracy.
 A missing or empty response counts wrong, as everywhere.
 """
 
@@ -23,7 +25,7 @@ from reasoner.data.perception import FAMILIES
 from reasoner.data.records import Problem
 from reasoner.errors import ReasonerError
 from reasoner.eval.mathvista import SCORER, check_pids, rewards_fingerprint, score_items
-from reasoner.eval.metrics import breakdown, percent
+from reasoner.eval.metrics import above_chance_p, breakdown, percent
 
 BENCHMARK = "perception"
 ROWS = (*FAMILIES, "hard_positive", "pair")
@@ -37,6 +39,7 @@ def _row(flags: Sequence[bool], chances: Sequence[float]) -> dict[str, Any]:
         "correct": sum(flags),
         "accuracy": percent(sum(flags), n),
         "chance": round(100.0 * sum(chances) / n, 2) if n else 0.0,
+        "p_above_chance": above_chance_p(flags, chances),
     }
 
 
@@ -100,9 +103,11 @@ def score_responses(
 
 
 def format_rows(scores: Mapping[str, Any]) -> str:
-    """A console table: per family row, n, accuracy and chance."""
+    """A console table: per family row, n, accuracy, chance and the p of the test that it beats chance."""
     lines = [f"{scores['benchmark']}: accuracy {scores['accuracy']:.2f}% (chance {scores['chance_overall']:.2f}%)"]
-    lines.append(f"{'family':<14} {'n':>5} {'acc %':>7} {'chance %':>9}")
+    lines.append(f"{'family':<14} {'n':>5} {'acc %':>7} {'chance %':>9} {'p above chance':>15}")
     for row, values in scores["breakdown"]["family"].items():
-        lines.append(f"{row:<14} {values['n']:>5} {values['accuracy']:>7.2f} {values['chance']:>9.2f}")
+        p = values.get("p_above_chance")
+        shown = "" if p is None else "<0.001" if p < 0.001 else f"{p:.3f}"
+        lines.append(f"{row:<14} {values['n']:>5} {values['accuracy']:>7.2f} {values['chance']:>9.2f} {shown:>15}")
     return "\n".join(lines)

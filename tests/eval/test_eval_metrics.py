@@ -9,6 +9,7 @@ import pytest
 
 from reasoner.eval.metrics import (
     Tally,
+    above_chance_p,
     breakdown,
     group_tallies,
     labels_of,
@@ -89,6 +90,17 @@ def test_mcnemar_p_is_the_exact_two_sided_binomial_test_of_the_flips() -> None:
     assert mcnemar_p(10, 0) == 2 / 1024  # every differing item one way
     assert mcnemar_p(5, 5) == mcnemar_p(0, 0) == 1.0  # balanced flips, or no item differs
     assert mcnemar_p(42, 24) < 0.05 < mcnemar_p(76, 66)  # the 48-step GRPO-1 on seeds 0 and 1 (README)
+
+
+def test_above_chance_p_is_the_exact_tail_of_guessing() -> None:
+    # 8 of 10 two-option items: (C(10,8) + C(10,9) + C(10,10)) / 2^10 = 56 / 1024
+    assert math.isclose(above_chance_p([True] * 8 + [False] * 2, [0.5] * 10), 56 / 1024)
+    assert above_chance_p([False] * 5, [0.25] * 5) == 1.0 and above_chance_p([], []) == 1.0
+    # mixed chances (Poisson binomial): both of a 1/2 and a 1/4 item right: 1/8; at least one: 1 - 1/2 * 3/4
+    assert math.isclose(above_chance_p([True, True], [0.5, 0.25]), 0.125)
+    assert math.isclose(above_chance_p([True, False], [0.5, 0.25]), 0.625)
+    with pytest.raises(ValueError, match="3 answers but 2 chance levels"):
+        above_chance_p([True] * 3, [0.5] * 2)
 
 
 def test_spread_over_seeds_mean_sd_and_standard_error_of_the_mean() -> None:
