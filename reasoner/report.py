@@ -29,8 +29,11 @@ STDERR_NOTE = (
     "best constant answer per question kind, ignoring the image) are what a model scores without seeing. Δ prev is "
     "also read item by item: `+gained / -lost` counts the items only this stage or only the stage before gets "
     "right, and p is the exact McNemar test of that split (how often a split at least this uneven arises when "
-    "neither model is better): a paired test on the same items, more sensitive than comparing the two accuracies."
+    "neither model is better): a paired test on the same items, more sensitive than comparing the two accuracies. "
+    "In a perception set's family columns, * marks a row above chance at p < 0.01 (`p_above_chance`: the exact "
+    "one-sided test against guessing)."
 )
+ABOVE_CHANCE_P = 0.01
 BASELINES = ("chance", "prior")
 
 
@@ -103,10 +106,11 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             groups = scores.get("breakdown", {})
             groups = groups.get("family") or groups.get("task", {})
             tasks = {k: float(v["accuracy"]) for k, v in groups.items()}
+            above = [k for k, v in groups.items() if v.get("p_above_chance", 1.0) < ABOVE_CHANCE_P]
             n, accuracy = int(scores["n"]), float(scores["accuracy"])
             evals[scores_path.parent.name] = {
                 "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks,
-                "items": _item_results(scores_path.parent / "items.jsonl"),
+                "items": _item_results(scores_path.parent / "items.jsonl"), "above_chance": above,
             }
             for baseline in BASELINES:  # what guessing (perception) or a constant answer (synthetic) scores
                 if baseline in scores:
@@ -143,7 +147,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             paired = scores.get("paired")
             flips = ["", ""] if paired is None else [f"+{paired['gained']} / -{paired['lost']}", _p(paired["p"])]
             cells += [_delta(acc, prev), *flips, _delta(acc, base)]
-            cells += [_pct(scores["task"].get(t)) for t in tasks]
+            cells += [_pct(scores["task"].get(t)) + ("*" if t in scores["above_chance"] else "") for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
             prev = acc
         lines.append("")

@@ -116,4 +116,7 @@ def test_report_shows_families_beside_chance_across_stages(tmp_path):
     header = "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base | " + " | ".join(ROWS) + " |"
     assert header in text
     assert "| chance |  | 37.7 |  |  |  |  |  | 50.0 | 50.0 | 20.0 | 25.0 | 50.0 | 25.0 | 39.0 | 17.1 |" in text
+    # * = above chance at p < 0.01: 2 of 2 items of a family is not (p 1/4 or more), 10 of 10 twins and pairs are
+    assert "| 01_sft | 22 | 100.0 | 0.0 | +100.0 |  |  | +100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0* | 100.0* |" in text
+    assert "| 00_base | 22 | 0.0 | 0.0 |  |  |  | +0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 | 0.0 |" in text
     assert (run.root / "accuracy.png").stat().st_size > 1000
