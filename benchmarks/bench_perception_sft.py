@@ -27,11 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 from reasoner.config import RunConfig, StageConfig, StageKind
-from reasoner.data.perception import FAMILIES
-from reasoner.data.records import ImageRef
+from reasoner.data.perception import FAMILIES, blinded
 from reasoner.data.synthetic.compose import generate_compose
 from reasoner.engines.base import SFTExample, TrainJob
 from reasoner.engines.local import LocalEngine
@@ -59,14 +57,6 @@ def asked(problems, ask: str):
         for p in problems
     ]  # fmt: skip
     return {"world": problems, "lookup": lookup, "mixed": problems + lookup}[ask]
-
-
-def blinded(problems):
-    """Every image replaced by a blank (white) one of its size."""
-    return [
-        dataclasses.replace(p, images=[ImageRef.from_image(Image.new("RGB", p.load_images()[0].size, "white"))])
-        for p in problems
-    ]
 
 
 def main() -> None:

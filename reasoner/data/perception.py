@@ -19,6 +19,7 @@ an item and its twin, else None), `chance` (1 / options, or 1 / size of the stat
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Sequence
@@ -129,6 +130,16 @@ def count_problem(
         caption=caption,
         reasoning=reasoning,
     )
+
+
+def blinded(problems: Sequence[Problem]) -> list[Problem]:
+    """The same items with every image replaced by a blank (white) one of its size: the blind control. What a
+    model learns from these it learns from the text alone, so on held-out items it must stay at chance; above
+    chance means the items' text gives answers away."""
+    return [
+        dataclasses.replace(p, images=[ImageRef.from_image(Image.new("RGB", i.load().size, "white")) for i in p.images])
+        for p in problems
+    ]
 
 
 def _check_family(family: str, variant: str) -> None:

@@ -4,14 +4,12 @@ Qwen2.5-VL, CPU, one thread)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from reasoner.config import RunConfig, StageConfig, StageKind
-from reasoner.data.records import ImageRef
+from reasoner.data.perception import blinded
 from reasoner.data.synthetic.compose import generate_compose
 from reasoner.engines.base import SFTExample, TrainJob
 from reasoner.engines.local import LocalEngine
@@ -29,6 +27,15 @@ def test_pair_row_needs_both_the_item_and_its_twin():
     assert rows["relation"] == {"n": 2, "correct": 2, "accuracy": 100.0, "chance": 50.0, "p_above_chance": 0.25}
     assert rows["hard_positive"]["accuracy"] == 50.0
     assert rows["pair"] == {"n": 2, "correct": 1, "accuracy": 50.0, "chance": 25.0, "p_above_chance": 0.4375}
+
+
+def test_blinded_items_keep_their_text_and_image_size_but_show_nothing():
+    problems = generate_compose(["relation", "counting"], 2, level=2, seed=0, split="eval")
+    for before, after in zip(problems, blinded(problems), strict=True):
+        assert (after.question, after.choices, after.answer) == (before.question, before.choices, before.answer)
+        image = after.load_images()[0]
+        assert image.size == before.load_images()[0].size and image.getextrema() == ((255, 255),) * 3
+        assert after.images[0].owner == after.id
 
 
 def test_a_model_that_rejects_every_paraphrase_is_caught():
@@ -56,21 +63,11 @@ def _sft(engine, tiny_dir, out: Path, problems, steps: int) -> Path:
     return job.out_model
 
 
-def _blind(problems):
-    """The same items with every image replaced by a blank one of its size: what a model learns from these, it
-    learns from the text alone."""
-    blank = {}
-    for problem in problems:
-        size = problem.load_images()[0].size
-        blank.setdefault(size, ImageRef.from_image(Image.new("RGB", size, "white")))
-    return [dataclasses.replace(p, images=[blank[p.load_images()[0].size]]) for p in problems]
-
-
 def test_at_chance_without_seeing_then_short_sft_well_above(tiny_dir, tmp_path):
     """Three models on held-out scenes. (1) The untrained model: at or below chance on every family (0% where it
-    was measured: it writes no answer at all). (2) The blind control: 100 SFT steps on the world with every training image blanked. It writes the format and
-    answers every item, and sits at chance on every family: nothing in the items' text gives an answer away, to a
-    learner that was trained to find it. (3) 60 SFT steps on the counting family with the images: well above
+    was measured: it writes no answer at all). (2) The blind control: 100 SFT steps on the world with every
+    training image blanked. It writes the format, answers (nearly) every item and sits at chance on every family:
+    nothing in the items' text gives an answer away, to a learner that was trained to find it. (3) 60 SFT steps on the counting family with the images: well above
     chance on held-out counts. (The caption families stay at chance even with images in a short run: README
     "Perception" says why.)"""
     template = load_template("reason")
@@ -83,7 +80,7 @@ def test_at_chance_without_seeing_then_short_sft_well_above(tiny_dir, tmp_path):
     for row, values in untrained["breakdown"]["family"].items():
         assert values["accuracy"] <= values["chance"], (row, values)
 
-    blind_model = _sft(engine, tiny_dir, tmp_path / "blind", _blind(generate_compose([], 600, seed=1)), steps=100)
+    blind_model = _sft(engine, tiny_dir, tmp_path / "blind", blinded(generate_compose([], 600, seed=1)), steps=100)
     responses = generate_responses(engine.generator(blind_model), held_out, template, 64)
     blind, _ = score(held_out, responses, "perception")
     print("blind control\n" + format_rows(blind))
