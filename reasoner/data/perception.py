@@ -136,10 +136,10 @@ def blinded(problems: Sequence[Problem]) -> list[Problem]:
     """The same items with every image replaced by a blank (white) one of its size: the blind control. What a
     model learns from these it learns from the text alone, so on held-out items it must stay at chance; above
     chance means the items' text gives answers away."""
-    return [
-        dataclasses.replace(p, images=[ImageRef.from_image(Image.new("RGB", i.load().size, "white")) for i in p.images])
-        for p in problems
-    ]
+    def blank(image: ImageRef) -> ImageRef:
+        return ImageRef.from_image(Image.new("RGB", image.load().size, "white"))
+
+    return [dataclasses.replace(p, images=[blank(image) for image in p.images]) for p in problems]
 
 
 def _check_family(family: str, variant: str) -> None:
