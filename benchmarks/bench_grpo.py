@@ -6,7 +6,7 @@ Both train the tiny "demo" Qwen2.5-VL (seed 0) on one CPU thread with 8 prompts 
 same synthetic level-1 problems and prompt template, scored by `rewards.score`. The untrained model never
 writes an end token, so every sample runs the full `--max-new-tokens` in both. The first step is warm-up and
 is left out; the table shows medians over the rest. TRL is a benchmark-only dependency (the `bench` extra):
-`pip install -c constraints.txt 'trl==1.16.*'`.
+`pip install 'trl==1.16.*'`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 #   examples/cluster_launch.sh worker HEAD_IP        # on every other node
 #   examples/cluster_launch.sh submit HEAD_IP [RECIPE] [key=value ...]   # from any machine with this repo
 #
-# Every node needs the same environment (pip install -c constraints.txt -e ".[gpu]", same Python) and the same
+# Every node needs the same environment (pip install -r requirements/gpu.lock && pip install --no-deps -e ., same Python) and the same
 # shared storage mounted at the same place (SHARED below) for the model, data and runs: verl's workers on every
 # node read the parquet files and write checkpoints there. NODES and GPUS must match what joins the cluster;
 # a job that asks for more stays PENDING/waits for resources.

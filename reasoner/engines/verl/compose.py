@@ -35,7 +35,7 @@ def verl_config_dir() -> Path:
     if verl.__version__ != VERL_VERSION:
         raise ReasonerError(
             f"verl {verl.__version__} is installed; this project's translation is written and "
-            f"tested for verl=={VERL_VERSION} (pip install -c constraints.txt ...)"
+            f"tested for verl=={VERL_VERSION} (install from requirements/gpu.lock or cpu.lock)"
         )
     return Path(verl.__file__).resolve().parent / "trainer" / "config"
 

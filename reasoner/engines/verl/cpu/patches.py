@@ -11,7 +11,7 @@ import functools
 import torch
 
 PATCHED_VERL_VERSION = "0.9.1"
-PATCHED_TORCH_VERSION = "2.14"
+PATCHED_TORCH_VERSION = "2.13"
 
 
 def check_versions() -> None:
