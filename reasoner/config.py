@@ -332,6 +332,11 @@ class StageConfig:
     """Freeze the vision tower and projector."""
     checkpoint_every: int = 0
     """Save a resumable checkpoint every N steps (0 = only at the end)."""
+    max_nonfinite_skips: int = 3
+    """Local engine: an optimizer update whose loss or gradient norm is NaN or infinite is skipped (counted in the
+    step metrics as `count/nonfinite_skips`); this many skipped updates in a row stop the stage with one line, and
+    a rerun resumes it from its last checkpoint. Not part of the stage fingerprint (raising it resumes). The verl
+    engine skips an update with a non-finite grad norm on its own and has no such limit: it does not read this."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO only."""
 

@@ -100,6 +100,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "warmup_ratio": FRACTION,
         "max_grad_norm": Range(0, meaning="0 = no clipping"),
         "checkpoint_every": Range(0, meaning="0 = only at the end"),
+        "max_nonfinite_skips": AT_LEAST_1,
     },
     "ClusterConfig": {
         "nodes": AT_LEAST_1,

@@ -51,6 +51,11 @@ class StagePlan:
         return f"{self.index:02d}_{self.kind}"
 
 
+UNFINGERPRINTED = ("max_nonfinite_skips",)
+"""Stage keys outside the fingerprint: the non-finite guard's limit only decides whether a stage stops, so raising
+it resumes a stopped stage, and runs made before the key existed keep their fingerprints."""
+
+
 def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
     """The base (stage 00) and every configured stage, in order, with resolved start models."""
     base = StagePlan(0, "base", "base", None, None, fingerprint(to_dict(run.model)), None, run.seed)
@@ -75,7 +80,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             else stage.data.difficulty != Difficulty.all
         )
         inputs = {
-            "stage": to_dict(stage),
+            "stage": stage_settings(stage),
             "dataset": to_dict(run.datasets[stage.data.dataset]),
             "prompt": load_template(stage.prompt).sha256 if stage.prompt else prompt_sha256,
             "seed": run.seed,
@@ -92,6 +97,11 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         plans.append(current)
         by_name[stage.name] = current
     return plans
+
+
+def stage_settings(stage: StageConfig) -> dict:
+    """A stage's own settings as fingerprinted: all but `UNFINGERPRINTED` (they cannot change a finished model)."""
+    return {key: value for key, value in to_dict(stage).items() if key not in UNFINGERPRINTED}
 
 
 def _resolve(reference: str, earlier: list[StagePlan]) -> str:

@@ -13,10 +13,12 @@ from .core import RECIPE_WEIGHTS, RewardScore, RewardWeights, score
 from .equivalence import DEFAULT_TIMEOUT_S, EquivalencePool, Verdict, default_pool, equivalence_stats
 from .extract import Extraction, extract_answer
 from .formatting import FormatCheck, check_format
+from .guard import REWARD_ERROR, failed_score, guarded
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "RECIPE_WEIGHTS",
+    "REWARD_ERROR",
     "EquivalencePool",
     "Extraction",
     "FormatCheck",
@@ -27,6 +29,8 @@ __all__ = [
     "default_pool",
     "equivalence_stats",
     "extract_answer",
+    "failed_score",
+    "guarded",
     "score",
     "score_batch",
 ]

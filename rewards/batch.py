@@ -9,6 +9,7 @@ from itertools import repeat
 
 from .core import RewardScore, RewardWeights, score
 from .equivalence import DEFAULT_TIMEOUT_S
+from .guard import guarded
 
 ITEM_KEYS = ("response", "ground_truth", "answer_type", "choices", "precision", "unit", "question")
 
@@ -29,7 +30,9 @@ def _score_item(item: Mapping, weights: RewardWeights | None, timeout_s: float, 
 
 
 def _score_chunk(chunk: list[Mapping], weights: RewardWeights | None, timeout_s: float,
-                 reading: dict) -> list[RewardScore]:
+                 reading: dict, guard: bool = False) -> list[RewardScore]:
+    if guard:
+        return [guarded(_score_item, item, weights, timeout_s, reading) for item in chunk]
     return [_score_item(item, weights, timeout_s, reading) for item in chunk]
 
 
@@ -53,10 +56,13 @@ def score_batch(
     progress: bool = False,
     extraction: str = "lenient",
     refusals: str = "strict",
+    guard: bool = False,
 ) -> list[RewardScore]:
     """Score many items (mappings with response, ground_truth and optional answer_type, choices, precision,
     unit, question), in order. `workers` > 1 spreads chunks over that many spawned processes; `progress` shows tqdm.
-    `extraction` and `refusals` apply to every item, as in `score`."""
+    `extraction` and `refusals` apply to every item, as in `score`. With `guard` (training rewards) an item whose
+    scoring raises or gives a non-finite score scores 0 with reason `reward-error` (`rewards.guard`) instead of
+    raising."""
     checked = _check_items(items)
     reading = {"extraction": extraction, "refusals": refusals}
     chunk_size = max(16, min(512, len(checked) // max(1, 4 * workers) or 1))
@@ -64,13 +70,15 @@ def score_batch(
     bar = _progress_bar(len(checked)) if progress else None
     results: list[RewardScore] = []
     if workers <= 1 or len(chunks) <= 1:
-        mapped = map(_score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading))
+        mapped = map(_score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading), repeat(guard))
         results = _collect(mapped, bar)
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe in threaded callers (Ray, vLLM)
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as executor:
-            results = _collect(executor.map(_score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading)),
-                               bar)
+            mapped = executor.map(
+                _score_chunk, chunks, repeat(weights), repeat(timeout_s), repeat(reading), repeat(guard)
+            )
+            results = _collect(mapped, bar)
     if bar is not None:
         bar.close()
     return results

@@ -83,7 +83,8 @@ class RewardScore:
     format: 1.0 if the response is `<think>..</think>..<answer>..</answer>`. extracted: the raw answer span
     (None: none found). prediction: what was compared with the ground truth, in MathVista's normal form (the
     choice text for multiple choice). rule: the extraction rule that fired (see rewards.extract). reason: why
-    right or wrong: match, mismatch, no-answer, refusal, unparseable, timeout, parse-error, worker-error.
+    right or wrong: match, mismatch, no-answer, refusal, unparseable, timeout, parse-error, worker-error,
+    reward-error (the scorer raised or gave a non-finite score: `rewards.guard`).
     mapping: how the prediction was reached (letter, mention, nearest, integer, math-verify, ...).
     summary_missing: the `</think>` is directly followed by `<answer>`.
     """

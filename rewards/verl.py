@@ -28,8 +28,9 @@ if not __package__:  # loaded by file path: make `import rewards` find this very
         raise ImportError(f"another 'rewards' package ({_loaded.__file__}) is already imported; {__file__} "
                           f"needs its own ({_PACKAGE_DIR})")
 
-from rewards.core import RewardWeights, score  # noqa: E402
+from rewards.core import RewardScore, RewardWeights, score  # noqa: E402
 from rewards.equivalence import DEFAULT_TIMEOUT_S  # noqa: E402
+from rewards.guard import REWARD_ERROR, guarded  # noqa: E402
 
 
 def _optional_text(value: object) -> str | None:
@@ -74,27 +75,17 @@ def compute_score(
 ) -> dict[str, float | str]:
     """Score one rollout for verl.
 
-    Returns {"score": overall, "acc", "format", "summary_missing", "timeout", "no_answer" (floats), "pred",
-    "reason" (short strings)}. verl averages the numbers into its metrics ("acc" is the name its validation
+    Returns {"score": overall, "acc", "format", "summary_missing", "timeout", "no_answer", "reward_error"
+    (floats), "pred", "reason" (short strings)}. A rollout whose scoring raises (e.g. an unreadable extra_info) or
+    gives a non-finite score scores 0 with "reward_error" 1 (`rewards.guard`): verl's reward loop would otherwise
+    fail the whole step, or average a NaN into the advantages. verl averages the numbers into its metrics ("acc" is the name its validation
     treats as the core metric; "pred" feeds its majority-vote metrics) and skips the strings there.
     `data_source` is not needed (the item says its own answer type); other keyword arguments verl passes
     (reward_router_address, ...) are ignored. The weights default to plain accuracy. `extraction` is the
     answer reading of `rewards.score`: "strict" rewards only the content of one well-formed final `<answer>`
     tag (training), "lenient" also reads free text (evaluation)."""
-    extra = dict(extra_info or {})
-    precision = extra.get("precision")
-    result = score(
-        solution_str,
-        str(ground_truth),
-        answer_type=_optional_text(extra.get("answer_type")),
-        choices=_choices(extra.get("choices")),
-        precision=None if _optional_text(precision) is None else float(precision),
-        unit=_optional_text(extra.get("unit")),
-        question=_optional_text(extra.get("question")),
-        weights=RewardWeights(accuracy=accuracy_weight, format=format_weight, summary_penalty=summary_penalty),
-        timeout_s=timeout_s,
-        extraction=extraction,
-    )
+    weights = RewardWeights(accuracy=accuracy_weight, format=format_weight, summary_penalty=summary_penalty)
+    result = guarded(_score, solution_str, ground_truth, extra_info, weights, timeout_s, extraction)
     return {
         "score": result.overall,
         "acc": result.accuracy,
@@ -104,4 +95,30 @@ def compute_score(
         "no_answer": float(result.prediction is None),
         "pred": (result.prediction or "")[:200],
         "reason": result.reason,
+        "reward_error": float(result.reason == REWARD_ERROR),
     }
+
+
+def _score(
+    solution_str: str,
+    ground_truth: object,
+    extra_info: Mapping | None,
+    weights: RewardWeights,
+    timeout_s: float,
+    extraction: str,
+) -> RewardScore:
+    """`rewards.score` of one rollout, its arguments read from verl's ground truth and parquet extra_info."""
+    extra = dict(extra_info or {})
+    precision = extra.get("precision")
+    return score(
+        solution_str,
+        str(ground_truth),
+        answer_type=_optional_text(extra.get("answer_type")),
+        choices=_choices(extra.get("choices")),
+        precision=None if _optional_text(precision) is None else float(precision),
+        unit=_optional_text(extra.get("unit")),
+        question=_optional_text(extra.get("question")),
+        weights=weights,
+        timeout_s=timeout_s,
+        extraction=extraction,
+    )

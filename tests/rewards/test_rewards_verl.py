@@ -54,7 +54,21 @@ def test_choices_as_json_text_are_read_and_other_text_is_refused(adapter) -> Non
     extra_info = {"answer_type": "text", "choices": json.dumps(ANGLES)}
     assert adapter.compute_score("mathvista", "(C)", "60°", extra_info)["acc"] == 1.0
     with pytest.raises(ValueError, match="must be a list of choice texts"):
-        adapter.compute_score("mathvista", "(C)", "60°", {"choices": "30°, 45°, 60°"})
+        adapter._choices("30°, 45°, 60°")
+    # In verl's reward loop the refusal is a failed reward: scored 0 and counted, not a failed training step.
+    refused = adapter.compute_score("mathvista", "(C)", "60°", {"choices": "30°, 45°, 60°"})
+    assert (refused["score"], refused["acc"], refused["reward_error"], refused["reason"]) == (0.0, 0.0, 1.0,
+                                                                                            "reward-error")
+
+
+def test_a_failing_or_nan_reward_scores_zero_with_reward_error(adapter) -> None:
+    unreadable = adapter.compute_score("geo", "<answer>3</answer>", "3", {"precision": "two"})
+    nan = adapter.compute_score("geo", "<answer>3</answer>", "3", None, format_weight=math.nan)
+    good = adapter.compute_score("geo", "<answer>3</answer>", "3", None)
+    assert [r["score"] for r in (unreadable, nan, good)] == [0.0, 0.0, 1.0]
+    assert [r["reward_error"] for r in (unreadable, nan, good)] == [1.0, 1.0, 0.0]
+    assert all(isinstance(value, (float, str)) for value in unreadable.values())
+    assert set(unreadable) == set(good)  # verl stacks every key over the batch
 
 
 def test_loads_by_path_when_rewards_is_not_importable(tmp_path: Path) -> None:

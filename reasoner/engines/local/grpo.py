@@ -5,7 +5,8 @@ One step:
 2. sample `sampling.n` responses per prompt with the live policy (`rollout`): temperature / top_p,
    stopping at an end token or `</answer>`;
 3. score them with `reasoner.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
-   summary_penalty);
+   summary_penalty); a response whose scoring raises or is not finite scores 0 and is counted
+   (`count/reward_errors`, `rewards.guard`);
 4. advantages, policy loss and KL come from verl's `core_algos` (see `objective`);
 5. `updates_per_batch` optimizer updates over minibatches of whole groups; old log-probs are computed once,
    before the updates (with a single update they equal the current ones, detached, so no extra pass).
@@ -57,12 +58,13 @@ class Batch:
 def score_rollout(
     problems: list[Problem], result: Rollout, group: int, cfg: GRPOConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Rewards [B*G] from the project's one scorer, and their components' means for logging."""
+    """Rewards [B*G] from the project's one scorer, and their components' means for logging. A response whose
+    reward fails (raises, NaN) scores 0 and is counted in `count/reward_errors`."""
     weights = rewards.RewardWeights(
         accuracy=1.0, format=cfg.format_weight, summary_penalty=cfg.summary_penalty
     )
     pairs = [(problem, result.texts[i * group + g]) for i, problem in enumerate(problems) for g in range(group)]
-    scores = score_pairs(pairs, weights=weights, extraction=cfg.extraction.value)
+    scores = score_pairs(pairs, weights=weights, extraction=cfg.extraction.value, guard=True)
     overall = torch.tensor([s.overall for s in scores], dtype=torch.float32)  # [B*G]
     by_group = overall.view(-1, group)  # [B, G]
     n = len(scores)
@@ -77,6 +79,7 @@ def score_rollout(
         ),
         "response/length": float(result.mask.sum(dim=1).float().mean()),
         "response/unfinished": 1.0 - sum(result.finished) / n,
+        "count/reward_errors": float(sum(s.reason == rewards.REWARD_ERROR for s in scores)),
     }
 
 
@@ -194,10 +197,12 @@ class GRPOStep:
             minibatch_tokens = int(
                 self.session.group.sum(int(batch.mask[rows_of([p for micro in plan for p in micro], group)].sum()))
             )
+            update_loss = 0.0
             for micro in plan:
                 with autocast(self.runtime):
                     parts, entropy = micro_batch_loss(self.model, batch, micro, self.cfg, minibatch_tokens)
                 parts.loss.backward()
+                update_loss += float(parts.loss.detach())
                 values = {
                     "actor/loss": float(parts.loss.detach()),
                     "actor/pg_loss": parts.pg_loss,
@@ -208,7 +213,7 @@ class GRPOStep:
                 }
                 for key, value in values.items():
                     totals[key] = totals.get(key, 0.0) + value / n_micro
-            grad_norms.append(self.session.step_optimizer())
+            grad_norms.append(self.session.step_optimizer(update_loss))
         return {**totals, "actor/grad_norm": sum(grad_norms) / len(grad_norms)}
 
 

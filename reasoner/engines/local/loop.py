@@ -3,12 +3,18 @@
 A loop hands `TrainingSession.run` a step function `step -> metrics` that is a deterministic function of the step
 index (its data and its sampling seed derive from it), so continuing from a checkpoint replays exactly what an
 uninterrupted run would have done.
+
+A loop hands each optimizer update to `TrainingSession.step_optimizer` with its loss; an update whose loss or
+gradient norm is not finite is skipped (`NonFiniteGuard`, counted in `count/nonfinite_skips`), and
+`max_nonfinite_skips` skipped updates in a row stop the stage (`NonFiniteStop`, one line). No checkpoint is written
+inside such a run of skips, so a checkpoint always continues exactly, and a rerun resumes from the last one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +38,7 @@ from reasoner.engines.local.common import (
     save_checkpoint,
     seed_everything,
 )
+from reasoner.errors import ReasonerError
 from reasoner.rundir import DamagedFile
 
 log = logging.getLogger(__name__)
@@ -77,14 +84,53 @@ class MetricsLog:
         self.writer.close()
 
 
-def clip_and_step(model: Any, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> float:
-    """Clip the gradient norm (when max_grad_norm > 0), take an optimizer step, zero the gradients."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def clip_grads(params: list[torch.Tensor], max_grad_norm: float) -> float:
+    """The gradients' total norm before clipping; clips them in place when max_grad_norm > 0."""
     # An infinite bound measures the norm without clipping.
-    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf")))
+
+
+class NonFiniteStop(ReasonerError):
+    """`max_nonfinite_skips` optimizer updates in a row had a non-finite loss or gradient norm."""
+
+
+class NonFiniteGuard:
+    """Decides whether an optimizer update is taken: not when its loss or gradient norm is NaN or infinite (the
+    weights stay as they were, as verl's FSDP engine does for a non-finite grad norm); `limit` skips in a row raise
+    `NonFiniteStop`. Every data-parallel rank sees the same summed values, so all decide alike."""
+
+    def __init__(self, stage: str, limit: int, resume_point: Callable[[], str]) -> None:
+        self.stage, self.limit = stage, limit
+        self.resume_point = resume_point
+        """Where a rerun would resume the stage, for the message."""
+        self.step = 0
+        self.in_a_row = 0
+        """Skipped updates since the last one taken."""
+        self.skipped = 0
+        """Skipped updates in the current step."""
+
+    def begin(self, step: int) -> None:
+        self.step, self.skipped = step, 0
+
+    def allows(self, loss: float, grad_norm: float) -> bool:
+        """True when the update may be taken; False (counted, logged) when it must be skipped."""
+        quantity, value = ("loss", loss) if not math.isfinite(loss) else ("grad norm", grad_norm)
+        if math.isfinite(value):
+            self.in_a_row = 0
+            return True
+        self.in_a_row += 1
+        self.skipped += 1
+        log.warning(
+            "stage %s, step %d: the %s is %s; optimizer update skipped (%d in a row, at most %d)",
+            self.stage, self.step, quantity, value, self.in_a_row, self.limit,
+        )  # fmt: skip
+        if self.in_a_row >= self.limit:
+            raise NonFiniteStop(
+                f"stage {self.stage}: step {self.step}: the {quantity} is not finite ({value}) in {self.in_a_row} "
+                f"optimizer updates in a row (max_nonfinite_skips: {self.limit}); the stage stopped; a rerun resumes it from {self.resume_point()}. "
+                f"Lower stages.{self.stage}.lr or max_grad_norm (the stage restarts), or raise max_nonfinite_skips"
+            )
+        return False
 
 
 class TrainingSession:
@@ -116,11 +162,22 @@ class TrainingSession:
         """This process's data-parallel rank while `run` runs (see `reasoner.forking`)."""
         self.optimizer = build_optimizer(model, job.stage)
         self.scheduler = build_scheduler(self.optimizer, total_steps, job.stage.warmup_ratio)
+        self.guard = NonFiniteGuard(job.stage.name, job.stage.max_nonfinite_skips, self._resume_point)
 
-    def step_optimizer(self) -> float:
-        """Sum the gradients over the ranks, clip, step and zero them (a loop may call this several times per step)."""
-        self.group.sum_grads(p for p in self.model.parameters() if p.requires_grad)
-        return clip_and_step(self.model, self.optimizer, self.job.stage.max_grad_norm)
+    def step_optimizer(self, loss: float) -> float:
+        """Sum the gradients over the ranks, clip, step (unless the update's `loss`, this rank's part of it, or the
+        gradient norm is not finite) and zero them; returns the norm. A loop may call this several times per step."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.group.sum_grads(params)
+        norm = clip_grads(params, self.job.stage.max_grad_norm)
+        if self.guard.allows(self.group.sum(loss), norm):
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def _resume_point(self) -> str:
+        found = latest_checkpoint(self.job.ckpt_dir)
+        return f"its checkpoint {found.name}" if found is not None else "its start (no checkpoint yet)"
 
     def run(self, step_fn: StepFn) -> dict[str, float]:
         """Run the remaining steps, checkpoint and export; returns summary metrics over the whole job.
@@ -134,7 +191,11 @@ class TrainingSession:
                 self._steps(start, step_fn)
             else:
                 for step in range(start + 1, self.total_steps + 1):
-                    self.group.combine(step_fn(step), self.additive)
+                    self.guard.begin(step)
+                    try:
+                        self.group.combine(step_fn(step), self.additive)
+                    except NonFiniteStop:
+                        break  # rank 0 stops at the same update and reports it; this rank just leaves
                     self.scheduler.step()
         self.group = forking.Group()
         if start < self.total_steps or latest_checkpoint(self.job.ckpt_dir) is None:
@@ -158,15 +219,25 @@ class TrainingSession:
     def _one_step(self, step: int, step_fn: StepFn, metrics_log: MetricsLog, bar: Any) -> None:
         started = time.perf_counter()
         lr = self.scheduler.get_last_lr()[0]
+        self.guard.begin(step)
         metrics = self.group.combine(step_fn(step), self.additive)
         self.scheduler.step()
-        metrics = {**metrics, "train/lr": lr, "time/step_s": time.perf_counter() - started}
+        metrics = {
+            **metrics,
+            "count/nonfinite_skips": float(self.guard.skipped),  # the same on every rank: not summed
+            "train/lr": lr,
+            "time/step_s": time.perf_counter() - started,
+        }
         metrics_log.write(step, metrics)
         bar.set_postfix({key.split("/")[-1]: f"{metrics[key]:.3g}" for key in self.postfix if key in metrics})
         bar.update()
         every = self.job.stage.checkpoint_every
         if every > 0 and step % every == 0 and step < self.total_steps:
-            self._checkpoint(step)
+            if self.guard.in_a_row:
+                # Inside a run of skips: resuming there would restart the count; the rerun replays from before it.
+                log.warning("stage %s: no checkpoint at step %d (its last update was skipped)", self.job.stage.name, step)
+            else:
+                self._checkpoint(step)
         if self.on_step is not None:
             self.on_step(step, metrics)
 

@@ -136,7 +136,7 @@ def train_sft(
             loss = -(logp * batch.mask).sum() / tokens  # token mean over the whole optimizer step
             loss.backward()
             total_loss += float(loss.detach())
-        grad_norm = session.step_optimizer()
+        grad_norm = session.step_optimizer(total_loss)
         return {
             "train/loss": total_loss,
             "train/grad_norm": grad_norm,
