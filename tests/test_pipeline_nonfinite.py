@@ -4,7 +4,6 @@ the finished stage before it kept, and a rerun that resumes the stopped stage fr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from reasoner.cli import main
 

@@ -138,7 +138,9 @@ def test_a_failing_reward_scores_zero_and_is_counted():
     assert metrics["count/reward_errors"] == 2 and metrics["reward/mean"] == 0.25
 
     # A reward that comes out NaN (here: a NaN weight in the sum) scores 0 too, never averaged in.
-    nan_cfg = GRPOConfig(sampling=SamplingConfig(n=2), extraction=Extraction.lenient, format_weight=float("nan"))
+    nan_cfg = GRPOConfig(
+        sampling=SamplingConfig(n=2), extraction=Extraction.lenient, format_weight=float("nan")
+    )
     overall, metrics = score_rollout([good, good], result, 2, nan_cfg)
     assert overall.tolist() == [0.0] * 4 and metrics["count/reward_errors"] == 4
     assert metrics["reward/mean"] == 0.0

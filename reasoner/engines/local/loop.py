@@ -127,7 +127,8 @@ class NonFiniteGuard:
         if self.in_a_row >= self.limit:
             raise NonFiniteStop(
                 f"stage {self.stage}: step {self.step}: the {quantity} is not finite ({value}) in {self.in_a_row} "
-                f"optimizer updates in a row (max_nonfinite_skips: {self.limit}); the stage stopped; a rerun resumes it from {self.resume_point()}. "
+                f"optimizer updates in a row (max_nonfinite_skips: {self.limit}); the stage stopped; a rerun "
+                f"resumes it from {self.resume_point()}. "
                 f"Lower stages.{self.stage}.lr or max_grad_norm (the stage restarts), or raise max_nonfinite_skips"
             )
         return False
@@ -235,7 +236,9 @@ class TrainingSession:
         if every > 0 and step % every == 0 and step < self.total_steps:
             if self.guard.in_a_row:
                 # Inside a run of skips: resuming there would restart the count; the rerun replays from before it.
-                log.warning("stage %s: no checkpoint at step %d (its last update was skipped)", self.job.stage.name, step)
+                log.warning(
+                    "stage %s: no checkpoint at step %d (its last update was skipped)", self.job.stage.name, step
+                )
             else:
                 self._checkpoint(step)
         if self.on_step is not None:
