@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ class TrainingSession:
                         self.group.combine(step_fn(step), self.additive)
                     except NonFiniteStop:
                         break  # rank 0 stops at the same update and reports it; this rank just leaves
-                    self.scheduler.step()
+                    self._advance_schedule()
         self.group = forking.Group()
         if start < self.total_steps or latest_checkpoint(self.job.ckpt_dir) is None:
             self._checkpoint(self.total_steps)
@@ -222,7 +223,7 @@ class TrainingSession:
         lr = self.scheduler.get_last_lr()[0]
         self.guard.begin(step)
         metrics = self.group.combine(step_fn(step), self.additive)
-        self.scheduler.step()
+        self._advance_schedule()
         metrics = {
             **metrics,
             "count/nonfinite_skips": float(self.guard.skipped),  # the same on every rank: not summed
@@ -243,6 +244,13 @@ class TrainingSession:
                 self._checkpoint(step)
         if self.on_step is not None:
             self.on_step(step, metrics)
+
+    def _advance_schedule(self) -> None:
+        with warnings.catch_warnings():
+            # After a skipped first update torch warns that the schedule moved before the optimizer did; the LR is
+            # a function of the step index here, so nothing is lost.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.scheduler.step()
 
     def _resume(self) -> int:
         """The step to continue after: a checkpoint's, if one was written by this very stage config, else 0."""
