@@ -280,6 +280,11 @@ class StageDataConfig:
     """SFT targets=distill: captioner, reasoner and filters."""
     limit: int = 0
     """Use at most this many problems (0 = all)."""
+    allow_overlap: bool = False
+    """Train even when this stage's problems overlap an evaluation set or a benchmark the run names, or its
+    dataset is an evaluation-only source (MathVista, MATH-Vision, an imported perception test): the contamination
+    guard (`reasoner.data.contamination`) then lets the run go on and the report carries a warning line. Not part
+    of the stage fingerprint."""
 
 
 @dataclass

@@ -253,6 +253,8 @@ def check_dataset(ds: DatasetConfig, where: str) -> list[str]:
     return errors
 
 
+EVALUATION_ONLY = (DataSource.mathvista, DataSource.mathvision)
+"""Sources no training stage may name (without `data.allow_overlap`): benchmarks, for evaluation only."""
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 RESERVED_NAMES = ("base", "previous", "init")
 """Words that stage references (`init`, `data.selfdistill.policy`, `data.pass_rate.model`) give a meaning of their
@@ -285,8 +287,10 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
     errors = []
     if stage.data.dataset not in run.datasets:
         errors.append(f"data.dataset: {stage.data.dataset!r} is not in datasets; defined: {', '.join(run.datasets)}")
-    elif run.datasets[stage.data.dataset].source == DataSource.mathvision:
-        errors.append(f"data.dataset: {stage.data.dataset!r} is MATH-Vision, an evaluation set; never train on it")
+    elif run.datasets[stage.data.dataset].source in EVALUATION_ONLY and not stage.data.allow_overlap:
+        source = run.datasets[stage.data.dataset].source.value
+        errors.append(f"data.dataset: {stage.data.dataset!r} is {source}, an evaluation-only set; never train on it "
+                      "(data.allow_overlap: true trains anyway, and the report says so)")  # fmt: skip
     if stage.init not in ("previous", "base", *earlier):
         errors.append(f"init: {stage.init!r} is not allowed; allowed: previous, base, {', '.join(earlier)}")
     if stage.kind == StageKind.sft:

@@ -20,8 +20,9 @@ from pathlib import Path
 import yaml
 
 from reasoner import config as config_mod
-from reasoner.atomic import write_text
+from reasoner.atomic import write_json, write_text
 from reasoner.config import DataSource, RunConfig
+from reasoner.data import contamination
 from reasoner.data.datasets import Datasets
 from reasoner.data.preflight import check_stage
 from reasoner.data.records import Problem
@@ -154,8 +155,10 @@ def _seed_change(run: Run) -> str:
 
 
 def _execute(run: Run) -> Path:
-    engine = make_engine(run.config)
     datasets = Datasets(run.config)
+    # Before any work: a training stage overlapping an evaluation set stops the run here (one line).
+    write_json(run.dir.root / contamination.RECORD_FILE, contamination.check_run(run.config, datasets.__getitem__))
+    engine = make_engine(run.config)
     for stage in run.plans:
         stage_dir = run.dir.stage(stage.dir_name)
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.atomic import atomic_path, write_json, write_text
+from reasoner.data import contamination
 from reasoner.errors import ReasonerError
 from reasoner.eval.metrics import mcnemar_p, standard_error
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json_object
@@ -71,7 +72,17 @@ def collect(run_dir: RunDir) -> dict[str, Any]:
     for stage in stages:
         for scores in stage["eval"].values():
             scores.pop("items", None)
-    return {"run": run_dir.root.name, "datasets": datasets, "stages": stages, "damaged": damaged}
+    warnings = contamination.warning_lines(_read_contamination(run_dir, damaged))
+    return {"run": run_dir.root.name, "datasets": datasets, "stages": stages, "damaged": damaged, "warnings": warnings}
+
+
+def _read_contamination(run_dir: RunDir, damaged: list[str]) -> dict[str, Any]:
+    """The contamination guard's record of the last run (empty when absent; listed when damaged)."""
+    try:
+        return read_json_object(run_dir.root / contamination.RECORD_FILE) or {}
+    except DamagedFile as err:
+        damaged.append(str(err))
+        return {}
 
 
 def _pair_with_previous(evals: list[dict[str, Any]]) -> None:
@@ -127,7 +138,8 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
-    lines = [f"# Run `{data['run']}`", ""] + ([STDERR_NOTE, ""] if data["datasets"] else []) + _summary(data)
+    lines = [f"# Run `{data['run']}`", ""] + [f"> {w}\n" for w in data.get("warnings", [])]
+    lines += ([STDERR_NOTE, ""] if data["datasets"] else []) + _summary(data)
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         tasks = _columns(rows, dataset)

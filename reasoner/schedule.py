@@ -101,7 +101,10 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
 
 def stage_settings(stage: StageConfig) -> dict:
     """A stage's own settings as fingerprinted: all but `UNFINGERPRINTED` (they cannot change a finished model)."""
-    return {key: value for key, value in to_dict(stage).items() if key not in UNFINGERPRINTED}
+    settings = {key: value for key, value in to_dict(stage).items() if key not in UNFINGERPRINTED}
+    # The contamination guard's permission decides whether a stage may start, not what it trains on.
+    settings["data"] = {key: value for key, value in settings["data"].items() if key != "allow_overlap"}
+    return settings
 
 
 def _resolve(reference: str, earlier: list[StagePlan]) -> str:

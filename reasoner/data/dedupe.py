@@ -1,18 +1,23 @@
-"""Deduplicate imported problems, and drop those that overlap an evaluation set (never train on the test set):
-MathVista testmini and MATH-Vision testmini.
+"""Deduplicate imported problems, and find those that overlap an evaluation set (never train on the test set):
+MathVista testmini, MATH-Vision testmini, or any evaluation set of a run. `BenchmarkIndex.match` is the one
+overlap test: the importers' `--exclude-*` options drop what it finds, and the run's contamination guard
+(`reasoner.data.contamination`) stops a stage on it.
 
 - Duplicates: the same images (hash of their bytes) + the same normalised question + the same choices; the
   first occurrence is kept.
-- MathVista overlap: a problem is dropped when one of its images is byte-identical to a testmini image (possible
-  only when the MathVista folder has its images), or when its normalised question equals a distinctive testmini
-  question. The shared copy has no images, so question text is what works there. Generic questions ("Find x.",
-  44 x "What is the age gap between these two people in image?") recur in testmini and in any training set
-  about other images; matching on them alone would drop honest training data, so a testmini question counts
-  only when it occurs once in testmini and is at least `min_question_chars` long once normalised.
+- Overlap, in this order: an image byte-identical to a benchmark image; an image perceptually the same
+  (`imagehash`: a 64-bit pHash within `SIMILAR_BITS`, the benchmark image also indexed at slight centre crops),
+  which finds re-encoded, resized and cropped copies; a distinctive benchmark question. The question counts
+  only where the images cannot tell: when the benchmark problem and the checked one both have pixels, their
+  images decide (a templated question about another picture is not the same problem). The shared MathVista copy
+  has no images, so question text is what works there. Generic questions ("Find x.", 44 x "What is the age gap
+  between these two people in image?") recur in testmini and in any training set about other images; matching
+  on them alone would drop honest training data, so a benchmark question counts only when it occurs once in
+  the benchmark and is at least `min_question_chars` long once normalised.
+- `whole_problems`: only the same problem (`duplicate_key`) counts; for two sets drawn from one generated world,
+  whose few images recur with other questions by design and whose train / eval splits partition the problems.
 
-MATH-Vision's released copy has its images, so its overlap is found by image bytes and distinctive questions.
-
-Every drop is recorded (id, reason, the matching id or pid); `import_record` turns the counts into the JSON
+Every drop is recorded (id, reason, the matching id or pid); `clean_import` turns the counts into the JSON
 written next to an imported file.
 """
 
@@ -24,10 +29,13 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from reasoner.data.imagehash import SIMILAR_BITS, hash_arrays, nearest, perceptual_hashes
 from reasoner.data.records import ImageRef, Problem
 
 log = logging.getLogger(__name__)
@@ -90,7 +98,8 @@ def deduplicate(problems: Sequence[Problem]) -> tuple[list[Problem], list[Droppe
 
 @dataclass
 class BenchmarkIndex:
-    """What an imported problem is checked against: a benchmark's image hashes and distinctive questions."""
+    """What a problem is checked against: a benchmark's image hashes (exact and perceptual) and distinctive
+    questions, or (`whole_problems`) its problems' identities only."""
 
     name: str
     problems: int
@@ -98,32 +107,67 @@ class BenchmarkIndex:
     """Image sha256 -> benchmark id (only images whose bytes are present)."""
     questions: dict[str, str]
     """Normalised distinctive question -> benchmark id."""
+    similar: np.ndarray = field(default_factory=lambda: hash_arrays(())[0])
+    """Perceptual hashes of the benchmark's images and of their slight crops (`imagehash.crop_variants`)."""
+    similar_aspects: np.ndarray = field(default_factory=lambda: hash_arrays(())[1])
+    """The log aspect ratio of each perceptual hash's image."""
+    similar_ids: list[str] = field(default_factory=list)
+    """The benchmark id of each perceptual hash."""
+    with_pixels: set[str] = field(default_factory=set)
+    """Benchmark ids with a perceptual hash: for those, a problem with pixels of its own is judged by its images."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """`duplicate_key` -> benchmark id (whole-problem identity; filled instead of the rest by `whole_problems`)."""
 
     @classmethod
     def build(
-        cls, name: str, problems: Sequence[Problem], min_question_chars: int = MIN_QUESTION_CHARS
+        cls,
+        name: str,
+        problems: Sequence[Problem],
+        min_question_chars: int = MIN_QUESTION_CHARS,
+        *,
+        whole_problems: bool = False,
     ) -> BenchmarkIndex:
         """Index a benchmark's problems (see the module docstring for which questions count)."""
+        if whole_problems:
+            keys = {duplicate_key(p): p.id for p in reversed(problems)}  # reversed: the first id wins
+            return cls(name, len(problems), {}, {}, keys=keys)
         counts = Counter(normalize_question(p.question) for p in problems)
-        images, questions = {}, {}
+        index = cls(name, len(problems), {}, {})
+        similar = []
         for problem in problems:
             for image in problem.images:
                 digest = image_digest(image)
                 if digest is not None:
-                    images.setdefault(digest, problem.id)
+                    index.images.setdefault(digest, problem.id)
+                similar += [(h, problem.id) for h in perceptual_hashes(image, variants=True)]
             text = normalize_question(problem.question)
             if counts[text] == 1 and len(text) >= min_question_chars:
-                questions[text] = problem.id
-        return cls(name, len(problems), images, questions)
+                index.questions[text] = problem.id
+        index.similar, index.similar_aspects = hash_arrays(h for h, _ in similar)
+        index.similar_ids = [pid for _, pid in similar]
+        index.with_pixels = set(index.similar_ids)
+        return index
 
     def match(self, problem: Problem) -> Dropped | None:
-        """Why `problem` overlaps this benchmark (an image first, then its question), or None."""
+        """Why `problem` overlaps this benchmark (the same problem; an image, byte-identical or perceptually the
+        same; a distinctive question where the images cannot tell), or None."""
+        if self.keys:
+            pid = self.keys.get(duplicate_key(problem))
+            return Dropped(problem.id, f"{self.name}_problem", pid) if pid is not None else None
+        hashes = []
         for image in problem.images:
             digest = image_digest(image)
             if digest is not None and digest in self.images:
                 return Dropped(problem.id, f"{self.name}_image", self.images[digest])
+            hashes += perceptual_hashes(image)
+        for query in hashes:
+            best, distance = nearest(query, self.similar, self.similar_aspects)
+            if distance <= SIMILAR_BITS:
+                return Dropped(problem.id, f"{self.name}_similar_image", self.similar_ids[best])
         pid = self.questions.get(normalize_question(problem.question))
-        return Dropped(problem.id, f"{self.name}_question", pid) if pid is not None else None
+        if pid is None or (hashes and pid in self.with_pixels):  # both have pictures, and they differ
+            return None
+        return Dropped(problem.id, f"{self.name}_question", pid)
 
 
 def mathvista_index(data_dir: str | Path, *, split: str = "testmini") -> BenchmarkIndex:
@@ -151,16 +195,15 @@ def mathvision_index(data_dir: str | Path, *, split: str = "testmini") -> Benchm
     return index
 
 
+def find_overlap(problems: Sequence[Problem], index: BenchmarkIndex) -> list[Dropped]:
+    """Each problem that overlaps the benchmark, with why (the one test: imports drop them, runs stop on them)."""
+    return [found for found in map(index.match, problems) if found is not None]
+
+
 def drop_overlap(problems: Sequence[Problem], index: BenchmarkIndex) -> tuple[list[Problem], list[Dropped]]:
     """Problems that do not overlap the benchmark, and a record of those that do."""
-    kept, dropped = [], []
-    for problem in problems:
-        found = index.match(problem)
-        if found is None:
-            kept.append(problem)
-        else:
-            dropped.append(found)
-    return kept, dropped
+    found = [index.match(problem) for problem in problems]
+    return [p for p, f in zip(problems, found, strict=True) if f is None], [f for f in found if f is not None]
 
 
 def clean_import(
@@ -204,9 +247,11 @@ def _overlap_summary(index: BenchmarkIndex, dropped: Sequence[Dropped]) -> dict[
         "benchmark": index.name,
         "benchmark_problems": index.problems,
         "benchmark_images_hashed": len(index.images),
+        "benchmark_images_perceptual": len(index.with_pixels),
         "distinctive_questions": len(index.questions),
         "dropped": len(dropped),
         "by_image": reasons[f"{index.name}_image"],
+        "by_similar_image": reasons[f"{index.name}_similar_image"],
         "by_question": reasons[f"{index.name}_question"],
     }
 
