@@ -56,7 +56,8 @@ class Finding:
 
     def line(self) -> str:
         """The one line that names the stage, the set, the count and two examples."""
-        shown = ", ".join(f"{e['id']} ~ {e['match']} ({e['reason'].rsplit('_', 1)[-1]})" for e in self.examples)
+        how = [e["reason"].removeprefix(f"{self.benchmark}_").replace("_", " ") for e in self.examples]
+        shown = ", ".join(f"{e['id']} ~ {e['match']} ({reason})" for e, reason in zip(self.examples, how, strict=True))
         return (
             f"stage {self.stage}: {self.overlapping} of {self.problems} training problems (dataset {self.dataset!r})"
             f" overlap the evaluation set {self.benchmark!r} ({self.benchmark_source}), e.g. {shown}"

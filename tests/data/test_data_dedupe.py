@@ -130,6 +130,8 @@ def test_image_overlap_is_found_when_the_mathvista_images_are_present(
         ("on-disk", "mathvista_image", "3"),
     ]
     assert index.match(fresh) is None
+    # These placeholders are one colour each: no shape for a perceptual hash, so only their bytes can match (real
+    # figures re-encoded, resized or cropped are found perceptually: tests/data/test_data_imagehash.py).
     re_encoded = io.BytesIO()
     Image.open(io.BytesIO(test_image)).save(re_encoded, format="PNG")
     assert (
