@@ -24,7 +24,8 @@ def test_tabmwp_tiny_schedule_runs_every_stage_on_real_data(tabmwp_dir, mathvist
     import_tabmwp(tabmwp_dir / "problems_test1k.json", heldout, mathvista_dir, mathvision_dir)
     overrides = [
         f"output_dir={tmp_path / 'runs'}", f"datasets.train.path={train}", f"datasets.heldout.path={heldout}",
-        f"datasets.mathvision.path={mathvision_dir}", "datasets.train.n=48", "datasets.heldout.n=6",
+        f"datasets.mathvision.path={mathvision_dir}", f"datasets.mathvista.path={mathvista_dir}",
+        "datasets.train.n=48", "datasets.heldout.n=6",
         "datasets.mathvision.n=6", "eval.max_new_tokens=8", "eval.evaluate_base=false",
         "stages.sft1.steps=2", "stages.sft1.batch_size=4",
         "stages.grpo1.steps=1", "stages.grpo1.grpo.prompts_per_step=4", "stages.grpo1.grpo.sampling.n=2",
@@ -36,6 +37,8 @@ def test_tabmwp_tiny_schedule_runs_every_stage_on_real_data(tabmwp_dir, mathvist
     run_dir = execute(load_run(CONFIG, overrides)).parent
     manifests = {p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("stages/*/manifest.json"))}
     assert list(manifests) == ["00_base", "01_sft", "02_grpo", "03_sft"]
+    guard = json.loads((run_dir / "contamination.json").read_text())  # checked at run time, nothing found
+    assert guard["compared"] == ["mathvision", "heldout", "mathvista"] and guard["findings"] == []
     for name in ("01_sft", "02_grpo", "03_sft"):
         metrics = manifests[name]["metrics"]
         assert 0 < metrics["data/image_tokens_min"] <= metrics["data/image_tokens_max"] <= 64  # real, resized

@@ -7,9 +7,12 @@ What a stage's problems (its dataset after `data.limit`) are compared with:
   - every MathVista or MATH-Vision folder defined under `datasets`, evaluated or not (define one there to guard
     against a benchmark the run does not evaluate on: a MathVista folder without images still has its questions).
 How: `dedupe.BenchmarkIndex.match`, the same test the importers' `--exclude-*` options use (images byte-identical
-or perceptually the same, distinctive questions). Two sets drawn from generated worlds (synthetic, perception) are
-compared as whole problems: a world's few images recur with other questions by design, and its train / eval
-splits partition the problems.
+or perceptually the same, distinctive questions). Perceptual matching is used against the MathVista and
+MATH-Vision folders (varied real figures, where it is measured: docs/contamination.md); against other evaluation
+sets images count when byte-identical: renders of one template (TabMWP's tables, a chart world) look alike to a
+64-bit pHash whatever their text (TabMWP train vs test: most tables within the threshold). Two sets drawn from
+generated worlds (synthetic, perception) are compared as whole problems: a world's few images recur with other
+questions by design, and its train / eval splits partition the problems.
 
 Evaluation-only sources are refused as training data: MathVista and MATH-Vision at config load
 (`config_load`), and here a file imported from an evaluation-only format (its import record says which).
@@ -57,7 +60,7 @@ class Finding:
     def line(self) -> str:
         """The one line that names the stage, the set, the count and two examples."""
         how = [e["reason"].removeprefix(f"{self.benchmark}_").replace("_", " ") for e in self.examples]
-        shown = ", ".join(f"{e['id']} ~ {e['match']} ({reason})" for e, reason in zip(self.examples, how, strict=True))
+        shown = ", ".join(f"{e['id']} ~ {e['match']} ({why})" for e, why in zip(self.examples, how, strict=True))
         return (
             f"stage {self.stage}: {self.overlapping} of {self.problems} training problems (dataset {self.dataset!r})"
             f" overlap the evaluation set {self.benchmark!r} ({self.benchmark_source}), e.g. {shown}"
@@ -83,7 +86,7 @@ def check_run(run: RunConfig, load: Callable[[str], list[Problem]]) -> dict[str,
         for name in benchmark_names(run):
             whole = run.datasets[stage.data.dataset].source in GENERATED and run.datasets[name].source in GENERATED
             if (name, whole) not in indexes:
-                indexes[name, whole] = BenchmarkIndex.build(name, load(name), whole_problems=whole)
+                indexes[name, whole] = _index(run.datasets[name], name, load(name), whole)
             found = find_overlap(problems, indexes[name, whole])
             if found:
                 findings.append(_finding(stage, problems, run.datasets[name], name, found))
@@ -97,6 +100,12 @@ def check_run(run: RunConfig, load: Callable[[str], list[Problem]]) -> dict[str,
             f"--exclude-*`) or set stages.{refused[0].stage}.data.allow_overlap=true to train anyway (reported)"
         )
     return {"compared": benchmark_names(run), "seconds": round(seconds, 3), "findings": [asdict(f) for f in findings]}
+
+
+def _index(ds: DatasetConfig, name: str, problems: list[Problem], whole_problems: bool) -> BenchmarkIndex:
+    """An evaluation set's index: perceptual image hashes for the benchmark folders only (see the module doc)."""
+    perceptual = ds.source in BENCHMARK_SOURCES
+    return BenchmarkIndex.build(name, problems, whole_problems=whole_problems, perceptual=perceptual)
 
 
 def _finding(stage: StageConfig, problems: list[Problem], ds: DatasetConfig, name: str, found: list[Dropped]) -> Finding:

@@ -126,8 +126,10 @@ class BenchmarkIndex:
         min_question_chars: int = MIN_QUESTION_CHARS,
         *,
         whole_problems: bool = False,
+        perceptual: bool = True,
     ) -> BenchmarkIndex:
-        """Index a benchmark's problems (see the module docstring for which questions count)."""
+        """Index a benchmark's problems (see the module docstring for which questions count); without
+        `perceptual`, images are compared by their bytes only."""
         if whole_problems:
             keys = {duplicate_key(p): p.id for p in reversed(problems)}  # reversed: the first id wins
             return cls(name, len(problems), {}, {}, keys=keys)
@@ -139,7 +141,7 @@ class BenchmarkIndex:
                 digest = image_digest(image)
                 if digest is not None:
                     index.images.setdefault(digest, problem.id)
-                similar += [(h, problem.id) for h in perceptual_hashes(image, variants=True)]
+                similar += [(h, problem.id) for h in perceptual_hashes(image, variants=True)] if perceptual else []
             text = normalize_question(problem.question)
             if counts[text] == 1 and len(text) >= min_question_chars:
                 index.questions[text] = problem.id
