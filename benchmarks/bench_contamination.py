@@ -56,7 +56,7 @@ def bench_cost(args: argparse.Namespace) -> list[BenchmarkIndex]:
     demo = config.load(REPO / "configs" / "demo.yaml")
     datasets = Datasets(demo)
     record, seconds = _timed(check_run, demo, datasets.__getitem__)
-    print(f"demo guard (check_run: 5 stages x {record['compared']}, data loading excluded): {seconds:.2f} s, "
+    print(f"demo guard (check_run: 5 stages x {record['compared']}, its sets generated inside): {seconds:.2f} s, "
           f"{len(record['findings'])} findings")  # fmt: skip
     _against(datasets["train"], [vista, vision], "demo training set vs MathVista + MATH-Vision")
     big, seconds = _timed(generate_mixed, list(TASKS), args.big, level=1, seed=0)
