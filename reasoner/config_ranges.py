@@ -107,6 +107,7 @@ RANGES: dict[str, dict[str, Range]] = {
         "gpus_per_node": AT_LEAST_1,
         "rollout_tensor_parallel": AT_LEAST_1,
         "gpu_memory_utilization": PROBABILITY,
+        "cpu_kv_cache_gib": POSITIVE,
         "micro_batch_size_per_gpu": AT_LEAST_1,
         "log_prob_micro_batch_size_per_gpu": AT_LEAST_1,
         "max_tokens_per_gpu": TOKENS,

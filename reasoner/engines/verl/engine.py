@@ -68,7 +68,7 @@ def stage_overrides(run: RunConfig, stage: StageConfig, paths: ov.StagePaths, n_
     else:
         name, overrides = SFT_CONFIG, ov.sft_overrides(run, stage, paths, n_examples=n_items, seed=seed)
     if run.cluster.device == ClusterDevice.cpu:
-        overrides += ov.cpu_overrides(name)
+        overrides += ov.cpu_overrides(name, run.cluster)
     return name, overrides
 
 
@@ -167,7 +167,8 @@ class VerlEngine:
     def generator(self, model_path: Path) -> Generator:
         """A generation pool serving `model_path` (one live pool at a time: a new model replaces the old).
 
-        GPU clusters: vLLM actors, one per `rollout_tensor_parallel` GPUs. CPU clusters: one transformers actor.
+        GPU clusters: vLLM actors, one per `rollout_tensor_parallel` GPUs. CPU clusters: one actor generating with
+        `eval.backend` (transformers by default, or vLLM's CPU build).
         """
         from reasoner.engines.verl import launch
         from reasoner.generation.pool import GeneratorConfig, GeneratorPool
@@ -179,7 +180,7 @@ class VerlEngine:
         if cluster.device == ClusterDevice.cpu:
             factory = GeneratorConfig(
                 str(model_path),
-                backend="hf",
+                backend=self.run.eval.backend.value,
                 max_prompt_tokens=cluster.max_prompt_tokens,
                 batch_size=self.run.eval.batch_size,
             )

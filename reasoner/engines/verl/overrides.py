@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoner.config import RunConfig, StageConfig
+from reasoner.config import ClusterConfig, CPURollout, RunConfig, StageConfig
 
 REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
 """The reward adapter verl loads by path (`reward.custom_reward_function.path`)."""
@@ -244,21 +244,24 @@ CPU_MODULE = "reasoner.engines.verl.cpu"
 """Imported by verl in every process of a CPU run: the CPU platform, the hf rollout, the CPU patches."""
 
 
-def cpu_overrides(config_name: str) -> list[str]:
+def cpu_overrides(config_name: str, cluster: ClusterConfig) -> list[str]:
     """What `cluster.device: cpu` adds on top of the GPU translation (verl's same trainers, on CPU processes).
 
-    The rollout is our transformers server (`hf`); Qwen-VL's remove-padding path needs flash-attn, so attention is
-    sdpa on padded batches; parameters stay fp32 (verl's default bf16 mixed precision is slow and lossy on a
-    CPU, and fp32 is what the local engine trains in); torch.compile is off (a C++ build per process would
-    dominate a short CPU job); the agent loop, reward loop and TransferQueue each get one worker (each reserves a
-    Ray CPU).
+    The rollout is verl's own vLLM rollout on vLLM's CPU build (`cluster.cpu_rollout: vllm`) or our transformers
+    server (`hf`). vLLM on the CPU: eager mode (no torch.compile or CUDA graphs), no sleep mode (unsupported:
+    nothing to free), fp32 like the trainer (so served log-probs match its own), a KV cache of
+    `cpu_kv_cache_gib` (vLLM would otherwise reserve gpu_memory_utilization x all host memory). Qwen-VL's
+    remove-padding path needs flash-attn, so training attention is sdpa on padded batches; parameters stay fp32
+    (verl's default bf16 mixed precision is slow and lossy on a CPU, and fp32 is what the local engine trains
+    in); torch.compile is off (a C++ build per process would dominate a short CPU job); the agent loop, reward
+    loop and TransferQueue each get one worker (each reserves a Ray CPU).
     """
     fp32 = {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
     if config_name == "ppo_trainer":
         rollout, actor = "actor_rollout_ref.rollout", "actor_rollout_ref.actor"
         items: list[tuple[str, Any]] = [
             ("trainer.device", "cpu"),
-            (f"{rollout}.name", "hf"),
+            (f"{rollout}.name", cluster.cpu_rollout.value),
             (f"{rollout}.free_cache_engine", False),
             (f"{rollout}.tensor_model_parallel_size", 1),
             (f"{rollout}.agent.num_workers", 1),
@@ -273,6 +276,13 @@ def cpu_overrides(config_name: str) -> list[str]:
             ("data.dataloader_num_workers", 0),
             ("transfer_queue.backend.SimpleStorage.num_data_storage_units", 1),
         ]
+        if cluster.cpu_rollout == CPURollout.vllm:
+            items += [
+                (f"{rollout}.enforce_eager", True),
+                (f"+{rollout}.enable_sleep_mode", False),
+                (f"{rollout}.dtype", "float32"),
+                (f"+{rollout}.engine_kwargs.vllm.kv_cache_memory_bytes", int(cluster.cpu_kv_cache_gib * 2**30)),
+            ]
     else:
         items = [
             ("trainer.device", "cpu"),

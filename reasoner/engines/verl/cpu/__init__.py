@@ -6,7 +6,8 @@ the TaskRunner, each worker and rollout server). Importing it:
 
 - registers `CPUPlatform` with verl's `PlatformRegistry` (chosen by `VERL_PLATFORM=cpu`, never auto-detected);
 - registers verl's own FSDP engines for the `cpu` device in `EngineRegistry` (verl registers them for cuda/npu);
-- registers the `hf` rollout (`RolloutReplicaRegistry` and the `("hf", "async")` rollout class);
+- registers the `hf` rollout (`RolloutReplicaRegistry` and the `("hf", "async")` rollout class), and verl's own
+  `vllm` rollout with the CPU weight sync (`vllm_rollout.py`; imported only when a stage asks for it);
 - applies the patches in `patches.py` (process-group backend string, unpinned CPU offload);
 - installs the hooks every verl run gets (vision freeze, mrope positions), which must come after the platform.
 
@@ -37,11 +38,18 @@ def install() -> None:
                 FSDPEngineWithLMHead
             )
     RolloutReplicaRegistry.register(ROLLOUT_NAME, lambda: HFReplica)
+    RolloutReplicaRegistry.register("vllm", _load_cpu_vllm_replica)
     rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{HFServerAdapter.__module__}.HFServerAdapter"
     patches.dedupe_process_group_backend()
     patches.unpin_cpu_offload()
     import reasoner.engines.verl.freeze  # noqa: F401  (each installs itself; they import verl's engines)
     import reasoner.engines.verl.mrope  # noqa: F401
+
+
+def _load_cpu_vllm_replica():
+    from reasoner.engines.verl.cpu.vllm_rollout import CPUvLLMReplica
+
+    return CPUvLLMReplica
 
 
 install()
