@@ -33,16 +33,20 @@ CPU_MAX_MODEL_LEN = 4096
 """Longest sequence (prompt + response) on the CPU unless told otherwise or the model allows less."""
 
 
-def cpu_engine_defaults(llm_kwargs: dict[str, Any], model_max_len: int | None) -> dict[str, Any]:
+def cpu_engine_defaults(
+    llm_kwargs: dict[str, Any], model_max_len: int | None, model_dtype: str | None = None
+) -> dict[str, Any]:
     """`vllm.LLM` arguments for the CPU backend, under those the caller gave (theirs win).
 
-    Eager mode (no torch.compile, no CUDA graphs: a compile per start would dominate short CPU jobs); a KV cache of
+    The model's own dtype (vLLM's "auto" would run a float32 model in bfloat16, and its greedy tokens would part
+    from the transformers backend's: 29 of 32 first tokens equal on the jittered tiny model, 32 of 32 in fp32). Eager mode (no torch.compile, no CUDA graphs: a compile per start would dominate short CPU jobs); a KV cache of
     `CPU_KV_CACHE_BYTES`; chunked prefill off, because every request carries a seed and a per-request seed with
     chunked prefill kills vLLM's CPU engine ("CPU Generator does not use offset"); with it off, one batch must
     hold a whole prompt, so `max_num_batched_tokens` is at least `max_model_len`.
     """
     max_len = llm_kwargs.get("max_model_len") or min(model_max_len or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
     defaults = {
+        "dtype": model_dtype or "auto",
         "enforce_eager": True,
         "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES,
         "enable_chunked_prefill": False,
@@ -160,7 +164,7 @@ class VLLMGenerator:
         from vllm.platforms import current_platform
 
         if current_platform.is_cpu():
-            llm_kwargs = cpu_engine_defaults(llm_kwargs, _max_positions(model_path))
+            llm_kwargs = cpu_engine_defaults(llm_kwargs, *_model_limits(model_path))
         self.llm = vllm.LLM(model=str(model_path), seed=seed, **llm_kwargs)
 
     def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
@@ -179,10 +183,11 @@ class VLLMGenerator:
         return render_prompts(self.processor, [messages])[0]
 
 
-def _max_positions(model_path: str | Path) -> int | None:
-    """The model's longest sequence (its text config's max_position_embeddings), if it says."""
+def _model_limits(model_path: str | Path) -> tuple[int | None, str | None]:
+    """The model's longest sequence (its text config's max_position_embeddings) and its dtype, where it says."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_path)
     text = getattr(config, "text_config", config)
-    return getattr(text, "max_position_embeddings", None)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return getattr(text, "max_position_embeddings", None), str(dtype).removeprefix("torch.") if dtype else None

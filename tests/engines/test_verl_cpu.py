@@ -62,6 +62,27 @@ def test_cpu_module_registers_platform_engine_and_rollout():
     verl_cpu.install()  # idempotent: a second import path (Ray worker + hook) must not stack patches
 
 
+def test_cpu_vllm_rollout_is_verls_own_with_the_reload_sync(vllm_installed):
+    """On CPU runs the `vllm` replica is verl's, with one change: the worker extension its server names. The names
+    that change relies on are asserted here, so a verl or vLLM upgrade that moves one fails loudly."""
+    from verl.workers.rollout.replica import get_rollout_replica_class
+    from verl.workers.rollout.vllm_rollout.utils import vLLMColocateWorkerExtension
+    from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer, vLLMReplica
+    from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+
+    from reasoner.engines.verl.cpu import vllm_rollout
+
+    vllm_rollout.check_versions()
+    replica = get_rollout_replica_class("vllm")
+    assert replica is vllm_rollout.CPUvLLMReplica and issubclass(replica, vLLMReplica)
+    assert issubclass(vllm_rollout.CPUWorkerExtension, vLLMColocateWorkerExtension)
+    assert "_get_worker_extension_cls" in vars(vLLMHttpServer)  # the hook we override
+    name = vllm_rollout.CPUvLLMHttpServer._get_worker_extension_cls(None)
+    assert name == "reasoner.engines.verl.cpu.vllm_rollout.CPUWorkerExtension"
+    assert callable(CPUModelRunner.reload_weights)  # vLLM's in-place reload, inherited from its GPU runner
+    assert "update_weights_from_ipc" in vars(vLLMColocateWorkerExtension)  # what verl's trainer calls
+
+
 @pytest.mark.parametrize("positional", [False, True], ids=["keyword", "positional"])
 def test_duplicate_backend_string_is_accepted_once_deduplicated(tmp_path, positional):
     """The patched entry takes the backend by keyword (verl) or as torch's first argument (everyone else)."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reasoner.cli import main
 
@@ -86,3 +87,20 @@ def test_verl_demo_direct_killed_in_grpo_then_resumed_as_a_ray_job(ray_head, dem
         assert manifest["metrics"]["verl/total_steps"] == 2.0
     grpo2 = json.loads((stages / "04_grpo" / "manifest.json").read_text())["metrics"]
     assert grpo2["verl/step"] == 2.0 and "critic/score/mean" in grpo2  # verl's own GRPO metrics, last step
+    for name in ("02_grpo", "04_grpo"):
+        assert_vllm_served_the_trainers_weights(stages / name / "logs")
+
+
+def assert_vllm_served_the_trainers_weights(log_dir: Path) -> None:
+    """The stage's rollouts came from verl's vLLM rollout, and every step's served log-probs match the trainer's.
+
+    vLLM starts on dummy weights (verl's load_format: dummy) and gets the trainer's before the first step and after
+    every update, so a broken weight sync shows as a gap of nats; through vLLM's reload it is ~2e-4 (fp32). Each
+    attempt's metrics are read (GRPO-2's first attempt was killed; the resumed one's first step comes from the
+    weights it resumed, not the ones vLLM started with).
+    """
+    config = yaml.safe_load((log_dir / "verl_config.yaml").read_text())
+    assert config["actor_rollout_ref"]["rollout"]["name"] == "vllm"
+    rows = [json.loads(line) for f in sorted(log_dir.glob("verl_metrics*.jsonl")) for line in f.open()]
+    gaps = [row.get("data", row)["training/rollout_probs_diff_max"] for row in rows]
+    assert gaps and max(gaps) < 1e-2, gaps

@@ -111,3 +111,4 @@ def test_cpu_defaults_turn_chunked_prefill_off_and_keep_what_the_caller_gave() -
     given = cpu_engine_defaults({"max_model_len": 1024, "kv_cache_memory_bytes": 1 << 28}, model_max_len=4096)
     assert given["max_model_len"] == 1024 and given["kv_cache_memory_bytes"] == 1 << 28
     assert cpu_engine_defaults({}, model_max_len=512)["max_model_len"] == 512
+    assert cpu_engine_defaults({}, 512, "float32")["dtype"] == "float32"  # not vLLM's auto downcast to bfloat16
