@@ -35,7 +35,7 @@ test-fast: install   # the lane for development: everything not marked slow
 lock:   # regenerate requirements/gpu.lock and cpu.lock from the .in files (needs uv)
 	requirements/lock.sh
 
-check-gpu-lock:   # the README's GPU install resolves with pip's resolver (dry run, Linux x86-64, PyPI)
+check-gpu-lock: install   # the README's GPU install resolves with pip's resolver (dry run, Linux x86-64, PyPI)
 	$(PIP) install -q --dry-run --ignore-installed -r requirements/gpu.lock
 
 demo: install
