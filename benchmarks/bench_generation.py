@@ -1,9 +1,12 @@
-"""Generation throughput of the transformers backend on the tiny model, and the Ray pool's overhead.
+"""Generation throughput on the tiny model: transformers vs vLLM (vLLM's CPU build), and the Ray pool's overhead.
 
-    .venv/bin/python benchmarks/bench_generation.py [--model DIR] [--requests 32] [--new-tokens 32]
+    .venv/bin/python benchmarks/bench_generation.py [--model DIR] [--requests 32] [--new-tokens 32] [--no-pool]
+    .venv/bin/python benchmarks/bench_generation.py --requests 256 --new-tokens 64 --no-pool   # the vLLM crossover
 
-Prints generated tokens/s of `HFGenerator` at batch 1 and 16 (one torch thread, CPU), then the same requests
-through a `GeneratorPool` of 1 and 2 actors on a local Ray against the single in-process generator (the peer).
+Prints generated tokens/s of `HFGenerator` at batch 1 and 16 (one torch thread, CPU) and of `VLLMGenerator` (its
+start-up apart), each on image prompts and on text-only prompts, against `HFGenerator` at batch 16 (the peer);
+then the image requests through a `GeneratorPool` of 1 and 2 actors on a local Ray against the single in-process
+generator. The start-up is what decides: vLLM is worth it once `start-up / (t_hf - t_vllm)` requests' time is saved.
 """
 
 from __future__ import annotations
@@ -31,9 +34,14 @@ def _images(count: int) -> list:
     return images
 
 
-def _requests(count: int) -> list:
+def _requests(count: int, images: bool = True) -> list:
     from reasoner.generation import GenerationRequest, user_message
 
+    if not images:
+        return [
+            GenerationRequest(user_message(f"What is the sum of {i % 10} and {(i * 3) % 10}?", images=0), [], id=str(i))
+            for i in range(count)
+        ]
     return [
         GenerationRequest(user_message(f"What is the sum of the two digits? ({i})"), [image], id=str(i))
         for i, image in enumerate(_images(count))
@@ -52,28 +60,55 @@ def main() -> None:
     parser.add_argument("--model", help="model folder (default: build the tiny 'demo' model in a temp dir)")
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--no-pool", action="store_true", help="skip the Ray pool rows")
+    parser.add_argument("--no-vllm", action="store_true", help="skip the vLLM rows")
     args = parser.parse_args()
 
     import torch
 
-    from reasoner.generation import GeneratorConfig, GeneratorPool, HFGenerator, SamplingSpec
+    from reasoner.generation import HFGenerator, SamplingSpec
     from reasoner.models.tiny import ensure_tiny_model
 
     torch.set_num_threads(1)
     tmp = tempfile.TemporaryDirectory()
     model_dir = Path(args.model) if args.model else ensure_tiny_model(tmp.name)
-    requests = _requests(args.requests)
     # Sampling at temperature 1 keeps a random model from stopping at once, so rows run to similar lengths.
     spec = SamplingSpec(temperature=1.0, max_new_tokens=args.new_tokens, seed=0)
-    rows = []
-    for batch in (1, 16):
-        generator = HFGenerator.from_pretrained(model_dir, batch_size=batch, show_progress=False)
-        generator.generate(requests[:2], spec)  # warm-up
-        seconds, tokens = _timed(generator, requests, spec)
-        rows.append((f"hf batch {batch}", seconds, tokens, None))
-    single_seconds = rows[-1][1]
+    rows, peers = [], {}
+    for kind, requests in (("image", _requests(args.requests)), ("text", _requests(args.requests, images=False))):
+        for batch in (1, 16):
+            generator = HFGenerator.from_pretrained(model_dir, batch_size=batch, show_progress=False)
+            generator.generate(requests[:2], spec)  # warm-up
+            seconds, tokens = _timed(generator, requests, spec)
+            rows.append((f"hf batch {batch}, {kind}", seconds, tokens, None))
+        peers[kind] = rows[-1][1]
+    if not args.no_vllm:
+        from reasoner.generation.vllm import VLLMGenerator
 
+        started = time.perf_counter()
+        generator = VLLMGenerator(model_dir, seed=0, show_progress=False)
+        startup = time.perf_counter() - started
+        for kind in ("image", "text"):
+            requests = _requests(args.requests, images=kind == "image")
+            generator.generate(requests[:2], spec)  # warm-up
+            seconds, tokens = _timed(generator, requests, spec)
+            rows.append((f"vllm, {kind} (start-up {startup:.0f} s apart)", seconds, tokens, seconds / peers[kind]))
+        generator.close()
+    if not args.no_pool:
+        _pool_rows(model_dir, _requests(args.requests), spec, peers["image"], rows)
+
+    print(f"\n{args.requests} requests x {args.new_tokens} max new tokens, {model_dir}")
+    print(f"{'backend':<44} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'vs hf batch 16':>15}")
+    for name, seconds, tokens, ratio in rows:
+        ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
+        print(f"{name:<44} {seconds:>8.2f} {tokens:>7d} {tokens / seconds:>9.1f} {ratio_text:>15}")
+
+
+def _pool_rows(model_dir: Path, requests: list, spec, single_seconds: float, rows: list) -> None:
+    """The image requests through a GeneratorPool of 1 and 2 actors (rows appended)."""
     import ray
+
+    from reasoner.generation import GeneratorConfig, GeneratorPool
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -98,12 +133,6 @@ def main() -> None:
             pool.shutdown()
     finally:
         ray.shutdown()
-
-    print(f"\n{args.requests} requests x {args.new_tokens} max new tokens, {model_dir}")
-    print(f"{'backend':<44} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'vs hf batch 16':>15}")
-    for name, seconds, tokens, ratio in rows:
-        ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
-        print(f"{name:<44} {seconds:>8.2f} {tokens:>7d} {tokens / seconds:>9.1f} {ratio_text:>15}")
 
 
 if __name__ == "__main__":

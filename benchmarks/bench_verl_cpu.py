@@ -1,9 +1,11 @@
-"""Engine parity and speed on the CPU: the demo's SFT-1 and GRPO-1 on the `local` engine and on verl's real trainers.
+"""Engine parity and speed on the CPU: the demo's SFT-1 and GRPO-1 on the `local` engine and on verl's real trainers,
+the latter with verl's vLLM rollout (vLLM's CPU build) and with our transformers rollout (`hf`).
 
     python benchmarks/bench_verl_cpu.py [--sft-steps 80] [--grpo-steps 10] [--seed 0] [--out /tmp/bench-verl-cpu]
 
-Both runs are configs/demo-verl.yaml's first two stages (same tiny model, data, lr, batch, warmup, steps), once with
-`engine: local` and once with `engine: verl` (`cluster.device: cpu`), each as `reasoner run` in a subprocess.
+The runs are configs/demo-verl.yaml's first two stages (same tiny model, data, lr, batch, warmup, steps), with
+`engine: local`, with `engine: verl` (`cluster.device: cpu`, `cluster.cpu_rollout: vllm`) and with verl and
+`cluster.cpu_rollout: hf`, each as `reasoner run` in a subprocess, one after the other.
 Printed: the SFT loss per step side by side, the GRPO reward (mean 0/1 accuracy of the sampled responses) per
 step, the median seconds per GRPO step (steady state: steps after the first), each stage's wall time, and the
 verl/local ratios. Both train in fp32 on the CPU. Differences by design are listed in the README (engine parity):
@@ -25,21 +27,28 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_config(engine: str, args: argparse.Namespace) -> Path:
-    """configs/demo-verl.yaml cut to SFT-1 -> GRPO-1 with the benchmark's steps, for `engine`."""
+ENGINES = {"local": ("local", None), "verl": ("verl", "vllm"), "verl-hf": ("verl", "hf")}
+"""Run label -> (engine, cluster.cpu_rollout)."""
+
+
+def write_config(label: str, args: argparse.Namespace) -> Path:
+    """configs/demo-verl.yaml cut to SFT-1 -> GRPO-1 with the benchmark's steps, for the run `label`."""
+    engine, rollout = ENGINES[label]
     config = yaml.safe_load((REPO / "configs" / "demo-verl.yaml").read_text())
-    config.update(name=f"bench-{engine}", engine=engine, seed=args.seed, output_dir=str(args.out))
+    config.update(name=f"bench-{label}", engine=engine, seed=args.seed, output_dir=str(args.out))
+    if rollout:
+        config["cluster"]["cpu_rollout"] = rollout
     config["datasets"]["heldout"]["n"] = 50
     config["stages"] = config["stages"][:2]
     config["stages"][0]["steps"] = args.sft_steps
     config["stages"][1]["steps"] = args.grpo_steps
-    path = args.out / f"bench-{engine}.yaml"
+    path = args.out / f"bench-{label}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
 def run(engine: str, args: argparse.Namespace) -> float:
-    """Run one engine's schedule; returns its wall time (a finished run is reused: delete --out to re-measure)."""
+    """Run one schedule (a label of ENGINES); returns its wall time (a finished run is reused: delete --out)."""
     started = time.perf_counter()
     log = args.out / f"bench-{engine}.log"
     with open(log, "w") as out:
@@ -73,7 +82,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-verl-cpu"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    wall = {engine: run(engine, args) for engine in ("local", "verl")}
+    wall = {label: run(label, args) for label in ENGINES}
 
     print(f"\nSFT-1, {args.sft_steps} steps: train/loss per step")
     local_sft, verl_sft = rows("local", args, "01_sft"), rows("verl", args, "01_sft")
@@ -96,10 +105,16 @@ def main() -> None:
           f"verl {statistics.mean(r['critic/score/mean'] for r in verl_grpo):.3f}")
     print(f"seconds per GRPO step (median after the first): local {local_step:.2f}, verl {verl_step:.2f} "
           f"-> verl/local {verl_step / local_step:.1f}x")
+    hf_grpo = rows("verl-hf", args, "02_grpo")
+    hf_step = statistics.median(r["timing_s/step"] for r in hf_grpo[1:])
+    print(f"verl rollouts: vllm {verl_step:.2f} s per step, hf {hf_step:.2f} s -> hf/vllm {hf_step / verl_step:.2f}x; "
+          f"rollout-vs-trainer log-prob gap (max over steps) vllm "
+          f"{max(r['training/rollout_probs_diff_max'] for r in verl_grpo):.2e}, hf "
+          f"{max(r['training/rollout_probs_diff_max'] for r in hf_grpo):.2e}")
     for stage in ("01_sft", "02_grpo"):
-        a, b = stage_seconds("local", args, stage), stage_seconds("verl", args, stage)
-        print(f"stage {stage}: local {a:.1f} s, verl {b:.1f} s (verl/local {b / a:.1f}x)")
-    print(f"whole run (with evaluation): local {wall['local']:.0f} s, verl {wall['verl']:.0f} s")
+        a, b, c = (stage_seconds(label, args, stage) for label in ENGINES)
+        print(f"stage {stage}: local {a:.1f} s, verl {b:.1f} s (verl/local {b / a:.1f}x), verl with hf rollout {c:.1f} s")
+    print("whole run (with evaluation): " + ", ".join(f"{label} {wall[label]:.0f} s" for label in ENGINES))
 
 
 if __name__ == "__main__":

@@ -407,6 +407,10 @@ class ClusterConfig:
     """Offload the frozen GRPO reference model's parameters to CPU between uses."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    remove_padding: bool = True
+    """verl's remove-padding path for training (sequences packed without padding). For Qwen-VL it needs flash-attn
+    on the GPU nodes, an optional install step (see the README); false trains with sdpa attention on padded micro
+    batches (more memory and compute when lengths vary) and needs no flash-attn. Always off with `device: cpu`."""
     max_prompt_tokens: int = 6144
     """Longest prompt (text + image tokens) in GRPO; longer prompts are filtered out of the data."""
     max_sft_tokens: int = 8192

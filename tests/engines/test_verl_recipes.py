@@ -150,3 +150,13 @@ def test_cluster_and_stage_settings_verl_cannot_honour_are_all_reported():
         "stages.grpo2.grpo.prompts_per_step: 512 must be a multiple of grpo.updates_per_batch (3)" in message
     )
     assert "stages.sft1: verl's validation of the sft_trainer_engine config failed" in message
+
+
+@pytest.mark.parametrize("recipe", ["openvlthinker-3b.yaml", "demo-verl.yaml"])
+def test_without_flash_attn_training_attention_is_sdpa_on_padded_batches(recipe):
+    """`cluster.remove_padding: false` (a GPU node without flash-attn) composes and passes verl's validation, on a
+    GPU recipe and on the CPU demo (whose CPU list turns remove-padding off already: no key is set twice)."""
+    run, plans = plan_of(CONFIGS / recipe, ["cluster.remove_padding=false"])
+    for check in validate_plan(run, plans):
+        model = check.config.actor_rollout_ref.model if check.kind == "grpo" else check.config.model
+        assert model.use_remove_padding is False and model.override_config.attn_implementation == "sdpa"

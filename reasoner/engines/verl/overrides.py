@@ -148,7 +148,7 @@ def grpo_overrides(
         ("data.seed", seed),
         ("actor_rollout_ref.model.path", str(paths.init_model)),
         ("actor_rollout_ref.model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
-        ("actor_rollout_ref.model.use_remove_padding", True),
+        *_attention("actor_rollout_ref.model", cluster),
         (f"{actor}.strategy", "fsdp2"),
         *_optim(f"{actor}.optim", stage),
         (f"{actor}.ppo_mini_batch_size", grpo.prompts_per_step // grpo.updates_per_batch),
@@ -225,7 +225,7 @@ def sft_overrides(
         ("data.messages_key", "messages"),
         ("model.path", str(paths.init_model)),
         ("model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
-        ("model.use_remove_padding", True),
+        *_attention("model", cluster),
         ("engine.strategy", "fsdp2"),
         ("engine.param_offload", cluster.param_offload),
         ("engine.optimizer_offload", cluster.optimizer_offload),
@@ -242,6 +242,13 @@ HOOK_MODULES = ("reasoner.engines.verl.freeze", "reasoner.engines.verl.mrope")
 """Imported by verl in every process of every run: the vision-freeze hook and the mrope position_ids fix."""
 CPU_MODULE = "reasoner.engines.verl.cpu"
 """Imported by verl in every process of a CPU run: the CPU platform, the hf rollout, the CPU patches."""
+
+
+def _attention(model: str, cluster: ClusterConfig) -> list[tuple[str, Any]]:
+    """verl's remove-padding path (flash-attn), or sdpa on padded batches when `cluster.remove_padding` is off."""
+    if cluster.remove_padding:
+        return [(f"{model}.use_remove_padding", True)]
+    return [(f"{model}.use_remove_padding", False), (f"+{model}.override_config.attn_implementation", "sdpa")]
 
 
 def cpu_overrides(config_name: str, cluster: ClusterConfig) -> list[str]:
@@ -266,7 +273,7 @@ def cpu_overrides(config_name: str, cluster: ClusterConfig) -> list[str]:
             (f"{rollout}.tensor_model_parallel_size", 1),
             (f"{rollout}.agent.num_workers", 1),
             ("actor_rollout_ref.model.use_remove_padding", False),
-            ("+actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),
+            ("++actor_rollout_ref.model.override_config.attn_implementation", "sdpa"),  # ++: the GPU list may set it
             (f"{actor}.use_torch_compile", False),
             (f"{actor}.fsdp_config.use_torch_compile", False),
             ("actor_rollout_ref.ref.fsdp_config.use_torch_compile", False),
@@ -287,7 +294,7 @@ def cpu_overrides(config_name: str, cluster: ClusterConfig) -> list[str]:
         items = [
             ("trainer.device", "cpu"),
             ("model.use_remove_padding", False),
-            ("+model.override_config.attn_implementation", "sdpa"),
+            ("++model.override_config.attn_implementation", "sdpa"),
             ("engine.use_torch_compile", False),
             ("+engine.mixed_precision", fp32),
         ]
