@@ -9,7 +9,6 @@ a GPU. The weights are the tiny model's, shifted, so an export that read the ini
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import shutil
 from pathlib import Path
