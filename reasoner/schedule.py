@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from reasoner.config import Difficulty, RunConfig, SFTTargets, StageConfig, StageKind, fingerprint, to_dict
+from reasoner.config import (
+    ClusterConfig,
+    Difficulty,
+    RunConfig,
+    SFTTargets,
+    StageConfig,
+    StageKind,
+    fingerprint,
+    to_dict,
+)
 from reasoner.prompts import load_template
 from reasoner.rundir import DamagedFile, RunDir
 
@@ -86,7 +95,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "seed": run.seed,
             "engine": run.engine.value,
             # Prompt/image limits change what a verl stage trains on; the local engine does not read them.
-            "cluster": to_dict(run.cluster) if run.engine.value == "verl" else None,
+            "cluster": cluster_settings(run.cluster) if run.engine.value == "verl" else None,
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
             **(run.eval.batch_inputs() if sampled else {}),
@@ -97,6 +106,21 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         plans.append(current)
         by_name[stage.name] = current
     return plans
+
+
+CLUSTER_ADDED_KEYS = ("cpu_rollout", "remove_padding")
+"""Cluster keys that joined the fingerprint later: counted only when not at their default, so verl runs made before
+them keep their fingerprints (`cpu_kv_cache_gib`, a memory size, never changes what a stage trains)."""
+
+
+def cluster_settings(cluster: ClusterConfig) -> dict:
+    """The cluster section as fingerprinted on the verl engine (its prompt/image limits change what a stage trains)."""
+    defaults = to_dict(ClusterConfig())
+    return {
+        key: value
+        for key, value in to_dict(cluster).items()
+        if key != "cpu_kv_cache_gib" and (key not in CLUSTER_ADDED_KEYS or value != defaults[key])
+    }
 
 
 def stage_settings(stage: StageConfig) -> dict:

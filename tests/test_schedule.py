@@ -53,6 +53,20 @@ def test_generation_batch_reaches_the_sampling_stages_and_evaluations_only():
     assert before.eval.batch_inputs() == {} and after.eval.batch_inputs() == {"batch_size": 64}
 
 
+def test_later_cluster_keys_count_only_away_from_their_default():
+    demo_verl = Path(__file__).resolve().parents[1] / "configs" / "demo-verl.yaml"
+
+    def fingerprints(*overrides: str) -> list[str]:
+        return [p.fingerprint for p in plan(config.load(demo_verl, list(overrides)), "p")]
+
+    default = fingerprints()
+    assert fingerprints("cluster.cpu_kv_cache_gib=4") == default  # a memory size: the same stages
+    for changed in ("cluster.cpu_rollout=hf", "cluster.remove_padding=false", "eval.backend=vllm"):
+        assert fingerprints(changed)[1:] != default[1:], changed
+    # Spelling out a default changes nothing: verl runs made before these keys keep their fingerprints.
+    assert fingerprints("cluster.cpu_rollout=vllm", "cluster.remove_padding=true") == default
+
+
 def finish(run_dir: RunDir, stage, fingerprint: str) -> None:
     """A finished stage as the pipeline leaves it: a model folder and a manifest naming it (relative)."""
     stage_dir = run_dir.stage(stage.dir_name)
