@@ -6,18 +6,109 @@ from `tempfile`, which makes them private (files 0600, folders 0700); before the
 `open()` / `mkdir()` would give (0666 / 0777 minus the umask), so a run folder on a shared cluster filesystem is
 readable by the group whenever the umask allows it. A folder's entries get that mode too (some libraries write
 private files), executable bits kept.
+
+A write that runs out of space (ENOSPC, or a quota) raises `DiskFull`, a `ReasonerError` whose one line names the
+file and the space left, after the temporary is removed: the target keeps its old version (or stays absent), so a
+rerun with space resumes from what was finished.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import tempfile
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from reasoner.errors import ReasonerError
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FULL_TEXTS = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
+_NEARLY_FULL_BYTES = 1 << 20
+"""Free space below which a failed write is taken as out of space: torch.save's C++ writer reports ENOSPC as an
+opaque RuntimeError ("unexpected pos ..."); a filesystem that filled leaves (almost) nothing free."""
+
+
+class DiskFull(ReasonerError):
+    """A write ran out of space; `path` is the file (or folder) that was being written, left as it was."""
+
+    def __init__(self, path: Path, written: int | None = None) -> None:
+        self.path = Path(path)
+        self.written = written
+        free, where = _free_space(self.path)
+        partial = f"{_size(written)} of it written when the space ran out, removed; " if written else ""
+        super().__init__(
+            f"no space left on device writing {self.path} ({partial}{_size(free)} free on {where}); its previous "
+            "version, if any, is kept and finished work is not lost: free some space and rerun the same command "
+            "to resume"
+        )
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def _free_space(path: Path) -> tuple[int, Path]:
+    """Bytes free to this user on the filesystem that holds `path` (its nearest existing folder), and its mount."""
+    folder = path.absolute()
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    mount = folder
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        return shutil.disk_usage(folder).free, mount
+    except OSError:
+        return 0, mount
+
+
+def is_out_of_space(err: BaseException, folder: Path) -> bool:
+    """Whether `err` (a failed write into `folder`) came from a full filesystem or an exhausted quota."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return True
+        if any(text in str(seen).lower() for text in _FULL_TEXTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return isinstance(err, (OSError, RuntimeError)) and _free_space(folder)[0] < _NEARLY_FULL_BYTES
+
+
+@contextmanager
+def reporting_full_disk(path: str | Path) -> Iterator[None]:
+    """Turn running out of space inside the body (a plain append, a library's own writer) into `DiskFull(path)`."""
+    try:
+        yield
+    except ReasonerError:
+        raise
+    except (OSError, RuntimeError) as err:
+        if not is_out_of_space(err, Path(path).parent):
+            raise
+        raise DiskFull(Path(path)) from err
+
+
+def _release(err: BaseException) -> None:
+    """Drop the locals of the failed writer's finished frames: a writer object there (torch.save's) holds an open
+    descriptor that keeps a removed partial file's space in use."""
+    seen: BaseException | None = err
+    while seen is not None:
+        traceback.clear_frames(seen.__traceback__)
+        seen = seen.__cause__ or seen.__context__
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+    return path.stat().st_size if path.exists() else 0
 
 
 def current_umask() -> int:
@@ -51,14 +142,24 @@ def _publish(path: Path, *, directory: bool) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `path`; on success it replaces `path`, on failure it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with reporting_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         _publish(tmp, directory=False)
         os.replace(tmp, path)
+    except ReasonerError:
+        raise
+    except (OSError, RuntimeError) as err:
+        if not is_out_of_space(err, path.parent):
+            raise
+        written = _size_of(tmp)
+        _release(err)
+        tmp.unlink(missing_ok=True)  # before the message measures what is free
+        raise DiskFull(path, written) from err
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -68,8 +169,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` whole (an old `path` is moved aside
     first, so the name never points at a half-written folder), on failure it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with reporting_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old = tmp.with_name(tmp.name + "-old")
     try:
         yield tmp
@@ -77,9 +179,32 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
+    except ReasonerError as err:
+        raise (_folder_full(path, tmp, err) if isinstance(err, DiskFull) else err) from err
+    except (OSError, RuntimeError) as err:
+        if not is_out_of_space(err, path.parent):
+            raise
+        raise _folder_full(path, tmp, err) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():  # the new folder could not take the name: the old one keeps it
+            os.replace(old, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _folder_full(path: Path, tmp: Path, err: BaseException) -> DiskFull:
+    """`DiskFull` for a folder written at `tmp` for `path`, naming the file inside it where known (as it would be
+    named in `path`); the temporary folder is removed first so the message counts the space it held as free."""
+    written = _size_of(tmp)
+    _release(err)
+    shutil.rmtree(tmp, ignore_errors=True)
+    name = err.path if isinstance(err, DiskFull) else getattr(err, "filename", None)
+    target = Path(name) if name else path
+    if target.is_relative_to(tmp):
+        target = path / target.relative_to(tmp)
+    elif not target.is_relative_to(path):
+        target = path
+    return DiskFull(target, written)
 
 
 def write_text(path: str | Path, text: str) -> Path:

