@@ -90,7 +90,7 @@ def reporting_full_disk(path: str | Path) -> Iterator[None]:
         yield
     except ReasonerError:
         raise
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # libraries wrap ENOSPC in their own types (safetensors)
         if not is_out_of_space(err, Path(path).parent):
             raise
         raise DiskFull(Path(path)) from err
@@ -153,7 +153,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except ReasonerError:
         raise
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # libraries wrap ENOSPC in their own types (safetensors)
         if not is_out_of_space(err, path.parent):
             raise
         written = _size_of(tmp)
@@ -181,7 +181,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except ReasonerError as err:
         raise (_folder_full(path, tmp, err) if isinstance(err, DiskFull) else err) from err
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # libraries wrap ENOSPC in their own types (safetensors)
         if not is_out_of_space(err, path.parent):
             raise
         raise _folder_full(path, tmp, err) from err

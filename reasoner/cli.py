@@ -8,9 +8,12 @@ Bad input raises `ReasonerError`, printed as one message with exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+from pathlib import Path
 
+from reasoner.atomic import DiskFull
 from reasoner.errors import ReasonerError
 
 
@@ -221,8 +224,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from reasoner.eval.mathvista import format_table
     from reasoner.eval.runner import evaluate_model
     from reasoner.generation.pool import GeneratorConfig
@@ -270,6 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except ReasonerError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A write outside `reasoner.atomic` (a library's own log file): the same one line as `DiskFull`.
+        print(f"error: {DiskFull(Path(err.filename or '.'))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reasoner import forking
-from reasoner.atomic import write_jsonl
+from reasoner.atomic import reporting_full_disk, write_jsonl
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import (
     Runtime,
@@ -76,7 +76,8 @@ class MetricsLog:
         return rows
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        with self.path.open("a") as handle:
+        # An append cut short by a full disk leaves a partial last line, which `read` drops.
+        with reporting_full_disk(self.path), self.path.open("a") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
