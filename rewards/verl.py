@@ -7,30 +7,54 @@ verl loads this file by path, as a module outside any package:
     +reward.custom_reward_function.reward_kwargs.summary_penalty=-0.5   # the OpenVLThinker recipe
     +reward.custom_reward_function.reward_kwargs.extraction=strict      # reward only a well-formed <answer>
 
-so it first puts the folder holding `rewards/` on sys.path, then imports the package. The parquet rows carry
-the item's answer_type / choices / precision / unit / question in `extra_info` (written by reasoner.data.verl_format).
+so it loads its own package, the `rewards/` folder beside this file, by path: never whatever `rewards` the working
+directory or sys.path would find first (a source checkout run beside a non-editable install, or a second checkout
+sharing a venv). When another copy is already imported as `rewards` in the worker, this one is loaded under a
+private name beside it (the package imports itself only relatively). The parquet rows carry the item's answer_type
+/ choices / precision / unit / question in `extra_info` (written by reasoner.data.verl_format).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-if not __package__:  # loaded by file path: make `import rewards` find this very package
-    if str(_PACKAGE_DIR.parent) not in sys.path:
-        sys.path.insert(0, str(_PACKAGE_DIR.parent))
-    _loaded = sys.modules.get("rewards")
-    if _loaded is not None and Path(getattr(_loaded, "__file__", "") or "").resolve().parent != _PACKAGE_DIR:
-        raise ImportError(f"another 'rewards' package ({_loaded.__file__}) is already imported; {__file__} "
-                          f"needs its own ({_PACKAGE_DIR})")
 
-from rewards.core import RewardScore, RewardWeights, score  # noqa: E402
-from rewards.equivalence import DEFAULT_TIMEOUT_S  # noqa: E402
-from rewards.guard import REWARD_ERROR, guarded  # noqa: E402
+
+def _own_package() -> ModuleType:
+    """The `rewards` package this file belongs to, loaded from `_PACKAGE_DIR` whatever sys.path holds."""
+    if __package__:  # imported as rewards.verl: the package is the one that imported it
+        return sys.modules[__package__]
+    loaded = sys.modules.get("rewards")
+    if loaded is None or Path(getattr(loaded, "__file__", "") or "").resolve().parent == _PACKAGE_DIR:
+        name = "rewards"
+    else:  # another copy holds the name: load this one beside it
+        name = "_rewards_" + hashlib.sha256(str(_PACKAGE_DIR).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, _PACKAGE_DIR / "__init__.py", submodule_search_locations=[str(_PACKAGE_DIR)]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    try:
+        spec.loader.exec_module(package)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return package
+
+
+_rewards = _own_package()
+RewardScore, RewardWeights, score = _rewards.RewardScore, _rewards.RewardWeights, _rewards.score
+DEFAULT_TIMEOUT_S, REWARD_ERROR, guarded = _rewards.DEFAULT_TIMEOUT_S, _rewards.REWARD_ERROR, _rewards.guarded
 
 
 def _optional_text(value: object) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,33 @@ def test_verl_custom_reward_loader_accepts_the_adapter() -> None:
     result = reward_fn(data_source="mathvista", solution_str="<think>a</think>\n<answer>8</answer>",
                        ground_truth="7", extra_info={"answer_type": "integer"})
     assert (result["score"], result["acc"]) == (-0.5, 0.0)
+
+
+@pytest.mark.parametrize("other_copy", ["imported first", "first on sys.path"])
+def test_another_rewards_copy_in_the_working_directory_is_not_used(tmp_path: Path, other_copy: str) -> None:
+    """A reward worker whose working directory holds another checkout's `rewards/` (a source checkout beside a
+    non-editable install, a second checkout sharing the venv): verl's own loader, by path, scores with the package
+    beside the file it was given. Before: "another 'rewards' package ... is already imported" (imported first) or,
+    silently, the other copy's scorer (first on sys.path)."""
+    checkout = tmp_path / "other-checkout"
+    shutil.copytree(VERL_FILE.parent, checkout / "rewards", ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import inspect, json, sys\n"
+        # The package's own folder comes after the working directory, as site-packages does.
+        f"sys.path.append({str(VERL_FILE.parents[1])!r})\n"
+        + ("import rewards\n" if other_copy == "imported first" else "")
+        + "from verl.utils.import_utils import load_extern_object\n"
+        f"compute_score = load_extern_object({str(VERL_FILE)!r}, 'compute_score')\n"
+        "result = compute_score('mathvista', '<answer>8</answer>', '8', {'answer_type': 'integer'})\n"
+        "named = sys.modules.get('rewards')\n"
+        "print(json.dumps({'score': result['score'], 'scorer': inspect.getfile(compute_score.__globals__['score']),\n"
+        "                  'rewards': named.__file__ if named else None}))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True,
+                               timeout=120, check=False)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    found = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert found["score"] == 1.0
+    assert found["scorer"] == str(VERL_FILE.parent / "core.py")
+    if other_copy == "imported first":  # the other copy keeps its name: whoever imported it still has it
+        assert found["rewards"] == str(checkout / "rewards" / "__init__.py")
