@@ -179,8 +179,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
-    except ReasonerError as err:
-        raise (_folder_full(path, tmp, err) if isinstance(err, DiskFull) else err) from err
+    except DiskFull as err:  # a nested atomic write: named as the file will be named inside `path`
+        raise _folder_full(path, tmp, err) from err
+    except ReasonerError:
+        raise
     except Exception as err:  # libraries wrap ENOSPC in their own types (safetensors)
         if not is_out_of_space(err, path.parent):
             raise

@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         # A write outside `reasoner.atomic` (a library's own log file): the same one line as `DiskFull`.
-        print(f"error: {DiskFull(Path(err.filename or '.'))}", file=sys.stderr)
+        where = DiskFull(Path(err.filename)) if err.filename else f"no space left on device ({err})"
+        print(f"error: {where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

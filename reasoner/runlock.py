@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from reasoner.atomic import reporting_full_disk
 from reasoner.errors import ReasonerError
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def hold(lock_file: Path) -> Iterator[Holder]:
         raise
     me = Holder.this_process()
     try:
-        _write(fd, me)
+        with reporting_full_disk(lock_file):
+            _write(fd, me)
         yield me
     finally:
         os.ftruncate(fd, 0)
