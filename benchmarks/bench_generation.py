@@ -6,7 +6,8 @@
 Prints generated tokens/s of `HFGenerator` at batch 1 and 16 (one torch thread, CPU) and of `VLLMGenerator` (its
 start-up apart), each on image prompts and on text-only prompts, against `HFGenerator` at batch 16 (the peer);
 then the image requests through a `GeneratorPool` of 1 and 2 actors on a local Ray against the single in-process
-generator. The start-up is what decides: vLLM is worth it once `start-up / (t_hf - t_vllm)` requests' time is saved.
+generator (`time / hf b16`: its seconds over hf batch 16's; below 1 is faster). The start-up is what decides: the
+last lines say after how many requests vLLM's start-up is repaid (start-up / seconds saved per request).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main() -> None:
     model_dir = Path(args.model) if args.model else ensure_tiny_model(tmp.name)
     # Sampling at temperature 1 keeps a random model from stopping at once, so rows run to similar lengths.
     spec = SamplingSpec(temperature=1.0, max_new_tokens=args.new_tokens, seed=0)
-    rows, peers = [], {}
+    rows, peers, crossover = [], {}, []
     for kind, requests in (("image", _requests(args.requests)), ("text", _requests(args.requests, images=False))):
         for batch in (1, 16):
             generator = HFGenerator.from_pretrained(model_dir, batch_size=batch, show_progress=False)
@@ -93,15 +94,20 @@ def main() -> None:
             generator.generate(requests[:2], spec)  # warm-up
             seconds, tokens = _timed(generator, requests, spec)
             rows.append((f"vllm, {kind} (start-up {startup:.0f} s apart)", seconds, tokens, seconds / peers[kind]))
+            saved = (peers[kind] - seconds) / len(requests)  # seconds saved per request against hf batch 16
+            pays = f"after {startup / saved:,.0f} requests" if saved > 0 else "never (not faster per request)"
+            crossover.append(f"vLLM's start-up ({startup:.0f} s) is repaid on {kind} prompts {pays}")
         generator.close()
     if not args.no_pool:
         _pool_rows(model_dir, _requests(args.requests), spec, peers["image"], rows)
 
     print(f"\n{args.requests} requests x {args.new_tokens} max new tokens, {model_dir}")
-    print(f"{'backend':<44} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'vs hf batch 16':>15}")
+    print(f"{'backend':<44} {'seconds':>8} {'tokens':>7} {'tokens/s':>9} {'time / hf b16':>15}")
     for name, seconds, tokens, ratio in rows:
         ratio_text = f"{ratio:.2f}x" if ratio is not None else ""
         print(f"{name:<44} {seconds:>8.2f} {tokens:>7d} {tokens / seconds:>9.1f} {ratio_text:>15}")
+    for line in crossover:
+        print(line)
 
 
 def _pool_rows(model_dir: Path, requests: list, spec, single_seconds: float, rows: list) -> None:

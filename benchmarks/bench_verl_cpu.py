@@ -108,7 +108,7 @@ def main() -> None:
     hf_grpo = rows("verl-hf", args, "02_grpo")
     hf_step = statistics.median(r["timing_s/step"] for r in hf_grpo[1:])
     print(f"verl rollouts: vllm {verl_step:.2f} s per step, hf {hf_step:.2f} s -> hf/vllm {hf_step / verl_step:.2f}x; "
-          f"rollout-vs-trainer log-prob gap (max over steps) vllm "
+          f"rollout-vs-trainer probability gap (training/rollout_probs_diff_max, max over steps) vllm "
           f"{max(r['training/rollout_probs_diff_max'] for r in verl_grpo):.2e}, hf "
           f"{max(r['training/rollout_probs_diff_max'] for r in hf_grpo):.2e}")
     for stage in ("01_sft", "02_grpo"):

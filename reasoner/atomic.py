@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import traceback
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.errors import ReasonerError
+
+log = logging.getLogger(__name__)
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _FULL_TEXTS = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
@@ -192,6 +196,35 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if old.exists() and not path.exists():  # the new folder could not take the name: the old one keeps it
             os.replace(old, path)
         shutil.rmtree(old, ignore_errors=True)
+
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp(?P<old>-old)?")
+"""The names `atomic_path` / `atomic_dir` write under: `.<name>.<random>.tmp`, and `...tmp-old` for the version
+they move aside during a folder's swap."""
+
+
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Clean up what writers killed mid-write (SIGKILL, preemption, power loss) left in `folder`: their temporaries
+    are removed (a checkpoint's worth of bytes each), and a previous version moved aside just before the kill gets
+    its name back. Returns the removed temporaries. Only for folders one process writes at a time (a run folder,
+    under its lock): another writer's temporary in flight would be removed too."""
+    folder = Path(folder)
+    removed = []
+    for entry in sorted(folder.glob(".*.tmp*")) if folder.is_dir() else []:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None:
+            continue
+        target = folder / match["name"]
+        if match["old"] and not target.exists():
+            os.replace(entry, target)
+            log.warning("%s: restored from %s (a replacement was interrupted before it took the name)", target, entry)
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        removed.append(entry)
+    return removed
 
 
 def _folder_full(path: Path, tmp: Path, err: BaseException) -> DiskFull:

@@ -127,3 +127,27 @@ def test_other_failures_are_not_taken_for_a_full_disk(tmp_path):
     with pytest.raises(RuntimeError, match="not a disk problem"), atomic.atomic_path(tmp_path / "x") as tmp:
         tmp.write_text("x")
         raise RuntimeError("not a disk problem")
+
+
+def test_partial_writes_of_a_killed_writer_are_cleaned_and_a_moved_aside_version_restored(tmp_path):
+    """What a SIGKILL inside `atomic_dir` / `atomic_path` leaves: temporaries (removed) and, killed between the two
+    renames of a folder's swap, the old version under its `-old` name while the name itself is gone (restored)."""
+    atomic.write_text(tmp_path / "kept.json", "{}")
+    (tmp_path / ".step_000004.k2j_x9ab.tmp").mkdir()  # a checkpoint folder killed mid-write
+    (tmp_path / ".step_000004.k2j_x9ab.tmp" / "state.pt").write_bytes(b"\0" * 100)
+    (tmp_path / ".metrics.json.abc123.tmp").write_text("{")  # a file killed mid-write
+    (tmp_path / ".model.q1w2e3r4.tmp-old").mkdir()  # killed after moving `model` aside, before the new one took it
+    (tmp_path / ".model.q1w2e3r4.tmp-old" / "config.json").write_text("{}")
+    (tmp_path / ".hidden").write_text("not ours")
+    removed = atomic.remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in removed) == [".metrics.json.abc123.tmp", ".step_000004.k2j_x9ab.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "kept.json", "model"]
+    assert (tmp_path / "model" / "config.json").read_text() == "{}"
+    assert atomic.remove_partial_writes(tmp_path / "missing") == []
+
+
+def test_a_moved_aside_version_is_dropped_when_the_new_one_took_the_name(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / ".model.q1w2e3r4.tmp-old").mkdir()
+    assert [p.name for p in atomic.remove_partial_writes(tmp_path)] == [".model.q1w2e3r4.tmp-old"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

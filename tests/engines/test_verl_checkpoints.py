@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from reasoner.engines.verl import VerlEngine
 from reasoner.engines.verl.export import (
     checkpoint_step,
     claim_checkpoints,
+    discard_partial_checkpoints,
     export_model,
     final_metrics,
     latest_checkpoint,
@@ -201,3 +203,24 @@ def test_checkpoints_written_under_another_config_are_discarded_not_resumed(tmp_
     assert "discarding verl checkpoints ['global_step_2']" in caplog.text and "fp-a, now fp-b" in caplog.text
     claim_checkpoints(ckpt, "fp-b", "grpo1")
     assert json.loads((ckpt / "stage_fingerprint.json").read_text()) == {"fingerprint": "fp-b"}
+
+
+def test_a_checkpoint_verl_was_killed_writing_is_removed_not_resumed(tmp_path, tiny_dir, shifted_state, caplog):
+    """A kill during verl's save leaves `global_step_N` without the tracker naming it (verl writes the tracker
+    last): the folder is removed before the stage resumes from the tracker's step."""
+    ckpt = tmp_path / "ckpt"
+    write_checkpoint(ckpt, 3, tiny_dir, shifted_state)
+    partial = ckpt / "global_step_4" / "actor"
+    partial.mkdir(parents=True)
+    (partial / "model_world_size_1_rank_0.pt").write_bytes(b"\0" * 10)  # cut short
+    (ckpt / "global_step_4.txt").write_text("not a checkpoint folder")
+    with caplog.at_level(logging.WARNING):
+        assert discard_partial_checkpoints(ckpt, "grpo1") == [ckpt / "global_step_4"]
+    assert "write was interrupted" in caplog.text and "global_step_4" in caplog.text
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "global_step_3", "global_step_4.txt", "latest_checkpointed_iteration.txt",
+    ]  # fmt: skip
+    assert checkpoint_step(latest_checkpoint(ckpt)) == 3
+    # Before any save completed (no tracker): every global_step_N is partial.
+    (ckpt / "latest_checkpointed_iteration.txt").unlink()
+    assert discard_partial_checkpoints(ckpt, "grpo1") == [ckpt / "global_step_3"]

@@ -116,6 +116,7 @@ GOLDEN_GRPO = [
     "actor_rollout_ref.rollout.gpu_memory_utilization=0.6",
     "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
     "actor_rollout_ref.rollout.seed=4",
+    "+actor_rollout_ref.rollout.engine_kwargs.vllm.mm_device_do_normalize=false",
     f"reward.custom_reward_function.path={REWARD_FILE}",
     "reward.custom_reward_function.name=compute_score",
     "trainer.nnodes=2",

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reasoner import forking
-from reasoner.atomic import reporting_full_disk, write_jsonl
+from reasoner.atomic import remove_partial_writes, reporting_full_disk, write_jsonl
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import (
     Runtime,
@@ -256,6 +256,8 @@ class TrainingSession:
     def _resume(self) -> int:
         """The step to continue after: a checkpoint's, if one was written by this very stage config, else 0."""
         name = self.job.stage.name
+        for partial in remove_partial_writes(self.job.ckpt_dir):
+            log.warning("stage %s: removed %s, a checkpoint whose write was interrupted", name, partial)
         found = latest_checkpoint(self.job.ckpt_dir)
         if found is None:
             return 0

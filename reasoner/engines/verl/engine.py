@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoner.atomic import write_text
+from reasoner.atomic import remove_partial_writes, write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records import Problem
 from reasoner.data.selection import SFTExample
@@ -26,6 +26,7 @@ from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, vali
 from reasoner.engines.verl.export import (
     checkpoint_step,
     claim_checkpoints,
+    discard_partial_checkpoints,
     export_model,
     final_metrics,
     latest_checkpoint,
@@ -243,7 +244,9 @@ class VerlEngine:
         cfg = compose_stage(config_name, overrides, where=f"stage {job.stage.name}")
         _write_config(cfg, paths.log_dir / "verl_config.yaml")
         total = int(cfg.trainer.total_training_steps)
+        remove_partial_writes(paths.ckpt_dir)  # our own files there (the fingerprint marker), killed mid-write
         claim_checkpoints(paths.ckpt_dir, job.fingerprint, job.stage.name)
+        discard_partial_checkpoints(paths.ckpt_dir, job.stage.name)
         done = checkpoint_step(latest_checkpoint(paths.ckpt_dir))
         metrics_file = paths.log_dir / METRICS_FILE
         if done < total:

@@ -65,6 +65,25 @@ def claim_checkpoints(ckpt_dir: Path, fingerprint: str, stage: str) -> None:
         write_json(marker, {"fingerprint": fingerprint})
 
 
+def discard_partial_checkpoints(ckpt_dir: Path, stage: str) -> list[Path]:
+    """Remove the `global_step_N` folders newer than verl's last complete save (its tracker file): what a kill
+    while verl writes a checkpoint leaves. verl resumes from the tracker's step and would later save over such a
+    folder; removed here, nothing (an export, a copy, a user choosing a checkpoint by its name) takes half a
+    checkpoint for one, and the space is freed at once."""
+    done = checkpoint_step(latest_checkpoint(ckpt_dir))
+    partial = [
+        path for path in sorted(ckpt_dir.glob("global_step_*"))
+        if path.is_dir() and re.fullmatch(r"global_step_\d+", path.name) and checkpoint_step(path) > done
+    ]  # fmt: skip
+    for path in partial:
+        log.warning(
+            "stage %s: removing %s, a checkpoint whose write was interrupted (the last complete one is step %d)",
+            stage, path, done,
+        )  # fmt: skip
+        shutil.rmtree(path)
+    return partial
+
+
 def checkpoint_step(path: Path | None) -> int:
     """N of a `global_step_N` folder (0 for None)."""
     if path is None:

@@ -182,6 +182,11 @@ def grpo_overrides(
         (f"{rollout}.gpu_memory_utilization", cluster.gpu_memory_utilization),
         (f"{rollout}.log_prob_micro_batch_size_per_gpu", cluster.log_prob_micro_batch_size_per_gpu),
         (f"{rollout}.seed", seed),
+        # vLLM starts on dummy weights (verl's load_format: dummy) and gets only checkpoint tensors from the sync;
+        # with device-side image normalisation (vLLM's default for Qwen2.5-VL) its per-channel mean/std live in
+        # buffers the dummy loader fills with random values, so every image would be normalised wrongly. Off:
+        # the processor normalises on the host, as transformers does.
+        (f"+{rollout}.engine_kwargs.vllm.mm_device_do_normalize", False),
         ("reward.custom_reward_function.path", str(REWARD_FILE)),
         ("reward.custom_reward_function.name", "compute_score"),
         *_trainer_common(run, stage, paths, total, epochs),

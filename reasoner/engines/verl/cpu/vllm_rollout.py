@@ -7,9 +7,15 @@ Why the change: vLLM's CPU backend repacks every linear layer for its GEMM kerne
 `process_weights_after_loading` again) fails with "Attempted to load weight (torch.Size([256, 768])) into
 parameter (torch.Size([0]))". vLLM's own in-place reload (`model_runner.reload_weights`: layers restored from
 their recorded metadata, loaded, re-processed, copied back into the kernel tensors; encoder and multimodal
-caches reset) loads the same tensors correctly. It copies into the existing storage, so a tied output head,
-which shares the embedding's weight, serves the new values too (measured on the tiny tied model in fp32: served
-vs trainer log-probs within 3.4e-4 after every sync, where the start-up's dummy weights would be far off).
+caches reset) loads the same tensors correctly. Two things it does not reload, each fixed here or in the overrides:
+- the output head of a model that ties it to the embedding keeps its packed copy of the old weights
+  (`repack_output_head`);
+- buffers that are not in the checkpoint keep the dummy loader's random values: Qwen2.5-VL's device-side image
+  normalisation (mean/std) lives in such buffers, so the rollout runs with `mm_device_do_normalize: false` (the
+  processor normalises on the host; `overrides.grpo_overrides`, GPU runs too, which start on dummy weights as well).
+Measured on the demo's SFT model (`benchmarks/bench_verl_cpu.py`): verl's `training/rollout_probs_diff_max` was
+0.95 (a token the trainer gives probability 0.95 served as if near 0) before both fixes, and a vLLM engine synced
+this way serves the same greedy tokens and log-probs as one that loaded the weights from disk (difference 0.0).
 
 Loaded only by `reasoner.engines.verl.cpu` with `cluster.cpu_rollout: vllm`; GPU runs use verl's classes as they
 are. Versions are asserted when a server starts (`check_versions`).
@@ -55,8 +61,34 @@ class CPUWorkerExtension(vLLMColocateWorkerExtension):
 
         receiver = BucketedWeightReceiver(self._get_zmq_handle(), torch.device("cpu"), use_shm=use_shm)
         receiver.receive_weights(on_bucket_received=keep)
-        self.model_runner.reload_weights(weights_iterator=received, is_checkpoint_format=True)
-        log.info("CPU vLLM weight sync: %d tensors reloaded", len(received))
+        reload_in_place(self.model_runner, received)
+
+
+def reload_in_place(model_runner, weights: list[tuple[str, torch.Tensor]]) -> None:
+    """Load checkpoint-format `weights` (HF names) into a running vLLM CPU worker's model: vLLM's own reload, then
+    the output head re-packed."""
+    model_runner.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
+    heads = repack_output_head(model_runner.model)
+    log.info("CPU vLLM weight sync: %d tensors reloaded, %d output head(s) re-packed", len(weights), heads)
+
+
+def repack_output_head(model: torch.nn.Module) -> int:
+    """Re-pack the output head's CPU GEMM weight after a reload; returns how many heads were re-packed.
+
+    vLLM's CPU backend packs the output head's weight into its own GEMM buffer once, after loading
+    (`UnquantizedEmbeddingMethod.process_weights_after_loading`, which keeps `weight`). A head tied to the
+    embedding has no tensor of its own in the checkpoint, so the reload never re-processes it: the embedding gets
+    the new weights, the head keeps serving the packed copy of the old ones (here: the start-up's dummy weights;
+    the tiny tied model's greedy tokens and log-probs were 7.3 nats off a vLLM that loaded the same weights from
+    disk, identical after this). Re-packing an untied head, which the reload already re-processed, changes
+    nothing, so every head is re-packed rather than guessing which are tied."""
+    heads = [
+        module for name, module in model.named_modules()
+        if name.split(".")[-1] == "lm_head" and hasattr(module, "quant_method")
+    ]  # fmt: skip
+    for head in heads:
+        head.quant_method.process_weights_after_loading(head)
+    return len(heads)
 
 
 class CPUvLLMHttpServer(vLLMHttpServer):
