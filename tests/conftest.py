@@ -201,6 +201,26 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def jittered_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its language weights jittered (seeded), saved as a model folder. A random tiny model's
+    greedy output is one token repeated whatever the prompt, which would make any agreement check vacuous; this
+    one answers prompts and images differently. Its output head stays tied to the embedding."""
+    import torch
+
+    from reasoner.models.loading import load_model
+
+    model, processor = load_model(tiny_model_dir)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.model.language_model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    out = tmp_path_factory.mktemp("jittered")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def demo_smoke() -> list[str]:
     """Overrides that shorten configs/demo.yaml to a few steps per stage."""
     return list(DEMO_SMOKE_OVERRIDES)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from reasoner.generation import GenerationRequest, SamplingSpec, user_message
 from reasoner.generation.hf import HFGenerator
@@ -21,20 +20,6 @@ from reasoner.models.loading import load_model
 
 pytestmark = pytest.mark.slow
 QUESTIONS = ["What is the sum?", "Read the digits.", "How many numbers are there?", "Answer with one word."]
-
-
-@pytest.fixture(scope="module")
-def jittered_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model, processor = load_model(tiny_model_dir)
-    assert model.config.get_text_config().tie_word_embeddings  # the case the re-pack is for
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.model.language_model.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    out = tmp_path_factory.mktemp("jittered-sync")
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
 
 
 def _sync_from_folder(worker, folder: str) -> int:
@@ -49,7 +34,7 @@ def _sync_from_folder(worker, folder: str) -> int:
 
 
 def test_a_dummy_started_engine_synced_in_place_serves_the_new_weights(
-    jittered_dir: Path, digit_images: list, vllm_installed, monkeypatch
+    jittered_model_dir: Path, digit_images: list, vllm_installed, monkeypatch
 ):
     import sys
 
@@ -62,7 +47,7 @@ def test_a_dummy_started_engine_synced_in_place_serves_the_new_weights(
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     # As verl starts its rollout: dummy weights, device-side image normalisation off (overrides.grpo_overrides).
     synced = VLLMGenerator(
-        jittered_dir, seed=0, show_progress=False, load_format="dummy", mm_device_do_normalize=False
+        jittered_model_dir, seed=0, show_progress=False, load_format="dummy", mm_device_do_normalize=False
     )
     try:
         batch = [
@@ -72,8 +57,10 @@ def test_a_dummy_started_engine_synced_in_place_serves_the_new_weights(
         ]
         spec = SamplingSpec(n=1, temperature=0, max_new_tokens=12)
         before = [c[0].token_ids for c in synced.generate(batch, spec)]
-        tensors = len(load_model(jittered_dir)[0].state_dict()) - 1  # the tied head has no tensor of its own
-        assert synced.llm.collective_rpc(_sync_from_folder, args=(str(jittered_dir),)) == [tensors]
+        model = load_model(jittered_model_dir)[0]
+        assert model.config.get_text_config().tie_word_embeddings  # the case the head re-pack is for
+        tensors = len(model.state_dict()) - 1  # the tied head has no tensor of its own in the checkpoint
+        assert synced.llm.collective_rpc(_sync_from_folder, args=(str(jittered_model_dir),)) == [tensors]
         # What verl's server does after every sync (`clear_kv_cache`): nothing computed with the old weights is reused.
         synced.llm.reset_prefix_cache()
         synced.llm.reset_mm_cache()
@@ -81,7 +68,7 @@ def test_a_dummy_started_engine_synced_in_place_serves_the_new_weights(
         after = [c[0].token_ids for c in synced.generate(batch, spec)]
     finally:
         synced.close()
-    expected = [c[0].token_ids for c in HFGenerator.from_pretrained(jittered_dir).generate(batch, spec)]
+    expected = [c[0].token_ids for c in HFGenerator.from_pretrained(jittered_model_dir).generate(batch, spec)]
     assert len(set(expected)) > 8, "the jittered model should answer prompts differently"
     assert sum(a == b for a, b in zip(before, expected, strict=True)) < len(batch) // 4  # dummy weights: other text
     assert all(a[0] == b[0] for a, b in zip(after, expected, strict=True))
