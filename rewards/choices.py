@@ -36,7 +36,7 @@ from .extract import clean_answer, is_mathy, letter_alone, sanitize
 from .mentions import choice_value, mentions, overlap_choice, pick_mention, sole_mention
 from .normalize import fold
 from .numeric import answer_number
-from .polar import leading_yes_no, polar_reading
+from .polar import leading_yes_no, polar_choices, polar_reading
 from .sentences import SENTENCE_END_RE, answer_sentence, is_refusal
 
 LEADING_LETTER_RE = re.compile(
@@ -53,6 +53,16 @@ LETTER_VERBS = {"is", "because", "since", "as", "which", "would", "should", "see
                 "or"}
 
 ECHO_HEADER_RE = re.compile(r"^(?:choices|options)\s*:?$", re.IGNORECASE)
+# A list of options written as the answer: "(C) Yes (D) No", "(A) 2cm (B) 3cm ..." (the next letter within a short
+# item, so "(A) No, because (C) ..." is no list).
+OPTION_LIST_RE = re.compile(r"^\(([A-Za-z])\)[^()\n]{0,40}?\(([A-Za-z])\)")
+# A yes/no answer word that answers ("No, it cannot be determined", "(B) No", "... so no."), not the determiner of a
+# refusal ("No information is given") nor a pair of options ("whether the answer is yes or no").
+STATED_YES_NO_RE = re.compile(
+    r"^\W*(?:[A-Z]\s*[.):\-–]\s*)?(?:yes|no|true|false)\s*(?:$|[,.!:;])"
+    r"|(?<!\bor\s)(?<!\band\s)\b(?:yes|no|true|false)\s*[.!]?\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -206,9 +216,7 @@ def _out_of_range_letter_counts(line: str) -> bool:
 
 def _concluding_choice(cleaned: str, lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """A choice named in the conclusion: by its text or number, or a letter ending the last line. A conclusion
-    that refuses is a refusal, even when it names the choices it cannot decide between."""
-    if is_refusal(lines[-1]) and len({index for _, _, index in mentions(lines[-1], choices)}) != 1:
-        return Normalized(None, "refusal")
+    that refuses was taken for a refusal before (`_refusal`)."""
     mentioned = sole_mention(lines[-1], choices) if full_text else None
     mentioned = mentioned or pick_mention(lines[-1], choices, last=full_text)
     if mentioned is not None:
@@ -225,6 +233,37 @@ def _concluding_choice(cleaned: str, lines: list[str], choices: list[str], full_
             return Normalized(_nearest(stated.raw, choices), "nearest")
     mentioned = pick_mention(cleaned, choices, last=True)
     return Normalized(mentioned, "mention") if mentioned is not None else None
+
+def _refusal(lines: list[str], choices: list[str]) -> Normalized | None:
+    """The refusal class, recognised before every reading rule (a refusal is negative, so polarity would read
+    "No"; it may hold "no", a comparison or a number): the conclusion (a whole response's last line, a marker
+    span as a whole) refuses and states no choice. Naming several choices is still a refusal ("we cannot tell
+    whether it is odd or even"); for a yes/no question only a "yes"/"no" said as the answer counts as one
+    ("No, it cannot be told" answers, "No information is given" refuses). A choice that itself refuses ("It cannot
+    be determined from the information given") is what a refusal answers."""
+    conclusion = lines[-1]
+    if not is_refusal(conclusion):
+        return None
+    refusing = [choice for choice in choices if is_refusal(choice)]
+    if len(refusing) == 1:
+        return Normalized(refusing[0], "mention")
+    if polar_choices(choices) is not None:
+        stated = any(STATED_YES_NO_RE.search(line) for line in (lines[0], conclusion))
+    else:
+        stated = len({index for _, _, index in mentions(conclusion, choices)}) == 1
+    return None if stated else Normalized(None, "refusal")
+
+def _option_list(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
+    """An answer that lists options in order ("(C) Yes (D) No", "(A) 2cm (B) 3cm ..."; for a whole response,
+    starting its first or last line, or its first lines one option each): the official normalisation takes the
+    first bracketed letter, its choice when in range, else the choice nearest to the letter itself, never the
+    text written after it."""
+    candidates = [" ".join(lines[:2]), lines[-1]] if full_text else lines
+    for text in candidates:
+        listed = OPTION_LIST_RE.match(text)
+        if listed and ord(listed.group(2).upper()) == ord(listed.group(1).upper()) + 1:
+            return Normalized(official_nearest(text, choices), "option-list")
+    return None
 
 def _leading_yes_no(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """In a whole response to a yes/no question, a "yes" or "no" opening its first or last line (see
@@ -270,6 +309,8 @@ def match_choice(
     lines = _drop_echoed_options([line for line in lines if line], choices) or [cleaned]
     found = (
         exact_choice(cleaned, choices)
+        or _refusal(lines, choices)
+        or _option_list(lines, choices, full_text)
         or _leading_yes_no(lines, choices, full_text)
         or _leading_choice(lines, choices, full_text)
         or _polar_choice(cleaned, lines, choices, full_text, question)

@@ -14,6 +14,7 @@ counts):
 | boxed           | `... so $\\boxed{\\frac{1}{2}}$`                                                                    |
 | answer_is       | "The correct answer is (C) 45°.", "The correct option letter (to choose) is B", "选项为C",           |
 |                 | "option C is the correct answer", "选项C是正确答案"; never inside a hypothesis ("If ..., the answer is A") |
+|                 | nor inside what a refusal cannot tell ("I cannot determine whether the answer is yes or no")        |
 | answer_label    | "Answer: 7", "Final answer: 7", "A: 7" (at a line start), "答案：7"                                    |
 | option_letter   | a letter alone on the last line: "B", "(B)", "B.", "option B"                                       |
 | bracket_list    | the last "[...]" (list answers only)                                                                |
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .numeric import answer_number, find_numbers
-from .sentences import answer_sentence, is_refusal, last_sentence
+from .sentences import REFUSAL_RE, answer_sentence, is_refusal, last_sentence
 
 Fallback = Literal["text", "number", "list"]
 Mode = Literal["lenient", "strict"]
@@ -107,6 +108,8 @@ TRAILING_CLAUSE_RE = re.compile(r",\s*(?:with|while|where|whereas)\b")
 CONDITION_RE = re.compile(r"(?:if|otherwise|else|unless|whereas)\b|如果|若|否则", re.IGNORECASE)
 SENTENCE_START_RE = re.compile(r"\n|(?<=[^\s\d])[.!?](?=\s)|[。！？]")
 CONDITION_WINDOW_CHARS = 300
+# What a refusal says it cannot tell: "I cannot determine whether the answer is yes or no" (no answer follows).
+REFUSED_CLAUSE_RE = re.compile(r"[^,;]*\b(?:whether|if|what|which)\b[^,;]*$", re.IGNORECASE)
 # A short bolded number ("**70**", "**week 3**"): chat models bold the answer inside an explanation.
 BOLD_NUMBER_RE = re.compile(r"\*\*([^*\n:]{0,24}\d[^*\n:]{0,24})\*\*")
 TEXT_WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mbox|operatorname)\s*\{([^{}]*)\}")
@@ -194,13 +197,22 @@ def is_conditional(text: str, position: int) -> bool:
     return bool(CONDITION_RE.match(sentence.lstrip(" \t*-")))
 
 
+def is_refused(text: str, position: int) -> bool:
+    """True when the answer phrase at `position` is what a refusal says it cannot tell: "I cannot determine
+    whether the answer is yes or no." (a refusal, not the answer "yes or no")."""
+    head = text[max(0, position - CONDITION_WINDOW_CHARS) : position]
+    sentence = SENTENCE_START_RE.split(head)[-1]
+    refusal = REFUSAL_RE.search(sentence)
+    return refusal is not None and bool(REFUSED_CLAUSE_RE.match(sentence[refusal.end() :]))
+
+
 def _last_marked(text: str, candidates: list[tuple[int, int]]) -> tuple[int, str] | None:
     """(start, span) of the latest (start, end) marker followed by a non-empty answer and not inside a
     hypothesis ("If ..., the answer is (A)"); only the last MARKERS_TRIED markers are tried, which bounds the
     work on a response that repeats a phrase endlessly."""
     for start, end in sorted(candidates)[-MARKERS_TRIED:][::-1]:
         span = _span_after(text, end)
-        if clean_answer(span) and not is_conditional(text, start):
+        if clean_answer(span) and not is_conditional(text, start) and not is_refused(text, start):
             return start, span
     return None
 

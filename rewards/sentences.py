@@ -11,12 +11,18 @@ LETTER_GRADE_RE = re.compile(
 CONCLUSION_RE = re.compile(r"^(?:therefore|thus|so|hence|in conclusion|overall|in summary)\b", re.IGNORECASE)
 SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
 REFUSAL_RE = re.compile(
-    r"\b(?:can ?not|can't|cannot|unable to|not possible to|impossible to|not able to)\s+(?:be\s+)?"
+    r"\b(?:can ?not|can't|cannot|unable to|not possible to|impossible to|not able to)\s+(?:\w+ly\s+)?(?:be\s+)?(?:\w+ly\s+)?"
     r"(?:determine|determined|tell|answer|answered|say|know|identify|identified|decide|provide|"
     r"calculate|calculated|infer|compute|help|assist)\b"
     r"|\b(?:can ?not|can't|unable to)\s+(?:see|view|read|access|open)\s+(?:the|any|an|this)\s+"
     r"(?:image|picture|figure|graph|chart|diagram)"
     r"|\b(?:not enough|insufficient|no)\s+(?:information|data|context)\b|\bI'?\s*a?m sorry\b|\bI apologi[sz]e\b"
+    # "The text does not provide enough information", "I don't have sufficient data"
+    r"|(?:\bnot|n't)\s+(?:\w+\s+){0,2}?(?:enough|sufficient|adequate)\s+(?:information|data|context|details)\b"
+    # "The question is too vague", "The image is unclear", "the picture is too blurry to read"
+    r"|\btoo\s+(?:vague|ambiguous|unclear|blurry|blurred)\b"
+    r"|\b(?:image|picture|photo|figure|graph|chart|diagram|question)\s+(?:is|was|seems|appears)\s+(?:\w+\s+)?"
+    r"(?:unclear|blurry|blurred|ambiguous|illegible|unreadable)\b"
     r"|\bI (?:do not|don't) know\b|\bunanswerable\b|\bnot (?:clear|visible|discernible) (?:from|in) the\b"
     r"|无法(?:确定|判断|回答)|不能确定",
     re.IGNORECASE,

@@ -45,8 +45,12 @@ def test_a_whole_response_that_refuses_lands_where_its_refusing_sentence_is_near
     assert refusal_statement(response) == ("The figure is not included, so it is not possible to determine which "
                                            "region is larger")
     result = score(response, "R1", choices=choices, refusals="official", **MC)
-    assert (result.prediction, result.mapping) == (official_nearest(refusal_statement(response), choices), "refusal")
+    assert result.prediction == official_nearest(refusal_statement(response), choices)
     assert result.prediction == "It is not possible to determine from the data"
+    # A choice that itself refuses is what a refusal answers, under either policy (not a refusal left unread).
+    for policy in ("official", "strict"):
+        result = score(response, "R1", choices=choices, refusals=policy, **MC)
+        assert (result.prediction, result.mapping) == ("It is not possible to determine from the data", "mention")
 
 
 def test_a_refusing_conclusion_that_names_the_choices_is_a_refusal() -> None:
