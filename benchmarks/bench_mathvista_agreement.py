@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_mathvista_agreement.py \
         [--responses ../shared/data/mathvista/responses] [--data ../shared/data/mathvista] \
-        [--refusals official|strict] [--dump OUT_DIR]
+        [--refusals official|strict] [--dump OUT_DIR] [--by-class]
 
 Each `responses/<model>.jsonl` holds one model's raw answers to the 1000 testmini items with the official GPT-4
 extraction and per-item verdict (`official_correct`). This scores every file through the function the CLI
@@ -11,6 +11,9 @@ prints per model: item-level agreement with the official verdicts, our accuracy,
 difference, the refusal / no-answer counts, and the disagreements grouped by class. Items whose response is
 empty are left out of every number (the official pipeline still sent them to GPT-4, which invented answers).
 `--dump DIR` writes DIR/<model>.jsonl with every disagreement (response, official reading, ours) for reading.
+`--by-class` adds a table by the class of rule that decided each item (the scorer's `mapping`: refusal,
+option-list, yes-no, comparison, polarity, letter, mention, nearest, ...): how many items it decided and how many
+of them disagree, per model, so a change shows which class it moved.
 """
 
 from __future__ import annotations
@@ -73,12 +76,14 @@ def measure(path: Path, problems: dict[str, dict], data: Path, refusals: str, ou
                 "official_correct": row["official_correct"], "ours": item,
             })  # fmt: skip
     n = len(rows)
+    decided = Counter(items[row["pid"]]["mapping"] for row in rows)
     ours = sum(items[row["pid"]]["correct"] for row in rows)
     official = sum(row["official_correct"] for row in rows)
     return {
         "model": path.stem, "n": n, "agreement": 100 * (n - len(disagreements)) / n,
         "ours": 100 * ours / n, "official": 100 * official / n, "seconds": seconds,
         "refusals": scores["refusals"], "unread": scores["no_answer"], "disagreements": disagreements,
+        "decided": decided,
     }  # fmt: skip
 
 
@@ -99,6 +104,19 @@ def print_report(results: list[dict], show_classes: int) -> None:
         print(f"  {count:>4}  {name:<40} {per_model}")
 
 
+def print_by_class(results: list[dict]) -> None:
+    """Items and disagreements by the rule that decided them (`mapping`), all models and per model."""
+    decided = Counter()
+    for r in results:
+        decided.update(r["decided"])
+    print("\nby the rule that decided (items / disagreements; per model: disagreements of items):")
+    print(f"  {'rule':<14} {'items':>6} {'disagree':>8}  " + " ".join(f"{r['model'][:10]:>11}" for r in results))
+    for rule, count in decided.most_common():
+        wrong = [sum(d["ours"]["mapping"] == rule for d in r["disagreements"]) for r in results]
+        cells = " ".join(f"{w:>4} of {r['decided'][rule]:<4}" for w, r in zip(wrong, results, strict=True))
+        print(f"  {rule:<14} {count:>6} {sum(wrong):>8}  {cells}")
+
+
 def dump(results: list[dict], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for r in results:
@@ -115,6 +133,8 @@ def main() -> None:
     parser.add_argument("--refusals", choices=REFUSAL_POLICIES, default="official")
     parser.add_argument("--dump", type=Path, help="write every disagreement to DUMP/<model>.jsonl")
     parser.add_argument("--classes", type=int, default=25, help="how many disagreement classes to list")
+    parser.add_argument("--by-class", action="store_true",
+                        help="count items and disagreements by the rule that decided them (refusal, letter, ...)")
     args = parser.parse_args()
     problems = json.loads((args.data / "testmini.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +143,8 @@ def main() -> None:
             for path in sorted(args.responses.glob("*.jsonl"))
         ]
     print_report(results, args.classes)
+    if args.by_class:
+        print_by_class(results)
     if args.dump:
         dump(results, args.dump)
 

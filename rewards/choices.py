@@ -7,12 +7,17 @@ on some choice. `match_choice` (the lenient, evaluation reading) tries, in order
 | step       | example (choices)                                                                          |
 |------------|--------------------------------------------------------------------------------------------|
 | exact      | "45°", "(B)", "b" -- a choice text as written comes first: "(b)" is the choice "(b)"       |
+| refusal    | a conclusion that refuses, before every reading rule below: "The text does not provide     |
+|            | enough information.", "we cannot tell if it is odd or even" (naming choices); for yes/no   |
+|            | "No information is given" refuses, "No, it cannot be told" answers; a choice that refuses  |
+|            | ("It cannot be determined") is what a refusal answers (mapping mention)                    |
+| option list| "(C) Yes (D) No", "(A) 2cm (B) 3cm": the first bracketed letter, in range its choice, else  |
+|            | the choice nearest to the letter (the official normalisation), never the text after it     |
 | yes/no     | a whole response opening with "Yes"/"No", also after a letter: "A - No, it is round." -> No |
 | letter     | "(C) 45°", "C. 45°", "A is the correct answer", "... is (D)." on the first line;           |
 |            | a letter beyond the choices ("(D) April" of three) -> the choice nearest to "D" (official) |
 | yes/no     | "... so the answer is no."; a comparison read against the question (`polar`); otherwise   |
 |            | the polarity: "Periwinkle is not the maximum." -> No. True/False choices read the same way |
-| refusal    | a conclusion that refuses, even naming choices ("we cannot tell if it is odd or even")     |
 | mention    | the first sentence of the conclusion naming exactly one choice, read without a leading     |
 |            | "If ...," or a trailing "because / as it ..." (`mentions`); else its last mention           |
 | nearest    | a concluding number that is no choice: the choice nearest to it by edit distance (official) |
@@ -53,8 +58,8 @@ LETTER_VERBS = {"is", "because", "since", "as", "which", "would", "should", "see
                 "or"}
 
 ECHO_HEADER_RE = re.compile(r"^(?:choices|options)\s*:?$", re.IGNORECASE)
-# A list of options written as the answer: "(C) Yes (D) No", "(A) 2cm (B) 3cm ..." (the next letter within a short
-# item, so "(A) No, because (C) ..." is no list).
+# A list of options written as the answer: "(C) Yes (D) No", "(A) 2cm (B) 3cm ..." (`_option_list` wants the next
+# letter in order after a short item, so "(A) No, because (C) ..." is no list).
 OPTION_LIST_RE = re.compile(r"^\(([A-Za-z])\)[^()\n]{0,40}?\(([A-Za-z])\)")
 # A yes/no answer word that answers ("No, it cannot be determined", "(B) No", "... so no."), not the determiner of a
 # refusal ("No information is given") nor a pair of options ("whether the answer is yes or no").
@@ -69,7 +74,8 @@ STATED_YES_NO_RE = re.compile(
 class Normalized:
     """A prediction in MathVista's normal form (None: no prediction) and how it was reached.
 
-    `mapping` is one of: exact, letter, text, yes-no, comparison, polarity, mention, overlap, nearest; refusal
+    `mapping` is one of: exact, letter, text, option-list, yes-no, comparison, polarity, mention, overlap, nearest;
+    refusal
     (with a prediction under the official refusal policy, without one under the strict policy); no-answer,
     unparseable (no prediction).
     """
