@@ -246,9 +246,10 @@ def _refusal(lines: list[str], choices: list[str]) -> Normalized | None:
     span as a whole) refuses and states no choice. Naming several choices is still a refusal ("we cannot tell
     whether it is odd or even"); for a yes/no question only a "yes"/"no" said as the answer counts as one
     ("No, it cannot be told" answers, "No information is given" refuses). A choice that itself refuses ("It cannot
-    be determined from the information given") is what a refusal answers."""
+    be determined from the information given") is what a refusal answers. A whole response whose first line
+    states a choice ("B. 45°", "45°", "No.") answers first and doubts after: no refusal."""
     conclusion = lines[-1]
-    if not is_refusal(conclusion):
+    if not is_refusal(conclusion) or (len(lines) > 1 and _states_choice(lines[0], choices)):
         return None
     refusing = [choice for choice in choices if is_refusal(choice)]
     if len(refusing) == 1:
@@ -258,6 +259,12 @@ def _refusal(lines: list[str], choices: list[str]) -> Normalized | None:
     else:
         stated = len({index for _, _, index in mentions(conclusion, choices)}) == 1
     return None if stated else Normalized(None, "refusal")
+
+def _states_choice(line: str, choices: list[str]) -> bool:
+    """True for a line that is a choice, or starts with the letter of one ("B", "(B) 45°", "B. 45°")."""
+    if exact_choice(clean_answer(line), choices) is not None:
+        return True
+    return _letter_choice(letter_alone(line) or leading_letter(line, strict=True), choices) is not None
 
 def _option_list(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """An answer that lists options in order ("(C) Yes (D) No", "(A) 2cm (B) 3cm ..."; for a whole response,

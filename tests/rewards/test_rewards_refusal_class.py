@@ -130,3 +130,15 @@ def test_a_letter_with_a_comment_is_no_option_list() -> None:
     # "(A) No, because (C) ..." lists nothing: the stated "No" answers, as before.
     result = score("(A) No, because (C) is the only point on the line.", "No", choices=YES_NO, **MC)
     assert (result.prediction, result.mapping) == ("No", "yes-no")
+
+
+@pytest.mark.parametrize("response", [
+    "B\nThe image is unclear, though.",
+    "(B) 45°\nI cannot determine it exactly from this blurry figure.",
+    "B. 45°\nNot enough information is given to be certain.",
+    "45°\nThe figure is too blurry to be sure.",
+])
+def test_an_answer_stated_first_then_doubted_is_no_refusal(response: str) -> None:
+    angles = ["30°", "45°", "60°", "90°"]
+    result = score(response, "45°", choices=angles, refusals="strict", **MC)
+    assert (result.prediction, result.accuracy) == ("45°", 1.0)
