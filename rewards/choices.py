@@ -240,6 +240,7 @@ def _concluding_choice(cleaned: str, lines: list[str], choices: list[str], full_
     mentioned = pick_mention(cleaned, choices, last=True)
     return Normalized(mentioned, "mention") if mentioned is not None else None
 
+
 def _refusal(lines: list[str], choices: list[str]) -> Normalized | None:
     """The refusal class, recognised before every reading rule (a refusal is negative, so polarity would read
     "No"; it may hold "no", a comparison or a number): the conclusion (a whole response's last line, a marker
@@ -260,11 +261,13 @@ def _refusal(lines: list[str], choices: list[str]) -> Normalized | None:
         stated = len({index for _, _, index in mentions(conclusion, choices)}) == 1
     return None if stated else Normalized(None, "refusal")
 
+
 def _states_choice(line: str, choices: list[str]) -> bool:
     """True for a line that is a choice, or starts with the letter of one ("B", "(B) 45°", "B. 45°")."""
     if exact_choice(clean_answer(line), choices) is not None:
         return True
     return _letter_choice(letter_alone(line) or leading_letter(line, strict=True), choices) is not None
+
 
 def _option_list(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """An answer that lists options in order ("(C) Yes (D) No", "(A) 2cm (B) 3cm ..."; for a whole response,
@@ -277,6 +280,7 @@ def _option_list(lines: list[str], choices: list[str], full_text: bool) -> Norma
         if listed and ord(listed.group(2).upper()) == ord(listed.group(1).upper()) + 1:
             return Normalized(official_nearest(text, choices), "option-list")
     return None
+
 
 def _leading_yes_no(lines: list[str], choices: list[str], full_text: bool) -> Normalized | None:
     """In a whole response to a yes/no question, a "yes" or "no" opening its first or last line (see
