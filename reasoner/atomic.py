@@ -206,7 +206,7 @@ they move aside during a folder's swap."""
 def remove_partial_writes(folder: str | Path) -> list[Path]:
     """Clean up what writers killed mid-write (SIGKILL, preemption, power loss) left in `folder`: their temporaries
     are removed (a checkpoint's worth of bytes each), and a previous version moved aside just before the kill gets
-    its name back. Returns the removed temporaries. Only for folders one process writes at a time (a run folder,
+    its name back. Each is logged; returns the removed temporaries. Only for folders one process writes at a time (a run folder,
     under its lock): another writer's temporary in flight would be removed too."""
     folder = Path(folder)
     removed = []
@@ -223,6 +223,7 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+        log.warning("removed %s: its write was interrupted before it completed", entry)
         removed.append(entry)
     return removed
 

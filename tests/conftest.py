@@ -139,9 +139,10 @@ def assert_rollout_served_the_trainers_weights(log_dir: Path) -> None:
     vLLM starts on dummy weights (verl's load_format: dummy) and gets the trainer's before the first step and after
     every update; verl compares the probabilities vLLM served with the trainer's own for the same tokens. Measured
     in fp32 with our CPU sync: max difference 2e-6..5e-6 on the tests' near-random models and 1e-4..1.9e-4 on the
-    demo's SFT model, Pearson correlation 0.9999998-1.0; with the output head left stale by the sync it was 0.95
-    and 0.92-0.95. Every attempt's metrics are read: a resumed attempt's first step is served from the weights it
-    resumed, not the ones vLLM started with.
+    demo's SFT model, Pearson correlation 0.9999998-1.0; with the output head and the image normalisation left
+    stale by the sync, 0.95 and 0.92-0.95 on the SFT model (but 2.4e-4 on a random one: hence the correlation
+    too). Every attempt's metrics are read: a resumed attempt's first step is served from the weights it resumed,
+    not the ones vLLM started with.
     """
     import yaml
 

@@ -256,8 +256,7 @@ class TrainingSession:
     def _resume(self) -> int:
         """The step to continue after: a checkpoint's, if one was written by this very stage config, else 0."""
         name = self.job.stage.name
-        for partial in remove_partial_writes(self.job.ckpt_dir):
-            log.warning("stage %s: removed %s, a checkpoint whose write was interrupted", name, partial)
+        remove_partial_writes(self.job.ckpt_dir)  # a checkpoint killed mid-write: never resumed from, space freed
         found = latest_checkpoint(self.job.ckpt_dir)
         if found is None:
             return 0

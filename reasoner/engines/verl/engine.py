@@ -244,7 +244,7 @@ class VerlEngine:
         cfg = compose_stage(config_name, overrides, where=f"stage {job.stage.name}")
         _write_config(cfg, paths.log_dir / "verl_config.yaml")
         total = int(cfg.trainer.total_training_steps)
-        remove_partial_writes(paths.ckpt_dir)  # our own files there (the fingerprint marker), killed mid-write
+        remove_partial_writes(paths.ckpt_dir)  # our own files there (the fingerprint marker) killed mid-write
         claim_checkpoints(paths.ckpt_dir, job.fingerprint, job.stage.name)
         discard_partial_checkpoints(paths.ckpt_dir, job.stage.name)
         done = checkpoint_step(latest_checkpoint(paths.ckpt_dir))
