@@ -24,12 +24,12 @@ from pathlib import Path
 from PIL import Image
 
 from reasoner import config
-from reasoner.data.contamination import check_run
-from reasoner.data.datasets import Datasets
-from reasoner.data.dedupe import BenchmarkIndex, find_overlap, mathvision_index, mathvista_index
-from reasoner.data.importers import load_mathvision, load_tabmwp
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.sets.datasets import Datasets
+from reasoner.data.sets.importers import load_mathvision, load_tabmwp
+from reasoner.data.stage.contamination import check_run
+from reasoner.data.stage.dedupe import BenchmarkIndex, find_overlap, mathvision_index, mathvista_index
+from reasoner.data.worlds import TASKS, generate_mixed
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow.parquet  # noqa: F401  (imported up front: its first import pulls in pandas, ~0.7 s)
 
-from reasoner.data.problem_files import read_problems, write_problems
-from reasoner.data.synthetic import LEVELS, TASKS, generate, generate_mixed
+from reasoner.data.records.files import read_problems, write_problems
+from reasoner.data.worlds import LEVELS, TASKS, generate, generate_mixed
 
 
 def _timed(fn, *args, **kwargs):

@@ -42,7 +42,7 @@ def main() -> None:
     import torch
 
     from reasoner.config import load
-    from reasoner.data.datasets import load_dataset
+    from reasoner.data.sets.datasets import load_dataset
     from reasoner.generation.hf import HFGenerator
     from reasoner.generation.vllm import VLLMGenerator
     from reasoner.prompts import load_template

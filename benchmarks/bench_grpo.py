@@ -26,7 +26,7 @@ PROMPTS, SAMPLES, LR = 8, 4, 1e-4
 
 
 def make_problems(steps: int):
-    from reasoner.data.synthetic import TASKS, generate_mixed
+    from reasoner.data.worlds import TASKS, generate_mixed
 
     return generate_mixed(list(TASKS), PROMPTS * steps, level=1, seed=1)
 

@@ -34,8 +34,8 @@ PROMPTS, SAMPLES, MAX_NEW = 8, 16, 60  # the demo's GRPO step
 def warm_model(work: Path) -> tuple[Path, list]:
     """The tiny demo model after 40 SFT steps on reference chains, and the problems it was trained on."""
     from reasoner.config import RunConfig, StageConfig, StageKind
-    from reasoner.data.selection import SFTExample
-    from reasoner.data.synthetic import TASKS, generate_mixed
+    from reasoner.data.stage.selection import SFTExample
+    from reasoner.data.worlds import TASKS, generate_mixed
     from reasoner.engines.base import TrainJob
     from reasoner.engines.local import LocalEngine
     from reasoner.models.tiny import ensure_tiny_model

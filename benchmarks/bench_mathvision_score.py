@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reasoner.eval.mathvision import gold_sides, load_problems, score_predictions_file
+from reasoner.benchmarks.mathvision import gold_sides, load_problems, score_predictions_file
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvision"
 PARAGRAPH = (

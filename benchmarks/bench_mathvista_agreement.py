@@ -27,7 +27,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reasoner.eval.mathvista import REFUSAL_POLICIES, score_predictions_file
+from reasoner.benchmarks.mathvista import score_predictions_file
+from rewards.core import REFUSAL_POLICIES
 from rewards.extract import sanitize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista"

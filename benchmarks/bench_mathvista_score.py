@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from reasoner.data.records import Problem
-from reasoner.data.sources import load_mathvista
-from reasoner.eval.mathvista import score_predictions_file, score_responses
+from reasoner.benchmarks.mathvista import score_predictions_file, score_responses
+from reasoner.data.records.problem import Problem
+from reasoner.data.sets.sources import load_mathvista
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mathvista"
 LETTERS = "ABCDEFGHIJ"

@@ -22,10 +22,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from reasoner.benchmarks.scoring import format_table
 from reasoner.config import EvalConfig
-from reasoner.data.sources import has_images, load_mathvista
+from reasoner.data.sets.sources import has_images, load_mathvista
 from reasoner.errors import ReasonerError
-from reasoner.eval.mathvista import format_table
 from reasoner.eval.runner import evaluate
 from reasoner.generation.pool import GeneratorConfig, GeneratorPool
 from reasoner.prompts import load_template

@@ -20,17 +20,18 @@ from pathlib import Path
 import yaml
 
 from reasoner import config as config_mod
+from reasoner import registry
 from reasoner.atomic import write_json, write_text
-from reasoner.config import DataSource, RunConfig
-from reasoner.data import contamination
-from reasoner.data.datasets import Datasets
-from reasoner.data.preflight import check_stage
-from reasoner.data.records import Problem
-from reasoner.data.stage_data import StageContext, build_stage_data
+from reasoner.config import RunConfig
+from reasoner.data.records.problem import Problem, missing_images
+from reasoner.data.sets.datasets import Datasets, load_dataset
+from reasoner.data.stage import contamination
+from reasoner.data.stage.builders import StageContext, build_stage_data
+from reasoner.data.stage.preflight import check_stage
 from reasoner.engines.base import Engine, TrainJob
 from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
-from reasoner.eval.runner import BENCHMARKS, eval_fingerprint, evaluate
+from reasoner.eval.runner import eval_fingerprint, evaluate
 from reasoner.models.tiny import build_tiny_model, describe_tiny_model
 from reasoner.prompts import Template, load_template
 from reasoner.report import write_report
@@ -91,21 +92,19 @@ def load_run(config_path: str | Path, overrides: list[str] | tuple[str, ...] = (
 
 
 def check_inputs(run: Run) -> None:
-    """Fail before any work when an input is missing: data files, MathVista images for evaluation."""
+    """Fail before any work when an input is missing: data files, a benchmark's images for evaluation."""
     cfg = run.config
     for name, ds in cfg.datasets.items():
-        if ds.source in (DataSource.file, DataSource.mathvista, DataSource.mathvision) and not Path(ds.path).exists():
+        if registry.benchmark(ds.source).needs_path and not Path(ds.path).exists():
             raise ReasonerError(f"datasets.{name}.path: {ds.path} does not exist")
     for name in cfg.eval.datasets:
-        if cfg.datasets[name].source == DataSource.mathvista:
-            from reasoner.data.sources import has_images, load_mathvista
-
-            if not has_images(load_mathvista(cfg.datasets[name].path)):
-                raise ReasonerError(
-                    f"datasets.{name}: MathVista images not found under {cfg.datasets[name].path} (testmini.json "
-                    "alone has no pixels); point path at a copy with images/ or the hub parquet export, or remove "
-                    f"{name} from eval.datasets"
-                )
+        ds = cfg.datasets[name]
+        if registry.benchmark(ds.source).evaluation_only and missing_images(load_dataset(ds, name)):
+            raise ReasonerError(
+                f"datasets.{name}: {ds.source} images not found under {ds.path} (MathVista's testmini.json alone has "
+                "no pixels); point path at a copy with images/ or the hub parquet export, or remove "
+                f"{name} from eval.datasets"
+            )
     if cfg.model.path and not Path(cfg.model.path).is_dir():
         raise ReasonerError(f"model.path: {cfg.model.path} is not a model folder")
     validate_plans(cfg, run.plans)
@@ -270,8 +269,7 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
         if _evaluated(out / "scores.json", fp):
             continue
         generator = engine.generator(model_path(run, stage.name))
-        source = run.config.datasets[name].source.value
-        benchmark = source if source in BENCHMARKS else None
+        benchmark = registry.benchmark(run.config.datasets[name].source)
         scores = evaluate(
             generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )

@@ -149,15 +149,3 @@ def problem_messages(problem, template: Template) -> list[dict]:
     """Chat messages (transformers multimodal format) for one `Problem`: its images, then the rendered prompt."""
     content = [{"type": "image"} for _ in shown_images(problem, template)]
     return [{"role": "user", "content": [*content, {"type": "text", "text": template.prompt(problem)}]}]
-
-
-def requests_for(problems: Sequence, template: Template) -> list:
-    """Generation requests (images + rendered prompt) for `Problem`s, in order."""
-    from reasoner.generation.base import GenerationRequest
-
-    return [
-        GenerationRequest(
-            messages=problem_messages(p, template), images=[im.load() for im in shown_images(p, template)], id=p.id
-        )
-        for p in problems
-    ]

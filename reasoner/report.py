@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.atomic import atomic_path, write_json, write_text
-from reasoner.data import contamination
+from reasoner.benchmarks.metrics import mcnemar_p, standard_error
+from reasoner.data.stage import contamination
 from reasoner.errors import ReasonerError
-from reasoner.eval.metrics import mcnemar_p, standard_error
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json_object
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def _columns(rows: list[dict[str, Any]], dataset: str) -> list[str]:
     """Breakdown columns: perception families in their fixed order (then hard_positive, pair), else sorted."""
-    from reasoner.eval.perception import ROWS
+    from reasoner.benchmarks.perception import ROWS
 
     found = {t for s in rows for t in s["eval"][dataset]["task"]}
     return [r for r in ROWS if r in found] + sorted(found - set(ROWS))

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from reasoner.atomic import write_json, write_text
+from reasoner.benchmarks.metrics import spread
 from reasoner.errors import ReasonerError
-from reasoner.eval.metrics import spread
 from reasoner.report import BASELINES, Curve, collect, open_run, plot
 
 log = logging.getLogger(__name__)

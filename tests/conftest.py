@@ -180,7 +180,7 @@ def mathvision_dir() -> Path:
 @pytest.fixture(scope="session")
 def tabmwp_problems(tabmwp_dir: Path) -> list:
     """All 2000 TabMWP problems through our importer (loaded once per session, ~1 s)."""
-    from reasoner.data.importers import load_tabmwp
+    from reasoner.data.sets.importers import load_tabmwp
 
     return load_tabmwp(tabmwp_dir)
 
@@ -188,7 +188,7 @@ def tabmwp_problems(tabmwp_dir: Path) -> list:
 @pytest.fixture(scope="session")
 def mathvision_problems(mathvision_dir: Path) -> list:
     """The 304 MATH-Vision testmini problems through our importer."""
-    from reasoner.data.importers import load_mathvision
+    from reasoner.data.sets.importers import load_mathvision
 
     return load_mathvision(mathvision_dir)
 

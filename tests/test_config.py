@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reasoner import config, config_load
+from reasoner import config
+from reasoner.config import loading as config_load
 from reasoner.errors import ReasonerError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def test_null_seeds_are_filled_from_the_run_seed_explicit_ones_kept(tmp_path):
 
 
 def test_distill_job_fills_null_seeds_from_its_seed():
-    from reasoner.data.distill_job import load_job
+    from reasoner.cli.distill_job import load_job
 
     job = load_job(REPO / "configs" / "distill-demo.yaml", ["seed=4"])
     assert job.model.tiny_seed == 4 and job.dataset.seed == 1  # the file's dataset seed is explicit
@@ -205,7 +206,7 @@ def test_a_value_outside_an_enum_names_key_and_values_in_yaml_and_as_override(tm
 
 
 def test_a_distill_job_names_its_backend_and_device_values(tmp_path):
-    from reasoner.data.distill_job import load_job
+    from reasoner.cli.distill_job import load_job
 
     path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: /m}\n")
     with pytest.raises(ReasonerError, match=re.escape("backend: 'tgi' is not allowed; allowed: hf, vllm")):
@@ -217,16 +218,46 @@ def test_a_distill_job_names_its_backend_and_device_values(tmp_path):
 
 
 def test_every_number_of_the_schemas_has_a_range():
-    from reasoner.config_ranges import RANGES, numeric_fields
-    from reasoner.data.distill_job import DistillJobConfig
+    from reasoner.cli.distill_job import DistillJobConfig
+    from reasoner.config.ranges import Range, numeric_fields, range_of
 
     fields = numeric_fields(config.RunConfig) + numeric_fields(DistillJobConfig)
-    missing = [f"{cls}.{name}" for cls, name in fields if name not in RANGES.get(cls, {})]
-    assert fields and not missing
+    missing = [f"{cls.__name__}.{f.name}" for cls, f in fields if not isinstance(range_of(f), Range)]
+    assert len(fields) > 50 and not missing, missing
+    assert (config.PassRateSampling, "top_p") in [(cls, f.name) for cls, f in fields]  # subclasses redeclare theirs
+
+
+def test_ranges_live_on_the_fields_and_survive_omegaconf():
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from reasoner.config.ranges import PROBABILITY, range_of
+
+    top_p = {f.name: f for f in dataclasses.fields(config.SamplingConfig)}["top_p"]
+    assert range_of(top_p) == PROBABILITY and top_p.default == 1.0
+    loaded = OmegaConf.to_object(OmegaConf.structured(config.RunConfig(name="x")))
+    assert type(loaded) is config.RunConfig and loaded == config.RunConfig(name="x")
+    assert config.GRPOConfig().sampling == config.SamplingConfig(n=4, max_new_tokens=48)
+
+
+def test_cluster_shape_is_checked_at_load_on_the_verl_engine(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    bad = ["cluster.gpus_per_node=6", "cluster.rollout_tensor_parallel=4", "cluster.min_image_pixels=300000"]
+    config.load(path, bad)  # the local engine ignores the cluster section
+    with pytest.raises(ReasonerError) as err:
+        config.load(path, ["engine=verl", *bad])
+    message = str(err.value)
+    assert "cluster.rollout_tensor_parallel: 4 must divide the 6 GPUs (nodes x gpus_per_node)" in message
+    assert "cluster.min_image_pixels: must not exceed cluster.max_image_pixels" in message
+    with pytest.raises(ReasonerError, match=re.escape("cluster.rollout_tensor_parallel: must be 1 with cluster.device: cpu, got 2")):
+        config.load(path, ["engine=verl", "cluster.device=cpu", "cluster.gpus_per_node=2"])
+    with pytest.raises(ReasonerError, match=re.escape("cluster.gpus_per_node: 0 is not allowed; allowed: gpus_per_node >= 1")):
+        config.load(path, ["engine=verl", "cluster.gpus_per_node=0"])
 
 
 def test_bad_number_in_a_distill_job_config(tmp_path):
-    from reasoner.data.distill_job import load_job
+    from reasoner.cli.distill_job import load_job
 
     path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\n")
     with pytest.raises(ReasonerError, match=r"distill\.sampling\.top_p: 0.0 is not allowed; allowed: 0 < top_p <= 1"):
@@ -244,7 +275,7 @@ def test_bad_number_in_a_distill_job_config(tmp_path):
     ],
 )
 def test_a_distill_job_dataset_is_checked_as_a_run_dataset(tmp_path, override, message):
-    from reasoner.data.distill_job import load_job
+    from reasoner.cli.distill_job import load_job
 
     path = write(tmp_path, "name: d\ndataset: {source: synthetic, n: 4}\ndistill: {reasoner: base}\nmodel: {tiny_size: demo}\n")
     with pytest.raises(ReasonerError, match=re.escape(message)):

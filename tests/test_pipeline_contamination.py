@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from reasoner.cli import main
-from reasoner.data.problem_files import write_problems
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import generate
+from reasoner.data.records.files import write_problems
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.worlds import generate
 
 PIDS = ["1", "2", "3", "4"]
 RUN = """

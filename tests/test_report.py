@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from reasoner.atomic import write_json, write_jsonl
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.worlds import generate_mixed
 from reasoner.eval.runner import score
 from reasoner.report import collect, curves, write_report
 from reasoner.rundir import RunDir

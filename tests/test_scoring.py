@@ -1,4 +1,4 @@
-"""reasoner.scoring on real TabMWP answers (integers, "8.20", "5/18", "23,520", times, names, yes/no, multiple
+"""reasoner.data.records.scoring on real TabMWP answers (integers, "8.20", "5/18", "23,520", times, names, yes/no, multiple
 choice, units such as "$" and "games per year"): every gold answer scores right in every form, through the local
 engine's callers and through the verl reward file fed the RL parquet's extra_info."""
 
@@ -12,16 +12,16 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from reasoner.config import GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
-from reasoner.data.records import ANSWER_TYPES
-from reasoner.data.selection import select_examples, verify
-from reasoner.data.selfdistill import sample_and_verify
-from reasoner.data.verl_format import write_rl_parquet
+from reasoner.data.records.problem import ANSWER_TYPES
+from reasoner.data.records.scoring import score_pairs, scorer_arguments
+from reasoner.data.stage.selection import select_examples, verify
+from reasoner.data.stage.selfdistill import sample_and_verify
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
+from reasoner.engines.verl.data_format import write_rl_parquet
 from reasoner.generation.base import SamplingSpec
 from reasoner.generation.hf import HFGenerator
 from reasoner.prompts import LETTERS, load_template
-from reasoner.scoring import score_pairs, scorer_arguments
 
 TEMPLATE = load_template("reason")
 VERL_FILE = Path(__file__).resolve().parents[1] / "rewards" / "verl.py"

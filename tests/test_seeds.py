@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from reasoner.cli import main
-from reasoner.config_load import derive_seed
-from reasoner.data.datasets import Datasets
+from reasoner.config.loading import derive_seed
+from reasoner.data.sets.datasets import Datasets
 from reasoner.pipeline import execute, load_run
 
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reasoner.config import RunConfig, StageConfig
-from reasoner.data.records import Problem
-from reasoner.data.selection import SFTExample
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.selection import SFTExample
 from reasoner.generation.base import Generator
 from reasoner.prompts import Template
 

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from reasoner.errors import ReasonerError
+from reasoner.prompts import Template, problem_messages, shown_images
 
 FinishReason = Literal["stop", "length"]
 
@@ -45,6 +46,12 @@ class SamplingSpec:
             raise ReasonerError(f"sampling top_p={self.top_p}; must be in (0, 1]")
         if self.max_new_tokens < 1:
             raise ReasonerError(f"sampling max_new_tokens={self.max_new_tokens}; must be >= 1")
+
+    @classmethod
+    def of(cls, sampling: Any, seed: int) -> SamplingSpec:
+        """The spec of a config's sampling settings (`config.SamplingConfig`: n, temperature, top_p,
+        max_new_tokens) with `seed`."""
+        return cls(sampling.n, sampling.temperature, sampling.top_p, sampling.max_new_tokens, seed)
 
     @property
     def greedy(self) -> bool:
@@ -98,3 +105,13 @@ def check_long_prompt_policy(policy: str) -> str:
     if policy not in LONG_PROMPT_POLICIES:
         raise ReasonerError(f"on_long_prompt={policy!r}; allowed: {list(LONG_PROMPT_POLICIES)}")
     return policy
+
+
+def requests_for(problems: Sequence, template: Template) -> list[GenerationRequest]:
+    """Generation requests (images + rendered prompt) for `Problem`s, in order."""
+    return [
+        GenerationRequest(
+            messages=problem_messages(p, template), images=[im.load() for im in shown_images(p, template)], id=p.id
+        )
+        for p in problems
+    ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasoner.atomic import atomic_dir
+from reasoner.config import TINY_FAMILIES, TINY_SIZES
 from reasoner.errors import ReasonerError
 from reasoner.models.tokenizer import (
     CHAT_TEMPLATE,
@@ -137,7 +138,8 @@ FAMILIES: dict[str, Family] = {
         "Qwen3VLVideoProcessor", (24, 20, 20), _qwen3_settings, pixel_norm=0.5,
     ),
 }  # fmt: skip
-DEFAULT_FAMILY = "qwen2.5-vl"
+DEFAULT_FAMILY = TINY_FAMILIES[0]
+assert tuple(SIZES) == TINY_SIZES and tuple(FAMILIES) == TINY_FAMILIES, "config.schema names the tiny models"
 
 
 def build_tiny_model(

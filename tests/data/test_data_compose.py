@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reasoner.data.perception import FAMILIES
-from reasoner.data.synthetic.compose import LEVEL_SETTINGS, generate_compose, scene_split
+from reasoner.data.worlds.compose import LEVEL_SETTINGS, generate_compose, scene_split
+from reasoner.data.worlds.perception import FAMILIES
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import score
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from reasoner import cli, config
-from reasoner.data.contamination import benchmark_names, check_run, warning_lines
-from reasoner.data.datasets import Datasets
-from reasoner.data.importers import load_mathvision
-from reasoner.data.problem_files import write_problems
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import generate
+from reasoner.data.records.files import write_problems
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.sets.datasets import Datasets
+from reasoner.data.sets.importers import load_mathvision
+from reasoner.data.stage.contamination import benchmark_names, check_run, warning_lines
+from reasoner.data.worlds import generate
 from reasoner.errors import ReasonerError
 
 RUN = """

@@ -11,16 +11,16 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from reasoner import cli
-from reasoner.data.dedupe import (
+from reasoner.data.records.files import read_problems
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.stage.dedupe import (
     BenchmarkIndex,
     deduplicate,
     mathvista_index,
     normalize_question,
     record_path,
 )
-from reasoner.data.problem_files import read_problems
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import generate
+from reasoner.data.worlds import generate
 
 # A testmini question that recurs (44 times): too generic to count as an overlap without the image.
 GENERIC = "What is the age gap between these two people in image?"

@@ -12,17 +12,18 @@ import pytest
 import rewards
 from reasoner import config as config_mod
 from reasoner.config import GRPOConfig, PassRateConfig, PassRateSampling, SamplingConfig
-from reasoner.data.difficulty import (
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.difficulty import (
     difficulty_subset,
     estimate_pass_rates,
     sampling_spec,
     split_by_band,
 )
-from reasoner.data.records import Problem
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.worlds import generate_mixed
 from reasoner.errors import ReasonerError
 from reasoner.generation import Completion, GenerationRequest, HFGenerator, SamplingSpec
-from reasoner.prompts import load_template, requests_for
+from reasoner.generation.base import requests_for
+from reasoner.prompts import load_template
 
 SPEC = SamplingSpec(n=4, temperature=1.0, max_new_tokens=16, seed=11)
 

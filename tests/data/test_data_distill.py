@@ -13,14 +13,15 @@ import rewards
 from reasoner import cli
 from reasoner import config as config_mod
 from reasoner.config import DistillConfig, SamplingConfig
-from reasoner.data.distill import distill, reason_prompt
-from reasoner.data.problem_files import read_problems
-from reasoner.data.records import Problem
-from reasoner.data.selection import choose_chain, sft_examples, token_counter, verify
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.records.files import read_problems
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.distill import distill, reason_prompt
+from reasoner.data.stage.selection import choose_chain, sft_examples, token_counter, verify
+from reasoner.data.worlds import generate_mixed
 from reasoner.errors import ReasonerError
 from reasoner.generation import Completion, GenerationRequest, HFGenerator, SamplingSpec
-from reasoner.prompts import format_target, load_template, requests_for
+from reasoner.generation.base import requests_for
+from reasoner.prompts import format_target, load_template
 
 REPO = Path(__file__).resolve().parents[2]
 

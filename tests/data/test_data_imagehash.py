@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reasoner.data.dedupe import BenchmarkIndex
-from reasoner.data.imagehash import SIMILAR_BITS, perceptual_hashes
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.stage.dedupe import BenchmarkIndex
+from reasoner.data.stage.imagehash import SIMILAR_BITS, perceptual_hashes
+from reasoner.data.worlds import TASKS, generate_mixed
 
 FIGURES = ["10", "100", "1008", "1050", "1564", "325", "50", "773"]  # incl. near-duplicate drawings 1050 ~ 773
 

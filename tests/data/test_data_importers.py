@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from reasoner import cli
-from reasoner.data.dedupe import record_path
-from reasoner.data.importers import load_mathvision, load_tabmwp
-from reasoner.data.problem_files import read_problems
+from reasoner.data.records.files import read_problems
+from reasoner.data.sets.importers import load_mathvision, load_tabmwp
+from reasoner.data.stage.dedupe import record_path
 from reasoner.errors import ReasonerError
 
 

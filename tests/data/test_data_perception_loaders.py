@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from reasoner.cli import main
-from reasoner.cli_data import PERCEPTION
-from reasoner.data.perception_loaders import FORMATS, load_perception_file
-from reasoner.data.problem_files import read_problems
+from reasoner.cli.data import PERCEPTION
+from reasoner.data.records.files import read_problems
+from reasoner.data.sets.perception_files import FORMATS, load_perception_file
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import score
 from reasoner.prompts import LETTERS

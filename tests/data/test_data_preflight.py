@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from reasoner.config import Engine, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
-from reasoner.data.preflight import (
+from reasoner.data.stage.preflight import (
     PromptBudget,
     check_prompts,
     image_size,

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from reasoner.data.problem_files import (
+from reasoner.data.records.files import (
     parquet_schema,
     read_jsonl,
     read_parquet,
@@ -18,8 +18,8 @@ from reasoner.data.problem_files import (
     write_jsonl,
     write_problems,
 )
-from reasoner.data.records import ImageRef, Problem, missing_images
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.records.problem import ImageRef, Problem, missing_images
+from reasoner.data.worlds import generate_mixed
 from reasoner.errors import ReasonerError
 
 

@@ -3,8 +3,8 @@ drop chains whose kept part states another answer (distillation and self-distill
 
 from __future__ import annotations
 
-from reasoner.data.records import Problem
-from reasoner.data.selection import reasoning_of, select, select_examples, trim_reflections, verify
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.selection import reasoning_of, select, select_examples, trim_reflections, verify
 
 MC = Problem(id="mc", question="How many red shapes?", answer="3", answer_type="text", choices=["2", "3", "4", "5"])
 FREE = Problem(id="free", question="What is half of the bar?", answer="0.5", answer_type="float", precision=1)

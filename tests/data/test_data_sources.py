@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from reasoner import cli
-from reasoner.data.problem_files import read_problems
-from reasoner.data.records import Problem
-from reasoner.data.sources import (
+from reasoner.data.records.files import read_problems
+from reasoner.data.records.problem import Problem
+from reasoner.data.sets.sources import (
     has_images,
     infer_answer_type,
     load_generic,
@@ -24,7 +24,7 @@ from reasoner.data.sources import (
     load_mathvista,
     parse_mapping,
 )
-from reasoner.data.synthetic import generate
+from reasoner.data.worlds import generate
 from reasoner.errors import ReasonerError
 
 PLACEHOLDER_SCALE = 16  # placeholder images are img_width x img_height divided by this

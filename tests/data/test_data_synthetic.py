@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from reasoner import cli
-from reasoner.data.problem_files import read_problems
-from reasoner.data.records import Problem
-from reasoner.data.synthetic import (
+from reasoner.data.records.files import read_problems
+from reasoner.data.records.problem import Problem
+from reasoner.data.worlds import (
     COLOURS,
     LEVELS,
     TASKS,

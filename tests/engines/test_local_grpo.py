@@ -15,7 +15,7 @@ import torch
 from verl.trainer.ppo import core_algos
 
 from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine, policy
 from reasoner.engines.local.grpo import Batch, encode_problems, make_batch, micro_batch_loss, minibatches
@@ -244,7 +244,7 @@ def warm_dir(tiny_dir, tmp_path_factory) -> Path:
     """The tiny model after 60 SFT steps: it writes the answer format and is right sometimes, so sampled groups
     carry a reward signal (the untrained model's rewards are constant within each group). 30 steps left none in
     the first two GRPO steps once torch 2.13 moved the floating point; 60 give 25-50% mixed groups."""
-    from reasoner.data.selection import SFTExample
+    from reasoner.data.stage.selection import SFTExample
     from reasoner.prompts import format_target
 
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)

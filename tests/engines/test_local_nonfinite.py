@@ -16,9 +16,9 @@ import torch
 
 import rewards
 from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
-from reasoner.data.records import Problem
-from reasoner.data.selection import SFTExample
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.selection import SFTExample
+from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.grpo import score_rollout

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from reasoner.config import EvalConfig, RunConfig, StageConfig, StageKind
-from reasoner.data.selection import SFTExample
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.stage.selection import SFTExample
+from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs

@@ -19,7 +19,6 @@ import torch
 
 from reasoner.config import (
     DatasetConfig,
-    DataSource,
     Engine,
     GRPOConfig,
     ModelConfig,
@@ -29,7 +28,7 @@ from reasoner.config import (
     StageDataConfig,
     StageKind,
 )
-from reasoner.data.synthetic import TASKS, generate_mixed
+from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.verl import VerlEngine
 from reasoner.engines.verl.export import (
@@ -140,7 +139,7 @@ def grpo_run(tiny_dir: Path) -> RunConfig:
         engine=Engine.verl,
         model=ModelConfig(path=str(tiny_dir)),
         stages=[stage],
-        datasets={"train": DatasetConfig(source=DataSource.synthetic, n=8)},
+        datasets={"train": DatasetConfig(source="synthetic", n=8)},
     )
 
 

@@ -10,9 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw
 
-from reasoner.data.records import ImageRef, Problem
-from reasoner.data.synthetic import TASKS, generate_mixed
-from reasoner.data.verl_format import ImageLimits, user_content, write_rl_parquet, write_sft_parquet
+from reasoner.data.records.problem import ImageRef, Problem
+from reasoner.data.worlds import TASKS, generate_mixed
+from reasoner.engines.verl.data_format import ImageLimits, user_content, write_rl_parquet, write_sft_parquet
 from reasoner.errors import ReasonerError
 from reasoner.models.tiny import ensure_tiny_model
 from reasoner.prompts import format_target, load_template

@@ -10,7 +10,6 @@ from verl.utils.config import omega_conf_to_dataclass
 from reasoner.config import (
     ClusterConfig,
     DatasetConfig,
-    DataSource,
     Engine,
     GRPOConfig,
     ModelConfig,
@@ -20,7 +19,7 @@ from reasoner.config import (
     StageDataConfig,
     StageKind,
 )  # fmt: skip
-from reasoner.config_load import name_stages, validate
+from reasoner.config.loading import name_stages, validate
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, verl_config_dir
 from reasoner.engines.verl.engine import compose_stage
 from reasoner.engines.verl.overrides import (
@@ -50,7 +49,7 @@ def run() -> RunConfig:
     )
     run = RunConfig(
         name="golden", engine=Engine.verl, seed=3, model=ModelConfig(path="/models/base"),
-        datasets={"pool": DatasetConfig(source=DataSource.file, path="/data/pool.parquet")},
+        datasets={"pool": DatasetConfig(source="file", path="/data/pool.parquet")},
         stages=[
             StageConfig(kind=StageKind.grpo, name="grpo1", data=StageDataConfig(dataset="pool"), epochs=2.0,
                         lr=1e-6, weight_decay=0.01, warmup_ratio=0.0, freeze_vision=True, checkpoint_every=5,

@@ -107,8 +107,8 @@ def test_v2_8b_recipe_plans_with_the_cli_without_the_8b_weights(tmp_path, capsys
     """`reasoner run --plan` checks that model.path and the data exist: a tiny Qwen3-VL stands in for the 8B folder
     and a synthetic problems file for the seed pool; evaluation is off (no MathVista images on this machine)."""
     from reasoner.cli import main
-    from reasoner.data.problem_files import write_problems
-    from reasoner.data.synthetic import TASKS, generate_mixed
+    from reasoner.data.records.files import write_problems
+    from reasoner.data.worlds import TASKS, generate_mixed
     from reasoner.models.tiny import ensure_tiny_model
 
     model = ensure_tiny_model(tmp_path / "models", family="qwen3-vl")
@@ -134,18 +134,18 @@ def test_tiny_demo_on_the_verl_engine_plans_the_built_base_model():
 
 
 def test_cluster_and_stage_settings_verl_cannot_honour_are_all_reported():
+    with pytest.raises(ReasonerError, match="cluster.rollout_tensor_parallel: 4 must divide the 6 GPUs"):
+        load(CONFIGS / "openvlthinker-3b.yaml", ["cluster.gpus_per_node=6", "cluster.rollout_tensor_parallel=4"])
     run, plans = plan_of(
         CONFIGS / "openvlthinker-3b.yaml",
         [
             "cluster.gpus_per_node=6",
-            "cluster.rollout_tensor_parallel=4",
             "stages.grpo2.grpo.updates_per_batch=3",
         ],
     )
     with pytest.raises(ReasonerError) as err:
         validate_plan(run, plans)
     message = str(err.value)
-    assert "cluster.rollout_tensor_parallel: 4 must divide the 6 GPUs" in message
     assert (
         "stages.grpo2.grpo.prompts_per_step: 512 must be a multiple of grpo.updates_per_batch (3)" in message
     )

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from reasoner import cli
+from reasoner.benchmarks.mathvision import gold_sides, score_responses
 from reasoner.errors import ReasonerError
-from reasoner.eval.mathvision import gold_sides, score_responses
 
 FORMS = {
     "bare": "{}",

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from reasoner.benchmarks.mathvista_query import answer_form, load_hints, official_query
 from reasoner.cli import main
-from reasoner.data.problem_files import write_problems
-from reasoner.data.sources import load_mathvista
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.records.files import write_problems
+from reasoner.data.sets.sources import load_mathvista
+from reasoner.data.worlds import generate_mixed
 from reasoner.errors import ReasonerError
-from reasoner.eval.mathvista_query import answer_form, load_hints, official_query
 from reasoner.prompts import load_template, problem_messages
 
 

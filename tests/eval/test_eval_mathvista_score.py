@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from reasoner.benchmarks.mathvista import score_predictions_file, score_responses
+from reasoner.benchmarks.scoring import read_predictions
 from reasoner.cli import main
-from reasoner.data.records import Problem
-from reasoner.data.sources import load_mathvista
+from reasoner.data.records.problem import Problem
+from reasoner.data.sets.sources import load_mathvista
 from reasoner.errors import ReasonerError
-from reasoner.eval.mathvista import read_predictions, score_predictions_file, score_responses
 
 REPO = Path(__file__).resolve().parents[2]
 LETTERS = "ABCDEFGHIJ"

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from reasoner.eval.metrics import (
+from reasoner.benchmarks.metrics import (
     Tally,
     above_chance_p,
     breakdown,

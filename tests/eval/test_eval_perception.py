@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from reasoner.benchmarks.perception import ROWS, family_rows, format_rows
 from reasoner.config import RunConfig, StageConfig, StageKind
-from reasoner.data.perception import blinded
-from reasoner.data.synthetic.compose import generate_compose
+from reasoner.data.worlds.compose import generate_compose
+from reasoner.data.worlds.perception import blinded
 from reasoner.engines.base import SFTExample, TrainJob
 from reasoner.engines.local import LocalEngine
-from reasoner.eval.perception import ROWS, family_rows, format_rows
 from reasoner.eval.runner import generate_responses, score
 from reasoner.models.tiny import ensure_tiny_model
 from reasoner.prompts import LETTERS, format_target, load_template

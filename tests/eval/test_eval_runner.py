@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from reasoner.cli import main
-from reasoner.data.problem_files import write_problems
-from reasoner.data.synthetic import generate_mixed
+from reasoner.data.records.files import write_problems
+from reasoner.data.worlds import generate_mixed
 
 
 def test_eval_command_generates_scores_and_breaks_down(tiny_model_dir, tmp_path, capsys):

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from reasoner.config import DistillConfig, SamplingConfig
-from reasoner.data.distill import distill
-from reasoner.data.synthetic import generate
+from reasoner.data.stage.distill import distill
+from reasoner.data.worlds import generate
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import GenerationRequest, SamplingSpec, user_message
 from reasoner.generation.hf import HFGenerator

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from reasoner.config import GeneratorBackend, RunConfig
-from reasoner.data.records import Problem
-from reasoner.data.selection import SFTExample
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import resolve_runtime
 from reasoner.engines.local.loop import OnStep

@@ -4,7 +4,7 @@ One step:
 1. take `prompts_per_step` problems (seeded shuffles, cycling) and encode their prompts and images once;
 2. sample `sampling.n` responses per prompt with the live policy (`rollout`): temperature / top_p,
    stopping at an end token or `</answer>`;
-3. score them with `reasoner.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
+3. score them with `reasoner.data.records.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
    summary_penalty); a response whose scoring raises or is not finite scores 0 and is counted
    (`count/reward_errors`, `rewards.guard`);
 4. advantages, policy loss and KL come from verl's `core_algos` (see `objective`);
@@ -23,7 +23,8 @@ import torch
 
 import rewards
 from reasoner.config import GRPOConfig
-from reasoner.data.records import Problem
+from reasoner.data.records.problem import Problem
+from reasoner.data.records.scoring import score_pairs
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
@@ -33,7 +34,6 @@ from reasoner.engines.local.rollout import Rollout, StopRule, rollout
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.prompts import Template, problem_messages, shown_images
-from reasoner.scoring import score_pairs
 
 log = logging.getLogger(__name__)
 

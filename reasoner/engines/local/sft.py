@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from reasoner.data.selection import SFTExample
+from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices

@@ -17,12 +17,12 @@ from typing import Any
 
 from reasoner.atomic import remove_partial_writes, write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
-from reasoner.data.records import Problem
-from reasoner.data.selection import SFTExample
-from reasoner.data.verl_format import ImageLimits, write_rl_parquet, write_sft_parquet
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.verl import overrides as ov
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
+from reasoner.engines.verl.data_format import ImageLimits, write_rl_parquet, write_sft_parquet
 from reasoner.engines.verl.export import (
     checkpoint_step,
     claim_checkpoints,
@@ -80,33 +80,6 @@ def compose_stage(config_name: str, overrides: list[str], where: str):
     return cfg
 
 
-def check_cluster(cluster: ClusterConfig) -> list[str]:
-    """Cluster settings verl would reject late (or never), as messages naming the key."""
-    errors = []
-    for key in ("nodes", "gpus_per_node", "rollout_tensor_parallel", "micro_batch_size_per_gpu",
-                "log_prob_micro_batch_size_per_gpu", "max_tokens_per_gpu", "max_prompt_tokens", "max_sft_tokens",
-                "max_image_pixels", "min_image_pixels", "keep_checkpoints"):  # fmt: skip
-        if getattr(cluster, key) < 1:
-            errors.append(f"cluster.{key}: must be >= 1, got {getattr(cluster, key)}")
-    if not 0 < cluster.gpu_memory_utilization <= 1:
-        errors.append(
-            f"cluster.gpu_memory_utilization: must be in (0, 1], got {cluster.gpu_memory_utilization}"
-        )
-    gpus = cluster.nodes * cluster.gpus_per_node
-    if cluster.rollout_tensor_parallel >= 1 and gpus % cluster.rollout_tensor_parallel:
-        errors.append(
-            f"cluster.rollout_tensor_parallel: {cluster.rollout_tensor_parallel} must divide the "
-            f"{gpus} GPUs (nodes x gpus_per_node)"
-        )
-    if cluster.device == ClusterDevice.cpu and cluster.rollout_tensor_parallel != 1:
-        errors.append(
-            f"cluster.rollout_tensor_parallel: must be 1 with cluster.device: cpu, got {cluster.rollout_tensor_parallel}"
-        )
-    if cluster.min_image_pixels > cluster.max_image_pixels:
-        errors.append("cluster.min_image_pixels: must not exceed cluster.max_image_pixels")
-    return errors
-
-
 def check_stage(stage: StageConfig) -> list[str]:
     """Stage settings the translation could only round (messages naming the key)."""
     grpo = stage.grpo
@@ -123,7 +96,7 @@ def check_stage(stage: StageConfig) -> list[str]:
 def validate_plan(run: RunConfig, plans: list[StagePlan], run_dir: Path | None = None) -> list[VerlStagePlan]:
     """Compose and validate every stage's verl config (no Ray, no GPU, no model loading); raise on any error."""
     run_dir = run_dir or Path(run.output_dir) / run.name
-    errors = check_cluster(run.cluster)
+    errors: list[str] = []
     by_name = {plan.name: plan for plan in plans}
     checked = []
     for plan in plans:
@@ -237,7 +210,7 @@ class VerlEngine:
     def _train(self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None) -> dict[str, float]:
         from reasoner.engines.verl import launch
 
-        errors = check_cluster(self.run.cluster) + check_stage(job.stage)
+        errors = check_stage(job.stage)
         if errors:
             raise ReasonerError("verl engine: " + "\n  ".join(errors))
         config_name, overrides = stage_overrides(self.run, job.stage, paths, n_items, job.seed)

@@ -1,0 +1,174 @@
+"""A stage's training data: one builder per source, each returning items and statistics, cached per stage.
+
+    SFT targets   reference  the dataset's own chains
+                  distill    caption -> reason k times -> the selection pipeline (`reasoner.data.stage.distill`)
+                  self       an earlier stage's policy samples k chains -> the selection pipeline
+    GRPO problems all        every problem
+                  a band     easy | medium | hard by the pass rate of a policy (`reasoner.data.stage.difficulty`)
+
+`build_stage_data` picks the builder from the stage config and caches its output in the stage's data/ folder
+(`reasoner.data.stage.cache`, keyed by the stage fingerprint), so a resumed stage trains on the very same items and a
+changed one never does. The driver hands in what only it knows (finished models, the engine's generators) as
+plain callables: the data layer imports no engine and no driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoner.config import Difficulty, SFTTargets, StageKind
+from reasoner.data.records.problem import Problem
+from reasoner.data.stage.cache import Built, cached_build
+from reasoner.data.stage.selection import SFTExample, select_examples, sft_examples
+from reasoner.errors import ReasonerError
+from reasoner.generation.base import Generator, SamplingSpec
+from reasoner.prompts import Template
+from reasoner.schedule import StagePlan
+
+TARGETS_FILE = "targets.json"
+"""An SFT stage's targets in data/: `[problem id, target]` per example."""
+PROBLEMS_FILE = "problems.json"
+"""A GRPO stage's problems in data/: their ids."""
+
+
+@dataclass
+class StageContext:
+    """What a builder needs from the run, given by the driver."""
+
+    plan: StagePlan
+    plans: Sequence[StagePlan]
+    """Every planned stage (a policy's fingerprint identifies it in cached pass rates)."""
+    template: Template
+    data_dir: Path
+    seed: int
+    model_path: Callable[[str], Path]
+    """The model folder of a finished stage, by name (`base` included)."""
+    generator: Callable[[Path], Generator]
+    """A generator serving a model folder (the engine's)."""
+
+    def fingerprint_of(self, name: str) -> str:
+        return next(p.fingerprint for p in self.plans if p.name == name)
+
+
+def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[Any], dict[str, Any]]:
+    """The stage's SFT examples or GRPO problems and their statistics (cached in data/, see the module doc)."""
+    by_id = {p.id: p for p in problems}
+    owner = f"stage {ctx.plan.name}"
+    data = ctx.plan.config.data
+    if ctx.plan.config.kind == StageKind.sft:
+        build = SFT_BUILDERS[data.targets]
+        return cached_build(
+            ctx.data_dir / TARGETS_FILE,
+            ctx.plan.fingerprint,
+            lambda: build(ctx, problems),
+            encode=lambda e: [e.problem.id, e.target],
+            decode=lambda item: SFTExample(by_id[item[0]], item[1]),
+            owner=owner,
+        )
+    build = all_problems if data.difficulty == Difficulty.all else difficulty_band
+    return cached_build(
+        ctx.data_dir / PROBLEMS_FILE,
+        ctx.plan.fingerprint,
+        lambda: build(ctx, problems),
+        encode=lambda p: p.id,
+        decode=lambda pid: by_id[pid],
+        owner=owner,
+    )
+
+
+def reference_targets(ctx: StageContext, problems: list[Problem]) -> Built:
+    """The dataset's own reasoning chains as targets."""
+    examples = sft_examples(problems)
+    if not examples:
+        raise ReasonerError(
+            f"stages.{ctx.plan.name}.data.targets: reference, but none of the {len(problems)} problems of dataset "
+            f"{ctx.plan.config.data.dataset!r} has reference reasoning; use targets: self or distill, or a "
+            "dataset with chains"
+        )
+    return examples, {"problems": len(problems), "kept": len(examples)}
+
+
+def self_targets(ctx: StageContext, problems: list[Problem]) -> Built:
+    """An earlier stage's own verified chains (self-distillation), through the one selection pipeline."""
+    from reasoner.data.stage.selection import token_counter
+    from reasoner.data.stage.selfdistill import sample_and_verify
+
+    cfg = ctx.plan.config.data.selfdistill
+    policy = ctx.model_path(ctx.plan.policy)
+    samples = sample_and_verify(
+        ctx.generator(policy), problems, ctx.template, SamplingSpec.of(cfg.sampling, ctx.seed), cfg.extraction.value
+    )
+    examples, stats = select_examples(
+        problems,
+        samples,
+        cfg.select.value,
+        max_target_tokens=cfg.max_target_tokens,
+        count_tokens=token_counter(policy) if cfg.max_target_tokens else None,
+    )
+    if not examples:
+        raise ReasonerError(
+            f"stage {ctx.plan.name}: the policy {ctx.plan.policy} solved none of {len(problems)} problems"
+        )
+    return examples, stats
+
+
+def distilled_targets(ctx: StageContext, problems: list[Problem]) -> Built:
+    """Iteration-1 data: caption -> reason k times -> the selection pipeline (sharded, resumable in data/)."""
+    from reasoner.data.stage.distill import distill
+    from reasoner.data.stage.selection import token_counter
+
+    cfg = ctx.plan.config.data.distill
+
+    def folder(name: str) -> Path:
+        """`base`, a stage of this run (e.g. a teacher), or a model folder."""
+        return ctx.model_path(name) if name == "base" or name == ctx.plan.policy else Path(name)
+
+    result = distill(
+        problems,
+        ctx.data_dir / "distill",
+        cfg,
+        reasoner=lambda: ctx.generator(folder(cfg.reasoner)),
+        captioner=(lambda: ctx.generator(folder(cfg.captioner))) if cfg.captioner else None,
+        count_tokens=token_counter(folder(cfg.reasoner)) if cfg.max_target_tokens else None,
+        seed=ctx.seed,
+    )
+    examples = sft_examples(result.problems)
+    if not examples:
+        raise ReasonerError(f"stage {ctx.plan.name}: distillation kept no chain of {len(problems)} problems")
+    return examples, result.stats["total"]
+
+
+SFT_BUILDERS: dict[SFTTargets, Callable[[StageContext, list[Problem]], Built]] = {
+    SFTTargets.reference: reference_targets,
+    SFTTargets.distill: distilled_targets,
+    SFTTargets.self: self_targets,
+}
+
+
+def all_problems(ctx: StageContext, problems: list[Problem]) -> Built:
+    """Every problem (GRPO without a difficulty band)."""
+    return list(problems), {}
+
+
+def difficulty_band(ctx: StageContext, problems: list[Problem]) -> Built:
+    """The stage's difficulty band of `problems` (pass rates estimated once, cached in data/)."""
+    from reasoner.data.stage.difficulty import difficulty_subset, sampling_spec
+
+    stage = ctx.plan.config
+    pass_rate = stage.data.pass_rate
+    rater = ctx.plan.init if pass_rate.model == "init" else pass_rate.model
+    policy = ctx.model_path(rater)
+    return difficulty_subset(
+        problems,
+        stage.data.difficulty.value,
+        ctx.data_dir / "pass_rates.json",
+        generator=lambda: ctx.generator(policy),
+        template=ctx.template,
+        spec=sampling_spec(pass_rate, stage.grpo, seed=ctx.seed),
+        # The rater's identity, not its folder: a moved run keeps its cached rates.
+        model=f"{rater}:{ctx.fingerprint_of(rater)}",
+        edges=pass_rate,
+    )
