@@ -11,7 +11,7 @@ so it loads its own package, the `rewards/` folder beside this file, by path: ne
 directory or sys.path would find first (a source checkout run beside a non-editable install, or a second checkout
 sharing a venv). When another copy is already imported as `rewards` in the worker, this one is loaded under a
 private name beside it (the package imports itself only relatively). The parquet rows carry the item's answer_type
-/ choices / precision / unit / question in `extra_info` (written by reasoner.data.verl_format).
+/ choices / precision / unit / question in `extra_info` (written by reasoner.engines.verl.data_format).
 """
 
 from __future__ import annotations
