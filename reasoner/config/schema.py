@@ -218,8 +218,13 @@ class RunConfig:
     name: str = MISSING
     """Run name: outputs go to <output_dir>/<name>/."""
     engine: Engine = Engine.local
+    """What trains: `local` (torch loops in this process, CPU or one GPU) or `verl` (verl's trainers on a Ray
+    cluster of GPU nodes, or on CPUs with `cluster.device: cpu`)."""
     seed: int = ranged(0, SEED)
+    """The run seed: every random choice derives from it (a stage's data order, rollouts and samples from the seed
+    + the stage index; the tiny model's weights and generated sets whose seed is null)."""
     output_dir: str = "runs"
+    """Where run folders go: <output_dir>/<name>/."""
     device: Device = Device.auto
     """auto | cpu | cuda (local engine)."""
     threads: int = ranged(1, AT_LEAST_1)
@@ -232,9 +237,13 @@ class RunConfig:
     prompt: str = "reason"
     """Prompt template (configs/prompts/<prompt>.txt) used for SFT, GRPO and evaluation."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """The base model: a model folder, or a tiny random one built offline."""
     datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    """The problem sets, by name; stages train on them and `eval.datasets` evaluates on them."""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation after the base model and after every stage."""
     stages: list[StageConfig] = field(default_factory=list)
+    """The schedule: SFT and GRPO stages in order, each starting from the base, the previous stage or a named one."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """verl engine only: cluster shape, memory knobs and limits."""
 

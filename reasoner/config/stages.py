@@ -237,6 +237,7 @@ class StageConfig:
     problem as its caption, without the image: such a stage trains a text-only reasoner (a distillation teacher,
     see data.distill.reasoner) and is not evaluated on the image sets."""
     data: StageDataConfig = field(default_factory=StageDataConfig)
+    """What the stage trains on: the dataset and how its targets or problems are chosen."""
     steps: int = ranged(0, Range(0, meaning="0 = `epochs` passes over the data"))
     """Optimizer steps; 0 = one pass (`epochs`) over the data."""
     epochs: float = ranged(1.0, POSITIVE)
@@ -246,10 +247,13 @@ class StageConfig:
     grad_accum: int = ranged(1, AT_LEAST_1)
     """Gradient accumulation micro-steps."""
     lr: float = ranged(1e-5, POSITIVE)
+    """Peak learning rate (AdamW)."""
     weight_decay: float = ranged(0.0, AT_LEAST_0)
+    """AdamW weight decay."""
     warmup_ratio: float = ranged(0.1, FRACTION)
     """Linear warmup share of steps, then cosine decay."""
     max_grad_norm: float = ranged(1.0, Range(0, meaning="0 = no clipping"))
+    """Gradients are clipped to this global norm before each update."""
     freeze_vision: bool = True
     """Freeze the vision tower and projector."""
     checkpoint_every: int = ranged(0, Range(0, meaning="0 = only at the end"))
