@@ -6,7 +6,7 @@ answer of that kind on the same items) and how many items get the model's most c
 Reads each stage's held-out responses (`stages/*/eval/heldout/responses.jsonl`) and regenerates the held-out
 problems from the run's config.yaml (the synthetic world is deterministic), so it needs nothing but the run
 folders. A kind whose most common answer covers every item (e.g. 82/82) is answered without looking at the image;
-its accuracy is then the share of items that answer happens to fit, at or below the prior. README "Honest reading"
+its accuracy is then the share of items that answer happens to fit, at or below the prior. docs/results/2026-12-07-demo.md "Honest reading"
 quotes its output for the demo's seeds.
 
     .venv/bin/python experiments/demo_answers.py runs/demo-s3 --by-answer count/total

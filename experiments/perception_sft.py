@@ -14,7 +14,7 @@ chance). --train-vision trains the vision tower and projector too.
 The gap between the two columns is the point: a model can describe the scene right and still pick the option at
 chance, because choosing a letter means finding, among the options in the prompt, the one that matches its own
 description and copying the letter before it (a copying skill pretrained VLMs bring; a randomly initialised
-~1M-parameter model does not learn it in a CPU-sized budget). README "Perception" has the measured numbers.
+~1M-parameter model does not learn it in a CPU-sized budget). docs/results/2026-12-02-perception.md has the measured numbers.
 """
 
 from __future__ import annotations

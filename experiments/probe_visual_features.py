@@ -9,8 +9,8 @@ Targets per world: count: how many shapes; digits: the left number (0-9); bars: 
 Probe accuracy near 100% says the information reaches the language model, so a model that answers these questions
 at the answer prior (experiments/demo_answers.py) has not learned to read its image tokens: the bottleneck is the
 language model's training, not the vision tower. The second probe sees the mean of the image's tokens instead (a
-bag, blind to where each token sits): what a reader that cannot tell the tokens' positions apart could get. README
-"Honest reading" quotes the numbers.
+bag, blind to where each token sits): what a reader that cannot tell the tokens' positions apart could get. docs/results/
+2026-12-02-reading-the-image.md quotes the numbers.
 """
 
 from __future__ import annotations

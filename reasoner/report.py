@@ -143,8 +143,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         tasks = _columns(rows, dataset)
-        header = "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base | "
-        lines += [f"## {dataset}", "", header + " | ".join(tasks) + " |", "|" + "---|" * (8 + len(tasks))]
+        header = "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base |"
+        lines += [f"## {dataset}", "", header + "".join(f" {task} |" for task in tasks), "|" + "---|" * (8 + len(tasks))]
         for baseline in BASELINES:
             found = next((s["eval"][dataset][baseline] for s in rows if baseline in s["eval"][dataset]), None)
             if found:

@@ -30,6 +30,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # each kills and resumes real runs (verl's: minutes)
+
 REPO = Path(__file__).resolve().parents[1]
 STAGE = "01_grpo"
 TOTAL_STEPS = 4  # 2 epochs of 2 steps

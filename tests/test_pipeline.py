@@ -59,6 +59,7 @@ def test_smoke_run_finishes_every_stage_with_report(finished):
     assert (finished / "accuracy.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # a second smoke run
 def test_smoke_run_on_the_qwen3_vl_family_by_one_override(smoke, tmp_path):
     """The same shortened demo with a tiny Qwen3-VL base: every stage trains, exports and evaluates that family."""
     report = execute(load_run(DEMO, smoke(tmp_path, "model.tiny_family=qwen3-vl"))).parent
@@ -167,6 +168,7 @@ def test_changed_config_of_finished_stage_is_reported(finished, smoke):
         execute(run)
 
 
+@pytest.mark.slow  # a killed and resumed run
 def test_kill_inside_grpo_then_rerun_completes(tmp_path, smoke):
     args = smoke(tmp_path, "stages.grpo1.steps=6", "stages.grpo1.checkpoint_every=1")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -127,3 +127,17 @@ def test_prior_row_is_what_the_best_constant_answer_per_question_kind_scores(tmp
     for p in problems:
         p.metadata.pop("kind")
     assert "prior" not in score(problems, blind, "other")[0]
+
+
+def test_a_set_without_breakdown_fields_gets_a_well_formed_table(tmp_path):
+    """A problems file whose items name no task (e.g. imported TabMWP): the table has the fixed columns only, and
+    its header, separator and rows have as many cells."""
+    problems = generate_mixed(["count"], 20, level=1, seed=2, split="eval")
+    for problem in problems:
+        problem.metadata.clear()
+    run = RunDir(tmp_path / "run")
+    write_scores(run, "00_base", "mine", problems, 0)
+    write_scores(run, "01_sft", "mine", problems, 5)
+    table = write_report(run).read_text().split("## mine")[1].split("\n\n")[1].splitlines()
+    assert table[0] == "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base |"
+    assert {line.count("|") for line in table} == {9}, table

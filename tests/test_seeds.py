@@ -19,6 +19,8 @@ from reasoner.config.loading import derive_seed
 from reasoner.data.sets.datasets import Datasets
 from reasoner.pipeline import execute, load_run
 
+pytestmark = pytest.mark.slow  # runs the demo schedule (shortened) several times
+
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 STAGES = ("00_base", "01_sft", "02_sft", "03_grpo", "04_sft", "05_grpo")
 EVALUATED = tuple(stage for stage in STAGES if stage != "01_sft")  # the text-only teacher sees no image set

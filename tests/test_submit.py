@@ -17,6 +17,8 @@ from reasoner import submit
 from reasoner.cli import main
 from reasoner.errors import ReasonerError
 
+pytestmark = pytest.mark.slow  # a Ray cluster and real jobs
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 MARKER = "reasoner-submit-test-ok"

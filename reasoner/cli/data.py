@@ -75,6 +75,11 @@ def _add_data_import(sub: argparse._SubParsersAction) -> None:
         "--exclude-mathvision", metavar="DIR",
         help="drop problems overlapping MATH-Vision testmini in DIR (same image bytes, or a distinctive question)",
     )
+    parser.add_argument(
+        "--exclude-problems", metavar="FILE", action="append", default=[],
+        help="drop problems overlapping a problems file, e.g. your held-out split imported first (same image bytes, "
+        "or a distinctive question: what the run's contamination guard checks); repeatable",
+    )  # fmt: skip
     parser.set_defaults(handler=_run_data_import)
 
 
@@ -104,6 +109,7 @@ def _run_data_import(args: argparse.Namespace) -> int:
     exclude = [dedupe.mathvista_index(args.exclude_mathvista)] if args.exclude_mathvista else []
     if args.exclude_mathvision:
         exclude.append(dedupe.mathvision_index(args.exclude_mathvision))
+    exclude += [dedupe.problems_index(path) for path in args.exclude_problems]
     source = {"path": str(args.src), "format": args.format}
     problems, record = dedupe.clean_import(problems, dedupe=args.dedupe, exclude=exclude, source=source)
     path = write_problems(problems, args.out)

@@ -63,7 +63,7 @@ class ClusterDevice(str, Enum):
 class GeneratorBackend(str, Enum):
     """What generates at evaluation, distillation and self-distillation on the local engine: `hf` (transformers
     `generate`: starts at once) or `vllm` (vLLM, on GPUs or vLLM's CPU build: ~40 s to start, then many times
-    faster; worth it above roughly a hundred prompts per model, see the README)."""
+    faster; worth it above roughly a hundred prompts per model; docs/benchmarks.md, bench_generation)."""
 
     hf = "hf"
     vllm = "vllm"
@@ -149,7 +149,7 @@ class EvalConfig:
     """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
     backend: GeneratorBackend = GeneratorBackend.hf
     """local engine: what generates at evaluation, distillation and self-distillation, `hf` or `vllm` (greedy
-    evaluation gives the same answers up to floating-point ties; see the README's vLLM section)."""
+    evaluation gives the same answers up to floating-point ties; docs/benchmarks.md, bench_eval_backends)."""
 
     def batch_inputs(self) -> dict[str, Any]:
         """`batch_size` and `backend` as fingerprint inputs of what generation produces (either can change samples
@@ -199,7 +199,7 @@ class ClusterConfig:
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     remove_padding: bool = True
     """verl's remove-padding path for training (sequences packed without padding). For Qwen-VL it needs flash-attn
-    on the GPU nodes, an optional install step (see the README); false trains with sdpa attention on padded micro
+    on the GPU nodes, an optional install step (docs/getting-started.md); false trains with sdpa attention on padded micro
     batches (more memory and compute when lengths vary) and needs no flash-attn. Always off with `device: cpu`."""
     max_prompt_tokens: int = ranged(6144, TOKENS)
     """Longest prompt (text + image tokens) in GRPO; longer prompts are filtered out of the data."""

@@ -193,6 +193,7 @@ def test_multiple_choice_is_well_formed(worlds) -> None:
     assert kinds == {"text", "integer"}
 
 
+@pytest.mark.slow  # trains a text-only probe
 def test_no_question_is_answered_by_its_text(text_lookup) -> None:
     """A model that never looks at the image must not beat chance by reading the question: among problems whose
     question and options also appear in another set of the same world, the answer seen there is the answer here

@@ -21,6 +21,8 @@ import pytest
 
 from reasoner.cli import main
 
+pytestmark = pytest.mark.slow  # the demo on verl's trainers: minutes
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "demo-verl.yaml"
 # demo-verl.yaml has the demo's stage names but no teacher, no distilled SFT-1 and no pass-rate bands: of conftest's

@@ -27,6 +27,8 @@ verl_monkey_patch.is_trl_available = lambda: False  # trl 1.16 (the bench extra)
 from reasoner.engines.verl import freeze
 from verl.workers.config import FSDPEngineConfig, HFModelConfig
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
+
+pytestmark = pytest.mark.slow  # verl's FSDP engine on the tiny model
 path, forward_only = sys.argv[1], sys.argv[2] == "1"
 engine = object.__new__(FSDPEngine)
 engine.model_config = HFModelConfig(path=path, override_config={"attn_implementation": "sdpa"}, use_remove_padding=False)

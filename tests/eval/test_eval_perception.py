@@ -63,6 +63,7 @@ def _sft(engine, tiny_dir, out: Path, problems, steps: int) -> Path:
     return job.out_model
 
 
+@pytest.mark.slow  # two SFT runs
 def test_at_chance_without_seeing_then_short_sft_well_above(tiny_dir, tmp_path):
     """Three models on held-out scenes. (1) The untrained model: at or below chance on every family (0% where it
     was measured: it writes no answer at all). (2) The blind control: 100 SFT steps on the world with every

@@ -19,6 +19,8 @@ from reasoner.generation import (
     user_message,
 )
 
+pytestmark = pytest.mark.slow  # Ray actors
+
 SPEC = SamplingSpec(n=1, temperature=0.0, max_new_tokens=10)
 BATCH = 2  # generator batch size == pool chunk size, so chunks batch exactly like the single generator
 

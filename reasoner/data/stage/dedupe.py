@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from reasoner.data.records.files import read_problems
 from reasoner.data.records.problem import ImageRef, Problem
 from reasoner.data.stage.imagehash import SIMILAR_BITS, hash_arrays, nearest, perceptual_hashes
 
@@ -194,6 +195,15 @@ def mathvision_index(data_dir: str | Path, *, split: str = "testmini") -> Benchm
     index = BenchmarkIndex.build("mathvision", load_mathvision(data_dir, split=split))
     log.info("MATH-Vision %s: %d problems, %d images hashed, %d distinctive questions",
              split, index.problems, len(index.images), len(index.questions))
+    return index
+
+
+def problems_index(path: str | Path) -> BenchmarkIndex:
+    """The overlap index of a problems file (an evaluation split of your own), compared as the run's contamination
+    guard compares a training set with a `file` evaluation set: image bytes and distinctive questions."""
+    index = BenchmarkIndex.build(Path(path).stem, read_problems(path), perceptual=False)
+    log.info("%s: %d problems, %d images hashed, %d distinctive questions", path, index.problems,
+             len(index.images), len(index.questions))  # fmt: skip
     return index
 
 
