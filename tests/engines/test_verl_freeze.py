@@ -18,6 +18,8 @@ import pytest
 from reasoner.engines.verl import freeze
 from reasoner.models.tiny import ensure_tiny_model
 
+pytestmark = pytest.mark.slow  # verl's FSDP engine on the tiny model
+
 # verl's `_build_module` monkey-patches transformers' Qwen2.5-VL classes for the whole process (its forward then
 # rejects `mm_token_type_ids`), so every build runs in a child process and reports what it found as JSON.
 BUILD = r"""
@@ -28,7 +30,6 @@ from reasoner.engines.verl import freeze
 from verl.workers.config import FSDPEngineConfig, HFModelConfig
 from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
-pytestmark = pytest.mark.slow  # verl's FSDP engine on the tiny model
 path, forward_only = sys.argv[1], sys.argv[2] == "1"
 engine = object.__new__(FSDPEngine)
 engine.model_config = HFModelConfig(path=path, override_config={"attn_implementation": "sdpa"}, use_remove_padding=False)
