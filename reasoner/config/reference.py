@@ -81,6 +81,8 @@ def default(field: dataclasses.Field) -> str:
         value = field.default
         if isinstance(value, enum.Enum):
             value = value.value
+        if isinstance(value, bool):
+            return f"`{str(value).lower()}`"  # as YAML writes it
         return "required" if value == "???" else "null" if value is None else f"`{value}`"
     if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         value = field.default_factory()  # type: ignore[misc]
