@@ -14,6 +14,7 @@ from enum import Enum
 from reasoner.config import (
     ClusterConfig,
     Difficulty,
+    GRPOConfig,
     RunConfig,
     SFTTargets,
     StageConfig,
@@ -123,9 +124,25 @@ def cluster_settings(cluster: ClusterConfig) -> dict:
     }
 
 
+GRPO_ADDED_KEYS = ("clip_ratio_low", "clip_ratio_high", "loss_agg_mode", "policy_loss", "norm_adv_by_std")
+"""GRPO keys that joined the fingerprint later (the loss family): counted only when they change what trains (not
+at their default; a clip bound equal to `clip_ratio` counts as null), so stages finished before them keep their
+fingerprints."""
+
+
+def grpo_settings(grpo: GRPOConfig) -> dict:
+    """A stage's GRPO section as fingerprinted: `GRPO_ADDED_KEYS` only away from their default."""
+    settings, defaults = to_dict(grpo), to_dict(GRPOConfig())
+    for bound in ("clip_ratio_low", "clip_ratio_high"):
+        if settings[bound] == settings["clip_ratio"]:  # spelled out, the same clip as null
+            settings[bound] = None
+    return {key: value for key, value in settings.items() if key not in GRPO_ADDED_KEYS or value != defaults[key]}
+
+
 def stage_settings(stage: StageConfig) -> dict:
     """A stage's own settings as fingerprinted: all but `UNFINGERPRINTED` (they cannot change a finished model)."""
     settings = {key: value for key, value in to_dict(stage).items() if key not in UNFINGERPRINTED}
+    settings["grpo"] = grpo_settings(stage.grpo)
     # The contamination guard's permission decides whether a stage may start, not what it trains on.
     settings["data"] = {key: value for key, value in settings["data"].items() if key != "allow_overlap"}
     return settings

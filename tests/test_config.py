@@ -323,3 +323,27 @@ def test_a_targets_section_belongs_to_its_own_targets():
         config.load(DEMO, ["stages.sft1.data.selfdistill.sampling.n=2"])
     with pytest.raises(ReasonerError, match=r"grpo.sampling.n: 1 is not allowed; allowed: n >= 2"):
         config.load(DEMO, ["stages.grpo1.grpo.sampling.n=1"])
+
+
+def test_the_grpo_loss_family_keys_load_from_yaml_and_overrides(tmp_path):
+    text = MINIMAL.replace(
+        "steps: 2}",
+        "steps: 2, grpo: {loss_agg_mode: seq-mean-token-sum-norm, policy_loss: gspo, clip_ratio_low: 0.0003, "
+        "clip_ratio_high: 0.0004, norm_adv_by_std: false}}",
+    )
+    grpo = config.load(write(tmp_path, text)).stages[1].grpo
+    assert (grpo.loss_agg_mode, grpo.policy_loss) == (config.LossAggMode("seq-mean-token-sum-norm"), config.PolicyLoss.gspo)
+    assert (grpo.clip_ratio_low, grpo.clip_ratio_high, grpo.norm_adv_by_std) == (0.0003, 0.0004, False)
+    assert config.to_dict(grpo)["loss_agg_mode"] == "seq-mean-token-sum-norm"  # as config.yaml records it
+    default = config.load(write(tmp_path, MINIMAL)).stages[1].grpo
+    assert (default.loss_agg_mode.value, default.policy_loss.value, default.clip_ratio_low) == ("token-mean", "vanilla", None)
+    over = config.load(write(tmp_path, MINIMAL), ["stages.grpo1.grpo.loss_agg_mode=seq-mean-token-mean"])
+    assert over.stages[1].grpo.loss_agg_mode.value == "seq-mean-token-mean"
+    modes = "token-mean, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm"
+    for bad in (["stages.grpo1.grpo.loss_agg_mode=token-sum"], []):
+        path = write(tmp_path, MINIMAL.replace("steps: 2}", "steps: 2, grpo: {loss_agg_mode: token-sum}}") if not bad
+                     else MINIMAL)  # fmt: skip
+        with pytest.raises(ReasonerError, match=re.escape(f"loss_agg_mode: 'token-sum' is not allowed; allowed: {modes}")):
+            config.load(path, bad)
+    with pytest.raises(ReasonerError, match=re.escape("grpo.clip_ratio_high: 0.0 is not allowed; allowed: clip_ratio_high > 0")):
+        config.load(write(tmp_path, MINIMAL), ["stages.grpo1.grpo.clip_ratio_high=0.0"])

@@ -110,3 +110,39 @@ def test_manifest_from_before_relative_paths_resolves_in_a_moved_run(tmp_path):
     assert check(run_dir, plans[1])[0] == Status.done
     external = {"fingerprint": "x", "model": "/models/Qwen2.5-VL-7B"}  # a base model outside the run stays as is
     assert run_dir.model_of(run_dir.stage("00_base"), external) == Path("/models/Qwen2.5-VL-7B")
+
+
+# The stage fingerprints of shipped configs as the code before the GRPO loss-family keys computed them (commit
+# 0adc097, prompt_sha256="p"): runs finished then must stay finished. If a config itself is edited, recompute these
+# with that commit's schedule.plan, not with the current one.
+FINGERPRINTS_BEFORE_LOSS_KEYS = {
+    "demo.yaml": ["b99f8f28efb117ae", "6e98857dec9bd2df", "ef79d58194dd7184", "8ace50ebe6186823", "fab897ba917af0d4",
+                  "31d567d425fd48fb"],
+    "openvlthinker-7b.yaml": ["a798b895a307a854", "bcd6a992ce854425", "e3c7bac5bd38bb78", "81e2a7105c5ef853",
+                              "184c28226fb61a3f", "3b935bfc556faa2a", "ac57c3545438949a"],
+}  # fmt: skip
+
+
+def test_the_grpo_loss_keys_at_their_defaults_keep_earlier_fingerprints():
+    configs = DEMO.parent
+    for name, expected in FINGERPRINTS_BEFORE_LOSS_KEYS.items():
+        assert [p.fingerprint for p in plan(config.load(configs / name), "p")] == expected, name
+    # Spelling out a default (a clip bound equal to clip_ratio is the same clip as null) changes nothing either.
+    defaults = ["clip_ratio_low=0.2", "clip_ratio_high=0.2", "loss_agg_mode=token-mean", "policy_loss=vanilla",
+                "norm_adv_by_std=true"]  # fmt: skip
+    spelled = config.load(DEMO, [f"stages.grpo1.grpo.{key}" for key in defaults])
+    assert [p.fingerprint for p in plan(spelled, "p")] == FINGERPRINTS_BEFORE_LOSS_KEYS["demo.yaml"]
+
+
+def test_each_grpo_loss_key_away_from_its_default_changes_the_stage_and_its_dependants():
+    before = [p.fingerprint for p in plan(config.load(DEMO), "p")]
+    changes = ["clip_ratio_low=0.1", "clip_ratio_high=0.28", "loss_agg_mode=seq-mean-token-mean",
+               "loss_agg_mode=seq-mean-token-sum", "loss_agg_mode=seq-mean-token-sum-norm", "policy_loss=gspo",
+               "norm_adv_by_std=false"]  # fmt: skip
+    seen = set()
+    for change in changes:
+        after = [p.fingerprint for p in plan(config.load(DEMO, [f"stages.grpo1.grpo.{change}"]), "p")]
+        # grpo1 changed; sft2 samples from grpo1, grpo2 starts from sft2.
+        assert [a != b for a, b in zip(before, after, strict=True)] == [False, False, False, True, True, True], change
+        seen.add(after[3])
+    assert len(seen) == len(changes)  # every setting is a fingerprint of its own

@@ -37,6 +37,8 @@ __all__ = [
     "PassRateSampling",
     "PassRateConfig",
     "StageDataConfig",
+    "LossAggMode",
+    "PolicyLoss",
     "GRPOConfig",
     "StageConfig",
 ]
@@ -81,6 +83,28 @@ class Difficulty(str, Enum):
     easy = "easy"
     medium = "medium"
     hard = "hard"
+
+
+LossAggMode = Enum(
+    "LossAggMode",
+    [(mode, mode) for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")],
+    type=str,
+)
+"""How a GRPO minibatch's per-token losses become one number, by verl's names (`core_algos.agg_loss`): `token-mean`
+(every token of the minibatch weighs the same: longer responses weigh more), `seq-mean-token-mean` (each response's
+token mean, then the mean over responses: every response weighs the same), `seq-mean-token-sum` (each response's
+token sum, then the mean over responses), `seq-mean-token-sum-norm` (that sum over responses divided by a constant,
+the response budget: Dr. GRPO). Built with the functional API because the names have hyphens: a config names a
+member by its name, and here names and values are the same."""
+
+
+class PolicyLoss(str, Enum):
+    """The policy-gradient objective, by verl's names (`core_algos.get_policy_loss_fn`)."""
+
+    vanilla = "vanilla"
+    """PPO's clipped token-level importance ratio, with dual clip (c = 3) on negative advantages."""
+    gspo = "gspo"
+    """GSPO: one importance ratio per response (the geometric mean of its token ratios), clipped."""
 
 
 @dataclass
@@ -213,7 +237,23 @@ class GRPOConfig:
     updates_per_batch: int = ranged(1, AT_LEAST_1)
     """Minibatch updates per rollout batch (PPO epochs x minibatches)."""
     clip_ratio: float = ranged(0.2, Range(0, 1, low_open=True))
-    """PPO clip range (low and high)."""
+    """PPO clip range (low and high, unless clip_ratio_low / clip_ratio_high set them apart)."""
+    clip_ratio_low: float | None = ranged(None, Range(0, 1, low_open=True, meaning="null = clip_ratio"))
+    """Lower clip range: the importance ratio is clipped below at 1 - clip_ratio_low (null = clip_ratio)."""
+    clip_ratio_high: float | None = ranged(None, Range(0, low_open=True, meaning="null = clip_ratio"))
+    """Upper clip range: the ratio is clipped above at 1 + clip_ratio_high (null = clip_ratio; DAPO's clip-higher:
+    0.28 with clip_ratio_low 0.2)."""
+    loss_agg_mode: LossAggMode = LossAggMode("token-mean")
+    """How per-token losses (policy and KL) become a minibatch's loss (verl's `agg_loss`): token-mean (every token
+    weighs the same) | seq-mean-token-mean (every response weighs the same) | seq-mean-token-sum (each response's
+    token sum, averaged over responses) | seq-mean-token-sum-norm (Dr. GRPO: that, divided by the response budget
+    `sampling.max_new_tokens`, a constant)."""
+    policy_loss: PolicyLoss = PolicyLoss.vanilla
+    """vanilla (PPO's clipped token ratio) | gspo (one clipped ratio per response: GSPO, with clip ranges of the
+    order of 3e-4 / 4e-4 and seq-mean-token-mean, as its paper)."""
+    norm_adv_by_std: bool = True
+    """Divide each group's reward differences by the group's standard deviation (GRPO); false keeps them as
+    reward minus the group mean (Dr. GRPO)."""
     kl_coef: float = ranged(0.01, Range(0, meaning="0 = no reference model"))
     """Weight of the low_var_kl penalty to the frozen reference model (0 disables the reference)."""
     format_weight: float = ranged(0.0, AT_LEAST_0)
