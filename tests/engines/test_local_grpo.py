@@ -5,6 +5,7 @@ both families: Qwen2.5-VL and Qwen3-VL) with rendered synthetic problems."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,12 +15,28 @@ import pytest
 import torch
 from verl.trainer.ppo import core_algos
 
-from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
+from reasoner.config import (
+    Extraction,
+    GRPOConfig,
+    LossAggMode,
+    PolicyLoss,
+    RunConfig,
+    SamplingConfig,
+    StageConfig,
+    StageKind,
+)
 from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine, policy
-from reasoner.engines.local.grpo import Batch, encode_problems, make_batch, micro_batch_loss, minibatches
-from reasoner.engines.local.objective import grpo_advantages, grpo_loss, policy_loss_config
+from reasoner.engines.local.grpo import (
+    Batch,
+    encode_problems,
+    make_batch,
+    micro_batch_loss,
+    minibatches,
+    sequence_logprobs,
+)
+from reasoner.engines.local.objective import LossSettings, grpo_advantages, grpo_loss, policy_loss_config
 from reasoner.engines.local.rollout import StopRule, rollout, sample_next
 from reasoner.models.inputs import encode_prompts
 from reasoner.models.loading import load_model
@@ -80,10 +97,10 @@ def test_loss_equals_verl_and_the_clipped_objective():
     old = -torch.rand(6, 4, generator=generator) * 3
     logp = old + torch.randn(6, 4, generator=generator) * 0.3
     ref = old + torch.randn(6, 4, generator=generator) * 0.1
-    parts = grpo_loss(logp, old, advantages, mask, clip_ratio=0.2, ref_logp=ref, kl_coef=0.05)
+    parts = grpo_loss(logp, old, advantages, mask, LossSettings(clip_ratio=0.2), ref_logp=ref, kl_coef=0.05)
 
     pg, _ = core_algos.get_policy_loss_fn("vanilla")(
-        old, logp, advantages, mask.float(), "token-mean", policy_loss_config(0.2)
+        old, logp, advantages, mask.float(), "token-mean", policy_loss_config(LossSettings(clip_ratio=0.2))
     )
     kl = core_algos.agg_loss(core_algos.kl_penalty(logp, ref, "low_var_kl"), mask.float(), "token-mean")
     torch.testing.assert_close(parts.loss, pg + 0.05 * kl)
@@ -101,11 +118,11 @@ def test_micro_batches_add_up_to_the_minibatch_token_mean():
     rewards, mask = hand_rewards()
     advantages = grpo_advantages(rewards, mask, group=3)
     logp = -torch.rand(6, 4, generator=torch.Generator().manual_seed(2))
-    whole = grpo_loss(logp, logp + 0.1, advantages, mask, clip_ratio=0.2).loss
+    whole = grpo_loss(logp, logp + 0.1, advantages, mask, LossSettings(clip_ratio=0.2)).loss
     tokens = int(mask.sum())
     halves = [
         grpo_loss(
-            logp[r], logp[r] + 0.1, advantages[r], mask[r], clip_ratio=0.2, batch_num_tokens=tokens
+            logp[r], logp[r] + 0.1, advantages[r], mask[r], LossSettings(clip_ratio=0.2), batch_num_tokens=tokens
         ).loss
         for r in (slice(0, 3), slice(3, 6))
     ]
@@ -212,6 +229,29 @@ def test_rewards_reach_the_gradient(varied_model, problems):
     torch.testing.assert_close(flipped, -forward, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize(
+    ("mode", "loss"), [("seq-mean-token-mean", "gspo"), ("seq-mean-token-sum-norm", "vanilla"), ("token-mean", "gspo")]
+)
+def test_micro_batches_add_up_in_every_aggregation(varied_model, problems, mode, loss):
+    """The loop's micro-batches carry the minibatch's token and response counts: summed, they are the whole
+    minibatch's loss in every aggregation mode (tests/engines/test_local_objective_parity.py: verl's, too)."""
+    model, processor = varied_model
+    cfg = GRPOConfig(sampling=SamplingConfig(n=4, max_new_tokens=6), prompts_per_step=3, kl_coef=0.0,
+                     loss_agg_mode=LossAggMode(mode), policy_loss=PolicyLoss(loss))  # fmt: skip
+    prompts = encode_problems(model, processor, problems[:3], TEMPLATE, torch.device("cpu"))
+    result = sample_groups(model, processor, prompts, seed=0)
+    batch = make_batch(model, None, prompts, result, torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1]), cfg)
+    with torch.no_grad():  # off-policy old log-probs, so that ratios differ from 1 (on-policy, seq means are 0)
+        current = sequence_logprobs(model, prompts, result.tokens, result.mask, 4, 1.0)[0]
+        noise = torch.randn(current.shape, generator=torch.Generator().manual_seed(0)) * 0.2
+        batch = dataclasses.replace(batch, old_logp=current + noise)
+        whole = micro_batch_loss(model, batch, [0, 1, 2], cfg, int(batch.mask.sum()))[0].loss
+        tokens, sequences = int(batch.mask.sum()), batch.mask.shape[0]
+        parts = [micro_batch_loss(model, batch, m, cfg, tokens, sequences)[0].loss for m in ([0], [1, 2])]
+    assert whole.abs() > 0
+    torch.testing.assert_close(parts[0] + parts[1], whole, rtol=1e-5, atol=1e-7)
+
+
 def test_a_small_step_favours_rewarded_samples(varied_model, problems):
     model, processor = copy.deepcopy(varied_model[0]), varied_model[1]
     cfg = GRPOConfig(sampling=SamplingConfig(n=4, max_new_tokens=6), prompts_per_step=3, kl_coef=0.0)
@@ -295,6 +335,27 @@ def test_steps_change_the_policy_and_log(warm_dir, tmp_path):
     before, _ = load_model(warm_dir)
     after, _ = load_model(job.out_model)
     assert any(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "loss_keys",
+    [
+        {"policy_loss": PolicyLoss.gspo, "loss_agg_mode": LossAggMode("seq-mean-token-mean"), "clip_ratio_low": 3e-4,
+         "clip_ratio_high": 4e-4},
+        {"loss_agg_mode": LossAggMode("seq-mean-token-sum-norm"), "norm_adv_by_std": False, "clip_ratio_high": 0.28},
+    ],
+    ids=["gspo", "dr-grpo"],
+)  # fmt: skip
+def test_the_loss_family_trains_through_the_loop(warm_dir, tmp_path, loss_keys):
+    """Off-policy minibatches (2 updates per batch) split into micro-batches (grad_accum 2) with each loss."""
+    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
+    job = make_job(tmp_path, warm_dir, steps=2, grad_accum=2)
+    job.stage.grpo = dataclasses.replace(job.stage.grpo, updates_per_batch=2, **loss_keys)
+    LocalEngine(RunConfig(name="t")).train_grpo(job, problems)
+    rows = metric_rows(job)
+    assert any(row["reward/mixed_groups"] > 0 for row in rows), "no reward signal in this setup; see warm_dir"
+    assert all(math.isfinite(row["actor/loss"]) and math.isfinite(row["actor/grad_norm"]) for row in rows)
+    assert any(abs(row["actor/ppo_kl"]) > 1e-4 for row in rows)  # the second minibatch is off-policy
 
 
 def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path):

@@ -7,7 +7,8 @@ One step:
 3. score them with `reasoner.data.records.scoring.score_pairs` (the one scorer: accuracy + format_weight * format +
    summary_penalty); a response whose scoring raises or is not finite scores 0 and is counted
    (`count/reward_errors`, `rewards.guard`);
-4. advantages, policy loss and KL come from verl's `core_algos` (see `objective`);
+4. advantages, policy loss and KL come from verl's `core_algos` (see `objective`: the policy loss, clip range and
+   aggregation mode are the stage's `grpo` settings);
 5. `updates_per_batch` optimizer updates over minibatches of whole groups; old log-probs are computed once,
    before the updates (with a single update they equal the current ones, detached, so no extra pass).
 """
@@ -29,7 +30,7 @@ from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.loop import OnStep, TrainingSession
-from reasoner.engines.local.objective import LossParts, grpo_advantages, grpo_loss
+from reasoner.engines.local.objective import LossParts, LossSettings, grpo_advantages, grpo_loss
 from reasoner.engines.local.rollout import Rollout, StopRule, rollout
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
@@ -193,14 +194,16 @@ class GRPOStep:
         totals: dict[str, float] = {}
         grad_norms = []
         for plan in plans:
-            # The token mean is over the minibatch's tokens on every rank (the ranks' gradients are summed).
-            minibatch_tokens = int(
-                self.session.group.sum(int(batch.mask[rows_of([p for micro in plan for p in micro], group)].sum()))
+            # Means are over the minibatch's tokens / responses on every rank (the ranks' gradients are summed).
+            rows = rows_of([p for micro in plan for p in micro], group)
+            minibatch = (
+                int(self.session.group.sum(int(batch.mask[rows].sum()))),
+                int(self.session.group.sum(len(rows))),
             )
             update_loss = 0.0
             for micro in plan:
                 with autocast(self.runtime):
-                    parts, entropy = micro_batch_loss(self.model, batch, micro, self.cfg, minibatch_tokens)
+                    parts, entropy = micro_batch_loss(self.model, batch, micro, self.cfg, *minibatch)
                 parts.loss.backward()
                 update_loss += float(parts.loss.detach())
                 values = {
@@ -232,7 +235,7 @@ def make_batch(
 ) -> Batch:
     """Advantages, and the log-probs that stay fixed during the updates (reference; old when off-policy)."""
     group, temperature = cfg.sampling.n, logprob_temperature(cfg)
-    advantages = grpo_advantages(rewards, result.mask, group)  # [N, C]
+    advantages = grpo_advantages(rewards, result.mask, group, norm_by_std=cfg.norm_adv_by_std)  # [N, C]
     fixed: dict[str, torch.Tensor | None] = {"ref": None, "old": None}
     with torch.no_grad():
         if reference is not None:
@@ -247,9 +250,15 @@ def make_batch(
 
 
 def micro_batch_loss(
-    model: Any, batch: Batch, prompt_rows: list[int], cfg: GRPOConfig, minibatch_tokens: int
+    model: Any,
+    batch: Batch,
+    prompt_rows: list[int],
+    cfg: GRPOConfig,
+    minibatch_tokens: int,
+    minibatch_sequences: int | None = None,
 ) -> tuple[LossParts, float]:
-    """The GRPO loss of the groups of `prompt_rows` (to back-propagate) and their mean token entropy."""
+    """The GRPO loss of the groups of `prompt_rows` (to back-propagate) and their mean token entropy; the
+    minibatch's token and response counts normalise it (None responses: these rows are the whole minibatch)."""
     group = cfg.sampling.n
     rows = rows_of(prompt_rows, group)
     prompts = batch.prompts if len(prompt_rows) == batch.prompts.size else batch.prompts.select(prompt_rows)
@@ -260,10 +269,11 @@ def micro_batch_loss(
         logp.detach() if batch.old_logp is None else batch.old_logp[rows],
         batch.advantages[rows],
         mask,
-        clip_ratio=cfg.clip_ratio,
+        LossSettings.of(cfg),
         ref_logp=None if batch.ref_logp is None else batch.ref_logp[rows],
         kl_coef=cfg.kl_coef,
         batch_num_tokens=minibatch_tokens,
+        batch_num_sequences=len(rows) if minibatch_sequences is None else minibatch_sequences,
     )
     return parts, float((entropy * mask).sum() / mask.sum().clamp(min=1))
 
