@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from reasoner.config import (
     DatasetConfig,
     Engine,
     GRPOConfig,
+    LossAggMode,
     ModelConfig,
+    PolicyLoss,
     RunConfig,
     SamplingConfig,
     StageConfig,
@@ -255,3 +258,59 @@ def test_launch_env_carries_logs_and_the_freeze_flag(run):
     cpu = launch_env(run.stages[0], PATHS, Path("m"), cpu=True)
     assert cpu["VERL_USE_EXTERNAL_MODULES"] == "reasoner.engines.verl.cpu" and cpu["VERL_PLATFORM"] == "cpu"
     assert launch_env(run.stages[1], PATHS, Path("m"))["REASONER_FREEZE_VISION"] == "0"
+
+
+LOSS_FAMILY = {
+    "dr-grpo": (
+        {"loss_agg_mode": LossAggMode("seq-mean-token-sum-norm"), "norm_adv_by_std": False},
+        {
+            "algorithm.norm_adv_by_std_in_grpo=false",
+            "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
+            "actor_rollout_ref.actor.loss_scale_factor=2048",  # the response budget, as the local engine
+        },
+    ),
+    "dapo-clip": (
+        {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28},
+        {"actor_rollout_ref.actor.clip_ratio_high=0.28"},  # low 0.2 = clip_ratio: the golden line already
+    ),
+    "gspo": (
+        {"policy_loss": PolicyLoss.gspo, "loss_agg_mode": LossAggMode("seq-mean-token-mean"),
+         "clip_ratio_low": 3e-4, "clip_ratio_high": 4e-4},
+        {
+            "actor_rollout_ref.actor.policy_loss.loss_mode=gspo",
+            "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean",
+            "actor_rollout_ref.actor.clip_ratio_low=0.0003",
+            "actor_rollout_ref.actor.clip_ratio_high=0.0004",
+        },
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(LOSS_FAMILY))
+def test_the_loss_family_translates_to_verls_keys_and_passes_its_validation(run, name):
+    keys, expected = LOSS_FAMILY[name]
+    stage = dataclasses.replace(run.stages[0], grpo=dataclasses.replace(run.stages[0].grpo, **keys))
+    overrides = grpo_overrides(run, stage, PATHS, n_problems=1000, seed=4)
+    assert set(overrides) - set(GOLDEN_GRPO) == expected  # only these lines differ from the defaults' list
+    added = {line.split("=")[0] for line in expected} - {line.split("=")[0] for line in GOLDEN_GRPO}
+    assert len(overrides) == len(GOLDEN_GRPO) + len(added)  # the others replace golden lines, one for one
+    cfg = compose_stage(GRPO_CONFIG, overrides, where="loss family")
+    actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)  # verl's ActorConfig checks the mode
+    grpo = stage.grpo
+    assert actor.loss_agg_mode == grpo.loss_agg_mode.value and actor.policy_loss.loss_mode == grpo.policy_loss.value
+    assert (actor.clip_ratio_low, actor.clip_ratio_high) == (
+        grpo.clip_ratio_low or grpo.clip_ratio,
+        grpo.clip_ratio_high or grpo.clip_ratio,
+    )
+    assert actor.loss_scale_factor == (2048 if name == "dr-grpo" else None)
+    assert cfg.algorithm.norm_adv_by_std_in_grpo is grpo.norm_adv_by_std
+
+
+def test_the_defaults_translate_to_the_golden_list_unchanged(run):
+    """The loss-family keys at their defaults, or spelled out, add nothing to what verl received before them."""
+    spelled = dataclasses.replace(
+        run.stages[0].grpo, clip_ratio_low=0.2, clip_ratio_high=0.2, loss_agg_mode=LossAggMode("token-mean"),
+        policy_loss=PolicyLoss.vanilla, norm_adv_by_std=True,
+    )  # fmt: skip
+    stage = dataclasses.replace(run.stages[0], grpo=spelled)
+    assert grpo_overrides(run, stage, PATHS, n_problems=1000, seed=4) == GOLDEN_GRPO

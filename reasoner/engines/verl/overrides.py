@@ -9,6 +9,10 @@ paths, so golden tests pin the exact list verl receives. Notes on the mapping:
   split into micro batches per GPU is a cluster setting.
 - `epochs` may be fractional: with the data size known, it becomes an exact `total_training_steps`; verl's
   `total_epochs` is then only an upper bound that lets that many steps happen (see `training_steps`).
+- The GRPO loss family maps one to one: `loss_agg_mode`, `clip_ratio_low/high` (null: `clip_ratio`),
+  `policy_loss` -> `actor.policy_loss.loss_mode`, `norm_adv_by_std` -> `algorithm.norm_adv_by_std_in_grpo`;
+  seq-mean-token-sum-norm also sets `actor.loss_scale_factor` to the response budget, the constant the local
+  engine divides by (verl's default, each micro-batch's padded length, moves with padding).
 - verl 0.9.1 declares `actor.freeze_vision_tower` but no code reads it; we still set it (it documents the
   intent and takes over if verl wires it), and `reasoner.engines.verl.freeze` does the freezing (launch env).
 """
@@ -22,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoner.config import ClusterConfig, CPURollout, RunConfig, StageConfig
+from reasoner.config import ClusterConfig, CPURollout, GRPOConfig, PolicyLoss, RunConfig, StageConfig
 
 REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
 """The reward adapter verl loads by path (`reward.custom_reward_function.path`)."""
 
+SUM_NORM = "seq-mean-token-sum-norm"
 PROJECT_NAME = "reasoner"
 CHECKPOINT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
 """What every checkpoint holds: resumable FSDP shards + optimizer + RNG/data state, and full HF weights."""
@@ -134,7 +139,7 @@ def grpo_overrides(
     actor, rollout = "actor_rollout_ref.actor", "actor_rollout_ref.rollout"
     items: list[tuple[str, Any]] = [
         ("algorithm.adv_estimator", "grpo"),
-        ("algorithm.norm_adv_by_std_in_grpo", True),
+        ("algorithm.norm_adv_by_std_in_grpo", grpo.norm_adv_by_std),
         ("algorithm.use_kl_in_reward", False),
         ("data.train_files", files),
         # verl always builds a validation set; ours is evaluated by the pipeline, so it stays tiny and unused.
@@ -157,13 +162,14 @@ def grpo_overrides(
         (f"{actor}.ppo_max_token_len_per_gpu", cluster.max_tokens_per_gpu),
         (f"{actor}.ppo_micro_batch_size_per_gpu", cluster.micro_batch_size_per_gpu),
         (f"{actor}.clip_ratio", grpo.clip_ratio),
-        (f"{actor}.clip_ratio_low", grpo.clip_ratio),
-        (f"{actor}.clip_ratio_high", grpo.clip_ratio),
+        (f"{actor}.clip_ratio_low", grpo.clip_ratio if grpo.clip_ratio_low is None else grpo.clip_ratio_low),
+        (f"{actor}.clip_ratio_high", grpo.clip_ratio if grpo.clip_ratio_high is None else grpo.clip_ratio_high),
         (f"{actor}.use_kl_loss", grpo.kl_coef > 0),
         (f"{actor}.kl_loss_coef", grpo.kl_coef),
         (f"{actor}.kl_loss_type", "low_var_kl"),
         (f"{actor}.entropy_coeff", 0),
-        (f"{actor}.loss_agg_mode", "token-mean"),
+        (f"{actor}.loss_agg_mode", grpo.loss_agg_mode.value),
+        *_loss_family(actor, grpo),
         (f"{actor}.freeze_vision_tower", stage.freeze_vision),
         (f"{actor}.data_loader_seed", seed),
         (f"{actor}.fsdp_config.param_offload", cluster.param_offload),
@@ -203,6 +209,18 @@ def grpo_overrides(
     return _pairs(items) + [
         f"+reward.custom_reward_function.reward_kwargs.{k}={format_value(v)}" for k, v in kwargs
     ]
+
+
+def _loss_family(actor: str, grpo: GRPOConfig) -> list[tuple[str, Any]]:
+    """The policy loss and seq-mean-token-sum-norm's divisor, each only away from verl's default (the lists of
+    stages that use neither stay as they were)."""
+    items: list[tuple[str, Any]] = []
+    if grpo.policy_loss != PolicyLoss.vanilla:
+        items.append((f"{actor}.policy_loss.loss_mode", grpo.policy_loss.value))
+    if grpo.loss_agg_mode.value == SUM_NORM:
+        # verl's default divisor is each micro-batch's padded length; the local engine's is this constant.
+        items.append((f"{actor}.loss_scale_factor", grpo.sampling.max_new_tokens))
+    return items
 
 
 def sft_overrides(
