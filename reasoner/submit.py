@@ -57,16 +57,24 @@ class JobRequest:
 
 
 def run_entrypoint(config_path: str | Path, overrides: list[str], working_dir: Path = REPO_ROOT) -> str:
-    """`python -m reasoner.cli run CONFIG k=v ...`; CONFIG relative to the repo copy when it lives inside it."""
-    path = Path(config_path).resolve()
+    """`python -m reasoner.cli run CONFIG k=v ...`; CONFIG, and a fragment file among the overrides (a preset),
+    relative to the repo copy when it lives inside it."""
+    from reasoner.config.loading import is_fragment
+
+    shown = [_job_path(item, working_dir) if is_fragment(item) else item for item in overrides]
+    return shlex.join(["python", "-m", "reasoner.cli", "run", _job_path(config_path, working_dir), *shown])
+
+
+def _job_path(path: str | Path, working_dir: Path) -> str:
+    """Where the job finds a local file: in its copy of the repo, or else at this absolute path."""
+    path = Path(path).resolve()
     try:
-        shown = str(path.relative_to(working_dir.resolve()))
+        return str(path.relative_to(working_dir.resolve()))
     except ValueError:
         log.warning(
             "%s is outside %s: the job reads it at this absolute path on the head node", path, working_dir
         )
-        shown = str(path)
-    return shlex.join(["python", "-m", "reasoner.cli", "run", shown, *overrides])
+        return str(path)
 
 
 def check_run_config(config_path: str | Path, overrides: list[str]) -> None:

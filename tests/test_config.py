@@ -347,3 +347,38 @@ def test_the_grpo_loss_family_keys_load_from_yaml_and_overrides(tmp_path):
             config.load(path, bad)
     with pytest.raises(ReasonerError, match=re.escape("grpo.clip_ratio_high: 0.0 is not allowed; allowed: clip_ratio_high > 0")):
         config.load(write(tmp_path, MINIMAL), ["stages.grpo1.grpo.clip_ratio_high=0.0"])
+
+
+def test_a_stage_wildcard_sets_every_stage_and_grpo_keys_in_every_grpo_stage():
+    run = config.load(DEMO, ["stages.*.grpo.clip_ratio_high=0.28", "stages.*.max_nonfinite_skips=7"])
+    grpo = [s for s in run.stages if s.kind == config.StageKind.grpo]
+    assert [s.grpo.clip_ratio_high for s in grpo] == [0.28, 0.28] and len(grpo) < len(run.stages)
+    assert all(s.grpo == config.GRPOConfig() for s in run.stages if s not in grpo)  # SFT stages take no GRPO keys
+    assert {s.max_nonfinite_skips for s in run.stages} == {7}
+    # Applied in order: a later override of one stage wins over an earlier wildcard, and the other way round.
+    run = config.load(DEMO, ["stages.*.grpo.kl_coef=0", "stages.grpo2.grpo.kl_coef=0.5"])
+    assert [s.grpo.kl_coef for s in run.stages if s.kind.value == "grpo"] == [0.0, 0.5]
+    sft_only = REPO / "configs" / "digits-sft.yaml"
+    with pytest.raises(ReasonerError, match=re.escape("'stages.*.grpo.kl_coef': the config has no GRPO stage")):
+        config.load(sft_only, ["stages.*.grpo.kl_coef=0"])
+
+
+def test_a_fragment_file_among_the_overrides_applies_its_keys_in_place(tmp_path):
+    fragment = tmp_path / "loss.yaml"
+    fragment.write_text("# a preset\nstages.*.grpo.loss_agg_mode: seq-mean-token-mean\nstages.*.grpo.kl_coef: 0.0\n")
+    run = config.load(DEMO, [str(fragment), "stages.grpo2.grpo.kl_coef=0.3"])
+    grpo = [s.grpo for s in run.stages if s.kind.value == "grpo"]
+    assert [g.loss_agg_mode.value for g in grpo] == ["seq-mean-token-mean"] * 2
+    assert [g.kl_coef for g in grpo] == [0.0, 0.3]
+    later = config.load(DEMO, ["stages.grpo2.grpo.kl_coef=0.3", str(fragment)])
+    assert [s.grpo.kl_coef for s in later.stages if s.kind.value == "grpo"] == [0.0, 0.0]
+    for text, message in [("[1, 2]\n", "must be a mapping of override keys"),
+                          ("stages.*.grpo.kl_coef: [\n", "not valid YAML")]:  # fmt: skip
+        fragment.write_text(text)
+        with pytest.raises(ReasonerError, match=re.escape(f"fragment {fragment}: {message}")):
+            config.load(DEMO, [str(fragment)])
+    with pytest.raises(ReasonerError, match=re.escape(f"fragment {tmp_path / 'none.yaml'}: cannot read it")):
+        config.load(DEMO, [str(tmp_path / "none.yaml")])
+    fragment.write_text("stages.*.grpo.loss_agg_mode: token-summ\n")
+    with pytest.raises(ReasonerError, match="loss_agg_mode: 'token-summ' is not allowed"):
+        config.load(DEMO, [str(fragment)])

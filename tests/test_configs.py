@@ -25,11 +25,58 @@ SHORTENED = {
 """Configs the suite runs shortened by overrides, whose full run is measured by hand and dated in the docs."""
 GPU_RECIPES = ("openvlthinker-3b.yaml", "openvlthinker-7b.yaml", "openvlthinker-v2-8b.yaml")
 """Recipes for GPU clusters: planned and translated for verl in tests/engines/test_verl_recipes.py."""
+PRESETS = {
+    "openvlthinker-grpo.yaml": ("arXiv:2503.17352", {"policy_loss": "vanilla", "loss_agg_mode": "token-mean",
+                                "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "norm_adv_by_std": True,
+                                "kl_coef": 0.01}),
+    "dapo.yaml": ("arXiv:2503.14476", {"policy_loss": "vanilla", "loss_agg_mode": "token-mean", "clip_ratio_low": 0.2,
+                  "clip_ratio_high": 0.28, "norm_adv_by_std": True, "kl_coef": 0.0}),
+    "dr-grpo.yaml": ("arXiv:2503.20783", {"policy_loss": "vanilla", "loss_agg_mode": "seq-mean-token-sum-norm",
+                     "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "norm_adv_by_std": False, "kl_coef": 0.0}),
+    "gspo.yaml": ("arXiv:2507.18071", {"policy_loss": "gspo", "loss_agg_mode": "seq-mean-token-mean",
+                  "clip_ratio_low": 0.0003, "clip_ratio_high": 0.0004, "norm_adv_by_std": True}),
+}  # fmt: skip
+"""configs/presets/: fragments of GRPO settings from published recipes (applied as `reasoner run CONFIG PRESET`),
+each with the paper it cites and the values it sets."""
 
 
 def test_every_config_is_accounted_for():
     shipped = sorted(path.name for path in CONFIGS.glob("*.yaml"))
     assert shipped == sorted([*AS_SHIPPED, *SHORTENED, *GPU_RECIPES])
+    assert sorted(path.name for path in (CONFIGS / "presets").glob("*.yaml")) == sorted(PRESETS)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_cites_its_source_and_sets_its_values_in_every_grpo_stage(name):
+    from reasoner.config import load, to_dict
+
+    path = CONFIGS / "presets" / name
+    source, values = PRESETS[name]
+    header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+    assert "Source: " in header and source in header and f"configs/presets/{name}" in header
+    assert yaml.safe_load(path.read_text()) == {f"stages.*.grpo.{key}": value for key, value in values.items()}
+    for recipe in ("demo.yaml", "openvlthinker-7b.yaml"):
+        run = load(CONFIGS / recipe, [str(path)])
+        grpo = [to_dict(stage.grpo) for stage in run.stages if stage.kind.value == "grpo"]
+        assert grpo and all({key: g[key] for key in values} == values for g in grpo), recipe
+
+
+def test_the_openvlthinker_preset_is_what_the_recipes_already_train():
+    from reasoner.config import load
+    from reasoner.schedule import plan
+
+    for recipe in GPU_RECIPES:
+        plain, preset = load(CONFIGS / recipe), load(CONFIGS / recipe, [str(CONFIGS / "presets" / "openvlthinker-grpo.yaml")])
+        assert [p.fingerprint for p in plan(plain, "p")] == [p.fingerprint for p in plan(preset, "p")], recipe
+
+
+def test_a_preset_applies_from_the_command_line(tmp_path, capsys):
+    preset, named = CONFIGS / "presets" / "gspo.yaml", tmp_path / "named.yaml"
+    named.write_text("name: with-gspo\n")
+    assert cli.main(["run", str(CONFIGS / "demo.yaml"), "--plan", str(preset), str(named), "seed=1"]) == 0
+    assert capsys.readouterr().out.startswith("run 'with-gspo'")  # fragments after the options are applied
+    assert cli.main(["run", str(CONFIGS / "demo.yaml"), "--plan", str(tmp_path / "none.yaml")]) == 2
+    assert f"fragment {tmp_path / 'none.yaml'}: cannot read it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", GPU_RECIPES)

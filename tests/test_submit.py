@@ -112,6 +112,18 @@ def test_build_request_for_a_config_runs_the_repo_copy(tmp_path):
     )  # keep reasoner/data
 
 
+def test_a_preset_travels_with_the_job_as_its_path_in_the_repo_copy(tmp_path):
+    preset = REPO / "configs" / "presets" / "dapo.yaml"
+    request = submit.build_request(str(REPO / "configs" / "demo.yaml"), ["output_dir=/shared/runs", str(preset)])
+    assert request.entrypoint == (
+        "python -m reasoner.cli run configs/demo.yaml output_dir=/shared/runs configs/presets/dapo.yaml"
+    )
+    outside = tmp_path / "mine.yaml"
+    outside.write_text("stages.*.grpo.kl_coef: 0.0\n")
+    request = submit.build_request("configs/demo.yaml", ["output_dir=/shared/runs", str(outside)])
+    assert request.entrypoint.endswith(f" {outside}")  # read at its absolute path on the head node
+
+
 def test_build_request_rejects_what_would_fail_on_the_cluster():
     with pytest.raises(ReasonerError, match="output_dir: 'runs' is relative"):
         submit.build_request("configs/demo.yaml", [])

@@ -61,7 +61,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Runs every unfinished stage of CONFIG into <output_dir>/<name>/; finished stages are skipped.",
     )
     parser.add_argument("config", metavar="CONFIG", help="run config YAML, e.g. configs/demo.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. stages.grpo1.steps=3 seed=1")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="e.g. stages.grpo1.steps=3 seed=1, or a fragment file: configs/presets/dapo.yaml")  # fmt: skip
     parser.add_argument("--plan", action="store_true", help="validate and print the stages; start nothing")
     parser.add_argument("--redo-from", metavar="STAGE", help="delete this stage and all after it, then run")
     parser.set_defaults(handler=_run_run)
@@ -225,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `reasoner` console script."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come after options too (`reasoner run CONFIG --plan seed=1`).
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+    from reasoner.config.loading import is_fragment
+
+    # key=value overrides (and fragment files) may come after options too (`reasoner run CONFIG --plan seed=1`).
+    if extra and hasattr(args, "overrides") and all(
+        ("=" in e or is_fragment(e)) and not e.startswith("-") for e in extra
+    ):
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

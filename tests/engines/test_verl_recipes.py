@@ -160,3 +160,22 @@ def test_without_flash_attn_training_attention_is_sdpa_on_padded_batches(recipe)
     for check in validate_plan(run, plans):
         model = check.config.actor_rollout_ref.model if check.kind == "grpo" else check.config.model
         assert model.use_remove_padding is False and model.override_config.attn_implementation == "sdpa"
+
+
+PRESETS = CONFIGS / "presets"
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_preset_on_the_7b_recipe_passes_verl_validation_with_its_values(preset):
+    run, plans = plan_of(CONFIGS / "openvlthinker-7b.yaml", [str(preset)])
+    for stage, check in zip(run.stages, validate_plan(run, plans), strict=True):
+        if stage.kind.value != "grpo":
+            continue
+        grpo, cfg = stage.grpo, check.config
+        actor = cfg.actor_rollout_ref.actor
+        assert (actor.loss_agg_mode, actor.policy_loss.loss_mode) == (grpo.loss_agg_mode.value, grpo.policy_loss.value)
+        assert (actor.clip_ratio_low, actor.clip_ratio_high) == (grpo.clip_ratio_low, grpo.clip_ratio_high)
+        assert cfg.algorithm.norm_adv_by_std_in_grpo == grpo.norm_adv_by_std
+        assert (actor.use_kl_loss, actor.kl_loss_coef) == (grpo.kl_coef > 0, grpo.kl_coef)
+        sum_norm = grpo.loss_agg_mode.value == "seq-mean-token-sum-norm"
+        assert actor.loss_scale_factor == (grpo.sampling.max_new_tokens if sum_norm else None)
