@@ -124,7 +124,15 @@ def cluster_settings(cluster: ClusterConfig) -> dict:
     }
 
 
-GRPO_ADDED_KEYS = ("clip_ratio_low", "clip_ratio_high", "loss_agg_mode", "policy_loss", "norm_adv_by_std")
+GRPO_ADDED_KEYS = (
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "loss_agg_mode",
+    "policy_loss",
+    "norm_adv_by_std",
+    "dynamic_sampling",
+    "max_extra_batches",
+)
 """GRPO keys that joined the fingerprint later (the loss family): counted only when they change what trains (not
 at their default; a clip bound equal to `clip_ratio` counts as null), so stages finished before them keep their
 fingerprints."""
@@ -136,6 +144,8 @@ def grpo_settings(grpo: GRPOConfig) -> dict:
     for bound in ("clip_ratio_low", "clip_ratio_high"):
         if settings[bound] == settings["clip_ratio"]:  # spelled out, the same clip as null
             settings[bound] = None
+    if not grpo.dynamic_sampling:  # the cap means nothing without dynamic sampling
+        settings["max_extra_batches"] = defaults["max_extra_batches"]
     return {key: value for key, value in settings.items() if key not in GRPO_ADDED_KEYS or value != defaults[key]}
 
 

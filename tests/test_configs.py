@@ -28,13 +28,15 @@ GPU_RECIPES = ("openvlthinker-3b.yaml", "openvlthinker-7b.yaml", "openvlthinker-
 PRESETS = {
     "openvlthinker-grpo.yaml": ("arXiv:2503.17352", {"policy_loss": "vanilla", "loss_agg_mode": "token-mean",
                                 "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "norm_adv_by_std": True,
-                                "kl_coef": 0.01}),
+                                "kl_coef": 0.01, "dynamic_sampling": False}),
     "dapo.yaml": ("arXiv:2503.14476", {"policy_loss": "vanilla", "loss_agg_mode": "token-mean", "clip_ratio_low": 0.2,
-                  "clip_ratio_high": 0.28, "norm_adv_by_std": True, "kl_coef": 0.0}),
+                  "clip_ratio_high": 0.28, "norm_adv_by_std": True, "kl_coef": 0.0, "dynamic_sampling": True}),
     "dr-grpo.yaml": ("arXiv:2503.20783", {"policy_loss": "vanilla", "loss_agg_mode": "seq-mean-token-sum-norm",
-                     "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "norm_adv_by_std": False, "kl_coef": 0.0}),
+                     "clip_ratio_low": 0.2, "clip_ratio_high": 0.2, "norm_adv_by_std": False, "kl_coef": 0.0,
+                     "dynamic_sampling": False}),
     "gspo.yaml": ("arXiv:2507.18071", {"policy_loss": "gspo", "loss_agg_mode": "seq-mean-token-mean",
-                  "clip_ratio_low": 0.0003, "clip_ratio_high": 0.0004, "norm_adv_by_std": True}),
+                  "clip_ratio_low": 0.0003, "clip_ratio_high": 0.0004, "norm_adv_by_std": True,
+                  "dynamic_sampling": False}),
 }  # fmt: skip
 """configs/presets/: fragments of GRPO settings from published recipes (applied as `reasoner run CONFIG PRESET`),
 each with the paper it cites and the values it sets."""

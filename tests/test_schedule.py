@@ -128,8 +128,9 @@ def test_the_grpo_loss_keys_at_their_defaults_keep_earlier_fingerprints():
     for name, expected in FINGERPRINTS_BEFORE_LOSS_KEYS.items():
         assert [p.fingerprint for p in plan(config.load(configs / name), "p")] == expected, name
     # Spelling out a default (a clip bound equal to clip_ratio is the same clip as null) changes nothing either.
+    # (max_extra_batches: a cap without dynamic sampling changes nothing either)
     defaults = ["clip_ratio_low=0.2", "clip_ratio_high=0.2", "loss_agg_mode=token-mean", "policy_loss=vanilla",
-                "norm_adv_by_std=true"]  # fmt: skip
+                "norm_adv_by_std=true", "dynamic_sampling=false", "max_extra_batches=9"]  # fmt: skip
     spelled = config.load(DEMO, [f"stages.grpo1.grpo.{key}" for key in defaults])
     assert [p.fingerprint for p in plan(spelled, "p")] == FINGERPRINTS_BEFORE_LOSS_KEYS["demo.yaml"]
 
@@ -138,10 +139,11 @@ def test_each_grpo_loss_key_away_from_its_default_changes_the_stage_and_its_depe
     before = [p.fingerprint for p in plan(config.load(DEMO), "p")]
     changes = ["clip_ratio_low=0.1", "clip_ratio_high=0.28", "loss_agg_mode=seq-mean-token-mean",
                "loss_agg_mode=seq-mean-token-sum", "loss_agg_mode=seq-mean-token-sum-norm", "policy_loss=gspo",
-               "norm_adv_by_std=false"]  # fmt: skip
+               "norm_adv_by_std=false", "dynamic_sampling=true",
+               "dynamic_sampling=true stages.grpo1.grpo.max_extra_batches=5"]  # fmt: skip
     seen = set()
     for change in changes:
-        after = [p.fingerprint for p in plan(config.load(DEMO, [f"stages.grpo1.grpo.{change}"]), "p")]
+        after = [p.fingerprint for p in plan(config.load(DEMO, f"stages.grpo1.grpo.{change}".split()), "p")]
         # grpo1 changed; sft2 samples from grpo1, grpo2 starts from sft2.
         assert [a != b for a, b in zip(before, after, strict=True)] == [False, False, False, True, True, True], change
         seen.add(after[3])

@@ -254,6 +254,16 @@ class GRPOConfig:
     norm_adv_by_std: bool = True
     """Divide each group's reward differences by the group's standard deviation (GRPO); false keeps them as
     reward minus the group mean (Dr. GRPO)."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: drop each group whose rewards are all equal (no learning signal) and sample more
+    prompts until the step has `prompts_per_step` groups with signal. Local engine: each extra generation batch
+    draws `prompts_per_step` prompts more, at most `max_extra_batches` of them; a step still short trains on the
+    groups it has, topped up with dropped ones (step metrics `dynamic/groups_dropped`, `dynamic/groups_short`,
+    `dynamic/generation_batches`). verl engine: `algorithm.filter_groups` on the reward; verl 0.9.1's trainer
+    refills prompt by prompt until the batch is full and has no cap."""
+    max_extra_batches: int = ranged(2, AT_LEAST_0)
+    """With dynamic_sampling: extra generation batches a step may draw to replace dropped groups (0 = none: only
+    drop, then top up)."""
     kl_coef: float = ranged(0.01, Range(0, meaning="0 = no reference model"))
     """Weight of the low_var_kl penalty to the frozen reference model (0 disables the reference)."""
     format_weight: float = ranged(0.0, AT_LEAST_0)

@@ -31,13 +31,16 @@ from reasoner.engines.local import LocalEngine, policy
 from reasoner.engines.local.grpo import (
     Batch,
     encode_problems,
+    has_signal,
     make_batch,
+    merge_rollouts,
     micro_batch_loss,
     minibatches,
+    select_groups,
     sequence_logprobs,
 )
 from reasoner.engines.local.objective import LossSettings, grpo_advantages, grpo_loss, policy_loss_config
-from reasoner.engines.local.rollout import StopRule, rollout, sample_next
+from reasoner.engines.local.rollout import Rollout, StopRule, rollout, sample_next
 from reasoner.models.inputs import encode_prompts
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import FAMILIES, ensure_tiny_model
@@ -298,12 +301,13 @@ def warm_dir(tiny_dir, tmp_path_factory) -> Path:
     return job.out_model
 
 
-def make_job(root: Path, init: Path, steps: int, **stage) -> TrainJob:
+def make_job(root: Path, init: Path, steps: int, grpo_keys: dict | None = None, **stage) -> TrainJob:
     # The lenient reading: a briefly warmed model rarely closes its answer tag within 12 tokens, and these tests
     # are about the loop (signal, resume), not about the reward's format rules (tests/rewards/test_rewards_strict.py).
     grpo = GRPOConfig(
-        sampling=SamplingConfig(n=4, max_new_tokens=12), prompts_per_step=4, kl_coef=0.05, extraction=Extraction.lenient
-    )
+        sampling=SamplingConfig(n=4, max_new_tokens=12), prompts_per_step=4, kl_coef=0.05, extraction=Extraction.lenient,
+        **(grpo_keys or {}),
+    )  # fmt: skip
     stage = StageConfig(kind=StageKind.grpo, name="grpo1", steps=steps, lr=1e-3, grpo=grpo, **stage)
     return TrainJob(stage, init, root / "ckpt", root / "model", root / "logs", TEMPLATE, seed=0)
 
@@ -349,8 +353,7 @@ def test_steps_change_the_policy_and_log(warm_dir, tmp_path):
 def test_the_loss_family_trains_through_the_loop(warm_dir, tmp_path, loss_keys):
     """Off-policy minibatches (2 updates per batch) split into micro-batches (grad_accum 2) with each loss."""
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
-    job = make_job(tmp_path, warm_dir, steps=2, grad_accum=2)
-    job.stage.grpo = dataclasses.replace(job.stage.grpo, updates_per_batch=2, **loss_keys)
+    job = make_job(tmp_path, warm_dir, steps=2, grpo_keys={"updates_per_batch": 2, **loss_keys}, grad_accum=2)
     LocalEngine(RunConfig(name="t")).train_grpo(job, problems)
     rows = metric_rows(job)
     assert any(row["reward/mixed_groups"] > 0 for row in rows), "no reward signal in this setup; see warm_dir"
@@ -383,7 +386,9 @@ def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
     assert_crash_and_resume_match(run, straight, problems, warm_dir, tmp_path)
 
 
-def assert_crash_and_resume_match(run: RunConfig, straight, problems, warm_dir, tmp_path) -> None:
+def assert_crash_and_resume_match(
+    run: RunConfig, straight, problems, warm_dir, tmp_path, grpo_keys: dict | None = None
+) -> None:
     """A run of `straight`'s 3 steps interrupted after step 2 (its checkpoint), then resumed, logs the same rewards
     and ends with the same weights as `straight` did uninterrupted."""
 
@@ -391,7 +396,7 @@ def assert_crash_and_resume_match(run: RunConfig, straight, problems, warm_dir, 
         if step == 2:
             raise KeyboardInterrupt("simulated crash")
 
-    resumed = make_job(tmp_path / "resumed", warm_dir, steps=3, checkpoint_every=2)
+    resumed = make_job(tmp_path / "resumed", warm_dir, steps=3, grpo_keys=grpo_keys, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
         LocalEngine(run, on_step=crash_after_step_2).train_grpo(resumed, problems)
     LocalEngine(run).train_grpo(resumed, problems)
@@ -402,3 +407,48 @@ def assert_crash_and_resume_match(run: RunConfig, straight, problems, warm_dir, 
     got, _ = load_model(resumed.out_model)
     for a, b in zip(expected.parameters(), got.parameters(), strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+
+
+def test_dynamic_sampling_chooses_groups_with_signal_in_draw_order():
+    assert has_signal(torch.tensor([1.0, 0, 1, 1, 1, 1, 0.5, 0.5, 0.5]), 3) == [True, False, False]
+    signal = [[True, False, False, True], [False, True, True, True]]
+    assert select_groups(signal, 4) == ([(0, 0), (0, 3), (1, 1), (1, 2)], 0)  # the first four with signal
+    assert select_groups([[False, True], [False, False]], 2) == ([(0, 0), (0, 1)], 1)  # topped up: a dropped one
+    assert select_groups([[False, False]], 2) == ([(0, 0), (0, 1)], 2)
+    short, long = (Rollout(torch.ones(2, n, dtype=torch.long), torch.ones(2, n, dtype=torch.long), ["a", "b"],
+                           [True, False]) for n in (2, 3))  # fmt: skip
+    merged = merge_rollouts([short, long], pad_id=7)
+    assert merged.tokens.tolist() == [[1, 1, 7], [1, 1, 7], [1, 1, 1], [1, 1, 1]]
+    assert merged.mask.sum(1).tolist() == [2, 2, 3, 3] and merged.texts == ["a", "b", "a", "b"]
+
+
+DYNAMIC = {"dynamic_sampling": True, "max_extra_batches": 2}
+
+
+def check_dynamic_rows(rows: list[dict], prompts: int = 4, group: int = 4) -> None:
+    for row in rows:
+        batches = row["dynamic/generation_batches"]
+        assert row["count/prompts"] == prompts and row["count/samples"] == batches * prompts * group
+        with_signal = batches * prompts - row["dynamic/groups_dropped"]
+        assert row["dynamic/groups_short"] == max(0, prompts - with_signal)
+        assert batches == 3 or row["dynamic/groups_short"] == 0  # stops early only when the step is full
+    assert any(row["dynamic/generation_batches"] > 1 for row in rows), "no refill in this setup; see warm_dir"
+
+
+def test_dynamic_sampling_refills_steps_and_resumes_exactly(warm_dir, tmp_path):
+    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
+    straight = make_job(tmp_path / "straight", warm_dir, steps=3, grpo_keys=DYNAMIC, checkpoint_every=2)
+    LocalEngine(RunConfig(name="t")).train_grpo(straight, problems)
+    check_dynamic_rows(metric_rows(straight))
+    assert_crash_and_resume_match(RunConfig(name="t"), straight, problems, warm_dir, tmp_path, grpo_keys=DYNAMIC)
+
+
+def test_dynamic_sampling_on_two_processes_decides_refills_together(warm_dir, tmp_path):
+    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
+    job = make_job(tmp_path, warm_dir, steps=2, grpo_keys=DYNAMIC)
+    LocalEngine(RunConfig(name="t", processes=2)).train_grpo(job, problems)
+    rows = metric_rows(job)
+    assert all(row["dynamic/generation_batches"] in (1.0, 2.0, 3.0) for row in rows)  # the same on both ranks
+    for row in rows:  # summed over the ranks: each rank tops up its own half
+        assert row["count/prompts"] == 4 and row["count/samples"] == row["dynamic/generation_batches"] * 16
+        assert row["dynamic/groups_short"] <= 4 and row["dynamic/groups_dropped"] >= row["dynamic/groups_short"]

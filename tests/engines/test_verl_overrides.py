@@ -273,6 +273,15 @@ LOSS_FAMILY = {
         {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28},
         {"actor_rollout_ref.actor.clip_ratio_high=0.28"},  # low 0.2 = clip_ratio: the golden line already
     ),
+    "dapo-dynamic": (
+        {"clip_ratio_high": 0.28, "dynamic_sampling": True, "max_extra_batches": 4},
+        {
+            "actor_rollout_ref.actor.clip_ratio_high=0.28",
+            "algorithm.filter_groups.enable=true",
+            "algorithm.filter_groups.metric=reward",
+            "algorithm.filter_groups.max_num_gen_batches=5",  # the first generation batch + 4 extra
+        },
+    ),
     "gspo": (
         {"policy_loss": PolicyLoss.gspo, "loss_agg_mode": LossAggMode("seq-mean-token-mean"),
          "clip_ratio_low": 3e-4, "clip_ratio_high": 4e-4},
@@ -304,13 +313,15 @@ def test_the_loss_family_translates_to_verls_keys_and_passes_its_validation(run,
     )
     assert actor.loss_scale_factor == (2048 if name == "dr-grpo" else None)
     assert cfg.algorithm.norm_adv_by_std_in_grpo is grpo.norm_adv_by_std
+    filter_groups = omega_conf_to_dataclass(cfg.algorithm).filter_groups  # verl's AlgoConfig checks the section
+    assert (filter_groups.enable, filter_groups.metric) == (grpo.dynamic_sampling, "reward")
 
 
 def test_the_defaults_translate_to_the_golden_list_unchanged(run):
     """The loss-family keys at their defaults, or spelled out, add nothing to what verl received before them."""
     spelled = dataclasses.replace(
         run.stages[0].grpo, clip_ratio_low=0.2, clip_ratio_high=0.2, loss_agg_mode=LossAggMode("token-mean"),
-        policy_loss=PolicyLoss.vanilla, norm_adv_by_std=True,
+        policy_loss=PolicyLoss.vanilla, norm_adv_by_std=True, max_extra_batches=7,  # a cap without dynamic sampling
     )  # fmt: skip
     stage = dataclasses.replace(run.stages[0], grpo=spelled)
     assert grpo_overrides(run, stage, PATHS, n_problems=1000, seed=4) == GOLDEN_GRPO

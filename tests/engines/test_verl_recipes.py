@@ -177,5 +177,6 @@ def test_each_preset_on_the_7b_recipe_passes_verl_validation_with_its_values(pre
         assert (actor.clip_ratio_low, actor.clip_ratio_high) == (grpo.clip_ratio_low, grpo.clip_ratio_high)
         assert cfg.algorithm.norm_adv_by_std_in_grpo == grpo.norm_adv_by_std
         assert (actor.use_kl_loss, actor.kl_loss_coef) == (grpo.kl_coef > 0, grpo.kl_coef)
+        assert cfg.algorithm.filter_groups.enable == grpo.dynamic_sampling
         sum_norm = grpo.loss_agg_mode.value == "seq-mean-token-sum-norm"
         assert actor.loss_scale_factor == (grpo.sampling.max_new_tokens if sum_norm else None)

@@ -11,6 +11,10 @@ One step:
    aggregation mode are the stage's `grpo` settings);
 5. `updates_per_batch` optimizer updates over minibatches of whole groups; old log-probs are computed once,
    before the updates (with a single update they equal the current ones, detached, so no extra pass).
+
+With `dynamic_sampling` (DAPO), groups whose rewards are all equal are dropped after step 3 and more generation
+batches of `prompts_per_step` prompts (each from a seeded stream of its own, so a step stays a function of its
+index) refill the step, at most `max_extra_batches` of them; a step still short is topped up with dropped groups.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 
 import rewards
 from reasoner.config import GRPOConfig
+from reasoner.config.loading import derive_seed
 from reasoner.data.records.problem import Problem
 from reasoner.data.records.scoring import score_pairs
 from reasoner.engines.base import TrainJob
@@ -39,7 +44,7 @@ from reasoner.prompts import Template, problem_messages, shown_images
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("reward/mean", "reward/accuracy", "reward/format", "response/length", "actor/kl")
-ADDITIVE_KEYS = ("count/", "actor/loss", "actor/pg_loss", "actor/kl")
+ADDITIVE_KEYS = ("count/", "dynamic/groups_", "actor/loss", "actor/pg_loss", "actor/kl")
 """Summed over data-parallel ranks: counts, and loss parts normalised by the whole minibatch's tokens."""
 POSTFIX_KEYS = ("reward/accuracy", "reward/mean", "actor/kl", "response/length")
 
@@ -112,15 +117,68 @@ def minibatches(n_prompts: int, updates: int, grad_accum: int) -> list[list[list
     return plans
 
 
-def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of one step's rollouts on one data-parallel rank (rank 0's is the single-process seed)."""
+def rollout_seed(seed: int, step: int, rank: int = 0, extra: int = 0) -> int:
+    """The seed of one step's rollouts on one data-parallel rank (rank 0's is the single-process seed), in its
+    generation batch `extra` (dynamic sampling's refills; 0: the step's own)."""
     base = seed * 1_000_003 + step
-    return base if rank == 0 else base * 1_000_033 + rank
+    base = base if rank == 0 else base * 1_000_033 + rank
+    return base if extra == 0 else (base * 1_000_037 + extra) % 2**63
 
 
 def rows_of(prompt_rows: list[int], group: int) -> list[int]:
     """Response rows i*G .. i*G+G-1 of each prompt i."""
     return [i * group + g for i in prompt_rows for g in range(group)]
+
+
+@dataclass
+class Generated:
+    """One generation batch of a step: its problems, their encoded prompts, the sampled responses, their rewards
+    [B*G] and rollout metrics, and the seconds spent generating and scoring."""
+
+    problems: list[Problem]
+    prompts: policy.EncodedPrompts
+    result: Rollout
+    rewards: torch.Tensor
+    metrics: dict[str, float]
+    generate_s: float
+    score_s: float
+
+
+def has_signal(rewards: torch.Tensor, group: int) -> list[bool]:
+    """Per group of `group` rewards: do they differ? (Equal rewards give zero advantages: no policy gradient.)"""
+    by_group = rewards.view(-1, group)  # [B, G]
+    return (by_group.max(dim=1).values > by_group.min(dim=1).values).tolist()
+
+
+def select_groups(signal: list[list[bool]], share: int) -> tuple[list[tuple[int, int]], int]:
+    """Dynamic sampling's choice among groups flagged by `has_signal`, per generation batch: (batch, prompt row) of
+    the first `share` groups with signal in the order drawn; when fewer have signal, the first dropped ones top
+    the step up to `share`. Returns the chosen groups in draw order and how many were topped up."""
+    drawn = [(b, i) for b, flags in enumerate(signal) for i in range(len(flags))]
+    kept = [g for g in drawn if signal[g[0]][g[1]]][:share]
+    short = share - len(kept)
+    topped = [g for g in drawn if not signal[g[0]][g[1]]][:short]
+    return sorted(kept + topped), short
+
+
+def take_rows(result: Rollout, rows: list[int]) -> Rollout:
+    return Rollout(result.tokens[rows], result.mask[rows], [result.texts[r] for r in rows],
+                   [result.finished[r] for r in rows])  # fmt: skip
+
+
+def merge_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
+    """Rollouts one after the other, right-padded to the longest."""
+    width = max(part.tokens.shape[1] for part in parts)
+
+    def pad(tensor: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]), value=value)
+
+    return Rollout(
+        torch.cat([pad(part.tokens, pad_id) for part in parts]),
+        torch.cat([pad(part.mask, 0) for part in parts]),
+        [text for part in parts for text in part.texts],
+        [flag for part in parts for flag in part.finished],
+    )
 
 
 class GRPOStep:
@@ -142,22 +200,49 @@ class GRPOStep:
 
     def __call__(self, index: int) -> dict[str, float]:
         cfg, group = self.cfg, self.cfg.sampling.n
-        started = time.perf_counter()
-        dp = self.session.group
-        picked = stream_indices(
-            len(self.problems), (index - 1) * cfg.prompts_per_step, cfg.prompts_per_step, self.job.seed
+        share = cfg.prompts_per_step // self.session.group.world  # this rank's groups per step
+        generated = [self._generate(index, 0)]
+        for extra in range(1, 1 + (cfg.max_extra_batches if cfg.dynamic_sampling else 0)):
+            with_signal = sum(sum(has_signal(g.rewards, group)) for g in generated)
+            if self.session.group.sum(max(0, share - with_signal)) == 0:  # every rank decides alike
+                break
+            generated.append(self._generate(index, extra))
+        chosen, metrics = self._choose(generated, share)
+        prompts, result, rewards = self._combine(generated, chosen)
+        sampled = time.perf_counter()
+        batch = self._batch(prompts, result, rewards.to(self.runtime.device))
+        reference_done = time.perf_counter()
+        metrics.update(self._update(batch))
+        metrics.update(
+            {
+                "time/generate_s": sum(g.generate_s for g in generated),
+                "time/score_s": sum(g.score_s for g in generated),
+                "time/logprob_s": reference_done - sampled,
+                "time/update_s": time.perf_counter() - reference_done,
+                "count/prompts": float(len(chosen)),
+                "count/samples": float(sum(len(g.result.texts) for g in generated)),
+            }
         )
+        return metrics
+
+    def _generate(self, index: int, extra: int) -> Generated:
+        """Generation batch `extra` of step `index` (0: the step's own prompts; later ones refill dynamic sampling
+        from streams of their own): this rank's share of `prompts_per_step` problems, sampled and scored."""
+        cfg, dp = self.cfg, self.session.group
+        stream = self.job.seed if extra == 0 else derive_seed(self.job.seed, "dynamic-sampling", str(extra))
+        started = time.perf_counter()
+        picked = stream_indices(len(self.problems), (index - 1) * cfg.prompts_per_step, cfg.prompts_per_step, stream)
         chosen = [self.problems[i] for i in dp.share(picked)]
         prompts = encode_problems(self.model, self.processor, chosen, self.job.template, self.runtime.device)
         generator = torch.Generator(device=self.runtime.device).manual_seed(
-            rollout_seed(self.job.seed, index, dp.rank)
+            rollout_seed(self.job.seed, index, dp.rank, extra)
         )
         with autocast(self.runtime):
             result = rollout(
                 self.model,
                 self.processor,
                 prompts,
-                group=group,
+                group=cfg.sampling.n,
                 temperature=cfg.sampling.temperature,
                 top_p=cfg.sampling.top_p,
                 max_new_tokens=cfg.sampling.max_new_tokens,
@@ -165,22 +250,42 @@ class GRPOStep:
                 generator=generator,
             )
         generated = time.perf_counter()
-        rewards, metrics = score_rollout(chosen, result, group, cfg)
-        scored = time.perf_counter()
-        batch = self._batch(prompts, result, rewards.to(self.runtime.device))
-        reference_done = time.perf_counter()
-        metrics.update(self._update(batch))
+        rewards, metrics = score_rollout(chosen, result, cfg.sampling.n, cfg)
+        return Generated(chosen, prompts, result, rewards, metrics, generated - started, time.perf_counter() - generated)
+
+    def _choose(self, generated: list[Generated], share: int) -> tuple[list[tuple[int, int]], dict[str, float]]:
+        """The (generation batch, prompt row) of each group the step trains on, and the rollout metrics: means over
+        every sampled response (counts summed), with dynamic sampling's own."""
+        metrics = {
+            key: sum(g.metrics[key] for g in generated) / (1 if key.startswith("count/") else len(generated))
+            for key in generated[0].metrics
+        }  # every generation batch has `share` prompts: equal weights
+        if not self.cfg.dynamic_sampling:
+            return [(0, i) for i in range(share)], metrics
+        signal = [has_signal(g.rewards, self.cfg.sampling.n) for g in generated]
+        chosen, short = select_groups(signal, share)
         metrics.update(
             {
-                "time/generate_s": generated - started,
-                "time/score_s": scored - generated,
-                "time/logprob_s": reference_done - scored,
-                "time/update_s": time.perf_counter() - reference_done,
-                "count/prompts": float(len(chosen)),
-                "count/samples": float(len(result.texts)),
+                "dynamic/groups_dropped": float(sum(not flag for flags in signal for flag in flags)),
+                "dynamic/groups_short": float(short),
+                "dynamic/generation_batches": float(len(generated)),
             }
         )
-        return metrics
+        return chosen, metrics
+
+    def _combine(
+        self, generated: list[Generated], chosen: list[tuple[int, int]]
+    ) -> tuple[policy.EncodedPrompts, Rollout, torch.Tensor]:
+        """Prompts, responses and rewards of the chosen groups, in the order they were drawn."""
+        group = self.cfg.sampling.n
+        first = generated[0]
+        if chosen == [(0, i) for i in range(first.prompts.size)]:  # the first generation batch as it is
+            return first.prompts, first.result, first.rewards
+        problems = [generated[b].problems[i] for b, i in chosen]
+        prompts = encode_problems(self.model, self.processor, problems, self.job.template, self.runtime.device)
+        parts = [take_rows(generated[b].result, rows_of([i], group)) for b, i in chosen]
+        rewards = torch.cat([generated[b].rewards[rows_of([i], group)] for b, i in chosen])
+        return prompts, merge_rollouts(parts, self.stop.pad_id), rewards
 
     def _batch(self, prompts: policy.EncodedPrompts, result: Rollout, rewards: torch.Tensor) -> Batch:
         with autocast(self.runtime):

@@ -12,7 +12,8 @@ paths, so golden tests pin the exact list verl receives. Notes on the mapping:
 - The GRPO loss family maps one to one: `loss_agg_mode`, `clip_ratio_low/high` (null: `clip_ratio`),
   `policy_loss` -> `actor.policy_loss.loss_mode`, `norm_adv_by_std` -> `algorithm.norm_adv_by_std_in_grpo`;
   seq-mean-token-sum-norm also sets `actor.loss_scale_factor` to the response budget, the constant the local
-  engine divides by (verl's default, each micro-batch's padded length, moves with padding).
+  engine divides by (verl's default, each micro-batch's padded length, moves with padding). `dynamic_sampling`
+  -> `algorithm.filter_groups` (enable, metric `reward`); verl 0.9.1's V1 trainer has no cap on the refills.
 - verl 0.9.1 declares `actor.freeze_vision_tower` but no code reads it; we still set it (it documents the
   intent and takes over if verl wires it), and `reasoner.engines.verl.freeze` does the freezing (launch env).
 """
@@ -141,6 +142,7 @@ def grpo_overrides(
         ("algorithm.adv_estimator", "grpo"),
         ("algorithm.norm_adv_by_std_in_grpo", grpo.norm_adv_by_std),
         ("algorithm.use_kl_in_reward", False),
+        *_dynamic_sampling(grpo),
         ("data.train_files", files),
         # verl always builds a validation set; ours is evaluated by the pipeline, so it stays tiny and unused.
         ("data.val_files", files),
@@ -221,6 +223,19 @@ def _loss_family(actor: str, grpo: GRPOConfig) -> list[tuple[str, Any]]:
         # verl's default divisor is each micro-batch's padded length; the local engine's is this constant.
         items.append((f"{actor}.loss_scale_factor", grpo.sampling.max_new_tokens))
     return items
+
+
+def _dynamic_sampling(grpo: GRPOConfig) -> list[tuple[str, Any]]:
+    """DAPO's group filtering on the reward (verl's canonical score: ours, format and penalty included), only when
+    on. verl 0.9.1's V1 trainer refills prompt by prompt until the batch is full and ignores the cap (it logs
+    so); the cap is still set, as the local engine reads it, for whoever reads the composed config."""
+    if not grpo.dynamic_sampling:
+        return []
+    return [
+        ("algorithm.filter_groups.enable", True),
+        ("algorithm.filter_groups.metric", "reward"),
+        ("algorithm.filter_groups.max_num_gen_batches", 1 + grpo.max_extra_batches),
+    ]
 
 
 def sft_overrides(
