@@ -59,7 +59,7 @@ class JobRequest:
 def run_entrypoint(config_path: str | Path, overrides: list[str], working_dir: Path = REPO_ROOT) -> str:
     """`python -m reasoner.cli run CONFIG k=v ...`; CONFIG, and a fragment file among the overrides (a preset),
     relative to the repo copy when it lives inside it."""
-    from reasoner.config.loading import is_fragment
+    from reasoner.config.overrides import is_fragment
 
     shown = [_job_path(item, working_dir) if is_fragment(item) else item for item in overrides]
     return shlex.join(["python", "-m", "reasoner.cli", "run", _job_path(config_path, working_dir), *shown])

@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `reasoner` console script."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    from reasoner.config.loading import is_fragment
+    from reasoner.config.overrides import is_fragment
 
     # key=value overrides (and fragment files) may come after options too (`reasoner run CONFIG --plan seed=1`).
     if extra and hasattr(args, "overrides") and all(

@@ -1,14 +1,13 @@
 """The local engine's GRPO loop: verl's math on hand-made tensors, the shared-prefix forward, the sampler, the
 reward-to-gradient path and checkpoint resume, on real tiny models (the forward, sampler and gradient tests on
-both families: Qwen2.5-VL and Qwen3-VL) with rendered synthetic problems."""
+both families: Qwen2.5-VL and Qwen3-VL) with rendered synthetic problems (the loop's fixtures are in conftest.py;
+dynamic sampling's tests in test_local_dynamic_sampling.py)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,42 +15,30 @@ import torch
 from verl.trainer.ppo import core_algos
 
 from reasoner.config import (
-    Extraction,
     GRPOConfig,
     LossAggMode,
     PolicyLoss,
     RunConfig,
     SamplingConfig,
-    StageConfig,
-    StageKind,
 )
 from reasoner.data.worlds import TASKS, generate_mixed
-from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine, policy
 from reasoner.engines.local.grpo import (
     Batch,
     encode_problems,
-    has_signal,
     make_batch,
-    merge_rollouts,
     micro_batch_loss,
     minibatches,
-    select_groups,
     sequence_logprobs,
 )
 from reasoner.engines.local.objective import LossSettings, grpo_advantages, grpo_loss, policy_loss_config
-from reasoner.engines.local.rollout import Rollout, StopRule, rollout, sample_next
+from reasoner.engines.local.rollout import StopRule, rollout, sample_next
 from reasoner.models.inputs import encode_prompts
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import FAMILIES, ensure_tiny_model
 from reasoner.prompts import load_template, problem_messages
 
 TEMPLATE = load_template("reason")
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -282,41 +269,7 @@ def test_a_small_step_favours_rewarded_samples(varied_model, problems):
     assert change[advantage > 0].mean() > 0 > change[advantage < 0].mean()
 
 
-@pytest.fixture(scope="module")
-def warm_dir(tiny_dir, tmp_path_factory) -> Path:
-    """The tiny model after 60 SFT steps: it writes the answer format and is right sometimes, so sampled groups
-    carry a reward signal (the untrained model's rewards are constant within each group). 30 steps left none in
-    the first two GRPO steps once torch 2.13 moved the floating point; 60 give 25-50% mixed groups."""
-    from reasoner.data.stage.selection import SFTExample
-    from reasoner.prompts import format_target
-
-    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
-    examples = [
-        SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems
-    ]
-    root = tmp_path_factory.mktemp("warm")
-    stage = StageConfig(kind=StageKind.sft, name="warm", steps=60, batch_size=8, lr=3e-3)
-    job = TrainJob(stage, tiny_dir, root / "ckpt", root / "model", root / "logs", TEMPLATE, seed=0)
-    LocalEngine(RunConfig(name="t")).train_sft(job, examples)
-    return job.out_model
-
-
-def make_job(root: Path, init: Path, steps: int, grpo_keys: dict | None = None, **stage) -> TrainJob:
-    # The lenient reading: a briefly warmed model rarely closes its answer tag within 12 tokens, and these tests
-    # are about the loop (signal, resume), not about the reward's format rules (tests/rewards/test_rewards_strict.py).
-    grpo = GRPOConfig(
-        sampling=SamplingConfig(n=4, max_new_tokens=12), prompts_per_step=4, kl_coef=0.05, extraction=Extraction.lenient,
-        **(grpo_keys or {}),
-    )  # fmt: skip
-    stage = StageConfig(kind=StageKind.grpo, name="grpo1", steps=steps, lr=1e-3, grpo=grpo, **stage)
-    return TrainJob(stage, init, root / "ckpt", root / "model", root / "logs", TEMPLATE, seed=0)
-
-
-def metric_rows(job: TrainJob) -> list[dict]:
-    return [json.loads(line) for line in (job.log_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def test_steps_change_the_policy_and_log(warm_dir, tmp_path):
+def test_steps_change_the_policy_and_log(warm_dir, tmp_path, make_job, metric_rows):
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
     job = make_job(tmp_path, warm_dir, steps=2)
     summary = LocalEngine(RunConfig(name="t")).train_grpo(job, problems)
@@ -350,7 +303,7 @@ def test_steps_change_the_policy_and_log(warm_dir, tmp_path):
     ],
     ids=["gspo", "dr-grpo"],
 )  # fmt: skip
-def test_the_loss_family_trains_through_the_loop(warm_dir, tmp_path, loss_keys):
+def test_the_loss_family_trains_through_the_loop(warm_dir, tmp_path, make_job, metric_rows, loss_keys):
     """Off-policy minibatches (2 updates per batch) split into micro-batches (grad_accum 2) with each loss."""
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
     job = make_job(tmp_path, warm_dir, steps=2, grpo_keys={"updates_per_batch": 2, **loss_keys}, grad_accum=2)
@@ -361,7 +314,7 @@ def test_the_loss_family_trains_through_the_loop(warm_dir, tmp_path, loss_keys):
     assert any(abs(row["actor/ppo_kl"]) > 1e-4 for row in rows)  # the second minibatch is off-policy
 
 
-def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path):
+def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path, make_job, assert_crash_and_resume_match):
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
     straight = make_job(tmp_path / "straight", warm_dir, steps=3, checkpoint_every=2)
     LocalEngine(RunConfig(name="t")).train_grpo(straight, problems)
@@ -369,7 +322,9 @@ def test_resume_after_interruption_matches_straight_run(warm_dir, tmp_path):
     assert_crash_and_resume_match(RunConfig(name="t"), straight, problems, warm_dir, tmp_path)
 
 
-def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
+def test_two_processes_split_each_step_and_resume(
+    warm_dir, tmp_path, make_job, metric_rows, assert_crash_and_resume_match
+):
     """`processes: 2`: each rank samples its half of a step's prompts (its own rollout seed), one metrics row per
     step for the whole step, and an interrupted run resumes exactly (the ranks are forked from the checkpoint)."""
     problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
@@ -386,69 +341,3 @@ def test_two_processes_split_each_step_and_resume(warm_dir, tmp_path):
     assert_crash_and_resume_match(run, straight, problems, warm_dir, tmp_path)
 
 
-def assert_crash_and_resume_match(
-    run: RunConfig, straight, problems, warm_dir, tmp_path, grpo_keys: dict | None = None
-) -> None:
-    """A run of `straight`'s 3 steps interrupted after step 2 (its checkpoint), then resumed, logs the same rewards
-    and ends with the same weights as `straight` did uninterrupted."""
-
-    def crash_after_step_2(step: int, metrics: dict) -> None:
-        if step == 2:
-            raise KeyboardInterrupt("simulated crash")
-
-    resumed = make_job(tmp_path / "resumed", warm_dir, steps=3, grpo_keys=grpo_keys, checkpoint_every=2)
-    with pytest.raises(KeyboardInterrupt):
-        LocalEngine(run, on_step=crash_after_step_2).train_grpo(resumed, problems)
-    LocalEngine(run).train_grpo(resumed, problems)
-    assert [row["reward/mean"] for row in metric_rows(resumed)] == [
-        row["reward/mean"] for row in metric_rows(straight)
-    ]
-    expected, _ = load_model(straight.out_model)
-    got, _ = load_model(resumed.out_model)
-    for a, b in zip(expected.parameters(), got.parameters(), strict=True):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
-
-
-def test_dynamic_sampling_chooses_groups_with_signal_in_draw_order():
-    assert has_signal(torch.tensor([1.0, 0, 1, 1, 1, 1, 0.5, 0.5, 0.5]), 3) == [True, False, False]
-    signal = [[True, False, False, True], [False, True, True, True]]
-    assert select_groups(signal, 4) == ([(0, 0), (0, 3), (1, 1), (1, 2)], 0)  # the first four with signal
-    assert select_groups([[False, True], [False, False]], 2) == ([(0, 0), (0, 1)], 1)  # topped up: a dropped one
-    assert select_groups([[False, False]], 2) == ([(0, 0), (0, 1)], 2)
-    short, long = (Rollout(torch.ones(2, n, dtype=torch.long), torch.ones(2, n, dtype=torch.long), ["a", "b"],
-                           [True, False]) for n in (2, 3))  # fmt: skip
-    merged = merge_rollouts([short, long], pad_id=7)
-    assert merged.tokens.tolist() == [[1, 1, 7], [1, 1, 7], [1, 1, 1], [1, 1, 1]]
-    assert merged.mask.sum(1).tolist() == [2, 2, 3, 3] and merged.texts == ["a", "b", "a", "b"]
-
-
-DYNAMIC = {"dynamic_sampling": True, "max_extra_batches": 2}
-
-
-def check_dynamic_rows(rows: list[dict], prompts: int = 4, group: int = 4) -> None:
-    for row in rows:
-        batches = row["dynamic/generation_batches"]
-        assert row["count/prompts"] == prompts and row["count/samples"] == batches * prompts * group
-        with_signal = batches * prompts - row["dynamic/groups_dropped"]
-        assert row["dynamic/groups_short"] == max(0, prompts - with_signal)
-        assert batches == 3 or row["dynamic/groups_short"] == 0  # stops early only when the step is full
-    assert any(row["dynamic/generation_batches"] > 1 for row in rows), "no refill in this setup; see warm_dir"
-
-
-def test_dynamic_sampling_refills_steps_and_resumes_exactly(warm_dir, tmp_path):
-    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
-    straight = make_job(tmp_path / "straight", warm_dir, steps=3, grpo_keys=DYNAMIC, checkpoint_every=2)
-    LocalEngine(RunConfig(name="t")).train_grpo(straight, problems)
-    check_dynamic_rows(metric_rows(straight))
-    assert_crash_and_resume_match(RunConfig(name="t"), straight, problems, warm_dir, tmp_path, grpo_keys=DYNAMIC)
-
-
-def test_dynamic_sampling_on_two_processes_decides_refills_together(warm_dir, tmp_path):
-    problems = generate_mixed(list(TASKS), 64, level=1, seed=7)
-    job = make_job(tmp_path, warm_dir, steps=2, grpo_keys=DYNAMIC)
-    LocalEngine(RunConfig(name="t", processes=2)).train_grpo(job, problems)
-    rows = metric_rows(job)
-    assert all(row["dynamic/generation_batches"] in (1.0, 2.0, 3.0) for row in rows)  # the same on both ranks
-    for row in rows:  # summed over the ranks: each rank tops up its own half
-        assert row["count/prompts"] == 4 and row["count/samples"] == row["dynamic/generation_batches"] * 16
-        assert row["dynamic/groups_short"] <= 4 and row["dynamic/groups_dropped"] >= row["dynamic/groups_short"]

@@ -14,7 +14,8 @@ One step:
 
 With `dynamic_sampling` (DAPO), groups whose rewards are all equal are dropped after step 3 and more generation
 batches of `prompts_per_step` prompts (each from a seeded stream of its own, so a step stays a function of its
-index) refill the step, at most `max_extra_batches` of them; a step still short is topped up with dropped groups.
+index) refill the step, at most `max_extra_batches` of them; a step still short is topped up with dropped groups
+(see `dynamic`).
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ import torch
 
 import rewards
 from reasoner.config import GRPOConfig
-from reasoner.config.loading import derive_seed
 from reasoner.data.records.problem import Problem
 from reasoner.data.records.scoring import score_pairs
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
+from reasoner.engines.local.dynamic import Generated, choose, gather_groups, groups_missing, problem_stream
 from reasoner.engines.local.loop import OnStep, TrainingSession
 from reasoner.engines.local.objective import LossParts, LossSettings, grpo_advantages, grpo_loss
-from reasoner.engines.local.rollout import Rollout, StopRule, rollout
+from reasoner.engines.local.rollout import Rollout, StopRule, rollout, rows_of
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.prompts import Template, problem_messages, shown_images
@@ -125,62 +126,6 @@ def rollout_seed(seed: int, step: int, rank: int = 0, extra: int = 0) -> int:
     return base if extra == 0 else (base * 1_000_037 + extra) % 2**63
 
 
-def rows_of(prompt_rows: list[int], group: int) -> list[int]:
-    """Response rows i*G .. i*G+G-1 of each prompt i."""
-    return [i * group + g for i in prompt_rows for g in range(group)]
-
-
-@dataclass
-class Generated:
-    """One generation batch of a step: its problems, their encoded prompts, the sampled responses, their rewards
-    [B*G] and rollout metrics, and the seconds spent generating and scoring."""
-
-    problems: list[Problem]
-    prompts: policy.EncodedPrompts
-    result: Rollout
-    rewards: torch.Tensor
-    metrics: dict[str, float]
-    generate_s: float
-    score_s: float
-
-
-def has_signal(rewards: torch.Tensor, group: int) -> list[bool]:
-    """Per group of `group` rewards: do they differ? (Equal rewards give zero advantages: no policy gradient.)"""
-    by_group = rewards.view(-1, group)  # [B, G]
-    return (by_group.max(dim=1).values > by_group.min(dim=1).values).tolist()
-
-
-def select_groups(signal: list[list[bool]], share: int) -> tuple[list[tuple[int, int]], int]:
-    """Dynamic sampling's choice among groups flagged by `has_signal`, per generation batch: (batch, prompt row) of
-    the first `share` groups with signal in the order drawn; when fewer have signal, the first dropped ones top
-    the step up to `share`. Returns the chosen groups in draw order and how many were topped up."""
-    drawn = [(b, i) for b, flags in enumerate(signal) for i in range(len(flags))]
-    kept = [g for g in drawn if signal[g[0]][g[1]]][:share]
-    short = share - len(kept)
-    topped = [g for g in drawn if not signal[g[0]][g[1]]][:short]
-    return sorted(kept + topped), short
-
-
-def take_rows(result: Rollout, rows: list[int]) -> Rollout:
-    return Rollout(result.tokens[rows], result.mask[rows], [result.texts[r] for r in rows],
-                   [result.finished[r] for r in rows])  # fmt: skip
-
-
-def merge_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
-    """Rollouts one after the other, right-padded to the longest."""
-    width = max(part.tokens.shape[1] for part in parts)
-
-    def pad(tensor: torch.Tensor, value: int) -> torch.Tensor:
-        return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]), value=value)
-
-    return Rollout(
-        torch.cat([pad(part.tokens, pad_id) for part in parts]),
-        torch.cat([pad(part.mask, 0) for part in parts]),
-        [text for part in parts for text in part.texts],
-        [flag for part in parts for flag in part.finished],
-    )
-
-
 class GRPOStep:
     """The step function of a GRPO job: a deterministic function of the step index (problems and seed)."""
 
@@ -203,11 +148,10 @@ class GRPOStep:
         share = cfg.prompts_per_step // self.session.group.world  # this rank's groups per step
         generated = [self._generate(index, 0)]
         for extra in range(1, 1 + (cfg.max_extra_batches if cfg.dynamic_sampling else 0)):
-            with_signal = sum(sum(has_signal(g.rewards, group)) for g in generated)
-            if self.session.group.sum(max(0, share - with_signal)) == 0:  # every rank decides alike
+            if self.session.group.sum(groups_missing(generated, share, group)) == 0:  # every rank decides alike
                 break
             generated.append(self._generate(index, extra))
-        chosen, metrics = self._choose(generated, share)
+        chosen, metrics = choose(generated, share, group, cfg.dynamic_sampling)
         prompts, result, rewards = self._combine(generated, chosen)
         sampled = time.perf_counter()
         batch = self._batch(prompts, result, rewards.to(self.runtime.device))
@@ -229,7 +173,7 @@ class GRPOStep:
         """Generation batch `extra` of step `index` (0: the step's own prompts; later ones refill dynamic sampling
         from streams of their own): this rank's share of `prompts_per_step` problems, sampled and scored."""
         cfg, dp = self.cfg, self.session.group
-        stream = self.job.seed if extra == 0 else derive_seed(self.job.seed, "dynamic-sampling", str(extra))
+        stream = problem_stream(self.job.seed, extra)
         started = time.perf_counter()
         picked = stream_indices(len(self.problems), (index - 1) * cfg.prompts_per_step, cfg.prompts_per_step, stream)
         chosen = [self.problems[i] for i in dp.share(picked)]
@@ -253,39 +197,16 @@ class GRPOStep:
         rewards, metrics = score_rollout(chosen, result, cfg.sampling.n, cfg)
         return Generated(chosen, prompts, result, rewards, metrics, generated - started, time.perf_counter() - generated)
 
-    def _choose(self, generated: list[Generated], share: int) -> tuple[list[tuple[int, int]], dict[str, float]]:
-        """The (generation batch, prompt row) of each group the step trains on, and the rollout metrics: means over
-        every sampled response (counts summed), with dynamic sampling's own."""
-        metrics = {
-            key: sum(g.metrics[key] for g in generated) / (1 if key.startswith("count/") else len(generated))
-            for key in generated[0].metrics
-        }  # every generation batch has `share` prompts: equal weights
-        if not self.cfg.dynamic_sampling:
-            return [(0, i) for i in range(share)], metrics
-        signal = [has_signal(g.rewards, self.cfg.sampling.n) for g in generated]
-        chosen, short = select_groups(signal, share)
-        metrics.update(
-            {
-                "dynamic/groups_dropped": float(sum(not flag for flags in signal for flag in flags)),
-                "dynamic/groups_short": float(short),
-                "dynamic/generation_batches": float(len(generated)),
-            }
-        )
-        return chosen, metrics
-
     def _combine(
         self, generated: list[Generated], chosen: list[tuple[int, int]]
     ) -> tuple[policy.EncodedPrompts, Rollout, torch.Tensor]:
         """Prompts, responses and rewards of the chosen groups, in the order they were drawn."""
-        group = self.cfg.sampling.n
         first = generated[0]
         if chosen == [(0, i) for i in range(first.prompts.size)]:  # the first generation batch as it is
             return first.prompts, first.result, first.rewards
-        problems = [generated[b].problems[i] for b, i in chosen]
+        problems, result, rewards = gather_groups(generated, chosen, self.cfg.sampling.n, self.stop.pad_id)
         prompts = encode_problems(self.model, self.processor, problems, self.job.template, self.runtime.device)
-        parts = [take_rows(generated[b].result, rows_of([i], group)) for b, i in chosen]
-        rewards = torch.cat([generated[b].rewards[rows_of([i], group)] for b, i in chosen])
-        return prompts, merge_rollouts(parts, self.stop.pad_id), rewards
+        return prompts, result, rewards
 
     def _batch(self, prompts: policy.EncodedPrompts, result: Rollout, rewards: torch.Tensor) -> Batch:
         with autocast(self.runtime):

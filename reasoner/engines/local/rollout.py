@@ -32,6 +32,11 @@ class Rollout:
     """True when the row stopped at an end token or a stop sequence (False: it ran out of tokens)."""
 
 
+def rows_of(prompt_rows: list[int], group: int) -> list[int]:
+    """Response rows i*G .. i*G+G-1 of each prompt i."""
+    return [i * group + g for i in prompt_rows for g in range(group)]
+
+
 @dataclass(frozen=True)
 class StopRule:
     """When a row is done: an end-of-sequence token, or the tail of a stop sequence's token ids."""
