@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -24,7 +24,7 @@ from reasoner import registry
 from reasoner.atomic import write_json, write_text
 from reasoner.config import RunConfig
 from reasoner.data.records.problem import Problem, missing_images
-from reasoner.data.sets.datasets import Datasets, load_dataset
+from reasoner.data.sets.datasets import Datasets
 from reasoner.data.stage import contamination
 from reasoner.data.stage.builders import StageContext, build_stage_data
 from reasoner.data.stage.preflight import check_stage
@@ -49,6 +49,11 @@ class Run:
     template: Template
     plans: list[StagePlan]
     dir: RunDir
+    datasets: Datasets = field(init=False)
+    """The run's problem sets, each loaded once: by the input checks, the guard, the stages and evaluation."""
+
+    def __post_init__(self) -> None:
+        self.datasets = Datasets(self.config)
 
     def template_of(self, stage: StagePlan) -> Template:
         """The stage's prompt template: its own `prompt`, else the run's."""
@@ -99,7 +104,7 @@ def check_inputs(run: Run) -> None:
             raise ReasonerError(f"datasets.{name}.path: {ds.path} does not exist")
     for name in cfg.eval.datasets:
         ds = cfg.datasets[name]
-        if registry.benchmark(ds.source).evaluation_only and missing_images(load_dataset(ds, name)):
+        if registry.benchmark(ds.source).evaluation_only and missing_images(run.datasets[name]):
             raise ReasonerError(
                 f"datasets.{name}: {ds.source} images not found under {ds.path} (MathVista's testmini.json alone has "
                 "no pixels); point path at a copy with images/ or the hub parquet export, or remove "
@@ -154,7 +159,7 @@ def _seed_change(run: Run) -> str:
 
 
 def _execute(run: Run) -> Path:
-    datasets = Datasets(run.config)
+    datasets = run.datasets
     # Before any work: a training stage overlapping an evaluation set stops the run here (one line).
     write_json(run.dir.root / contamination.RECORD_FILE, contamination.check_run(run.config, datasets.__getitem__))
     engine = make_engine(run.config)

@@ -35,10 +35,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--predictions", required=True, metavar="P.jsonl", help='one {"pid", "response"} per line')
         parser.add_argument("--data", required=True, metavar="PATH", help=f"the set's files: {benchmark.summary}")
         parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-        for option, keywords in benchmark.score_options.items():
-            keywords = dict(keywords)
-            if keywords.get("type") is int:
-                keywords["type"] = at_least(1)
+        for option, keywords in benchmark.score_options.items():  # the benchmark checks their values
             parser.add_argument(f"--{option}", **keywords)
         parser.set_defaults(handler=_run_score, benchmark=name)
 
