@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 
 from reasoner import config as config_mod
-from reasoner import registry
+from reasoner import registry, tracking
 from reasoner.atomic import write_json, write_text
-from reasoner.config import RunConfig
+from reasoner.config import RunConfig, Tracker
 from reasoner.data.records.problem import Problem, missing_images
 from reasoner.data.sets.datasets import Datasets
 from reasoner.data.stage import contamination
@@ -113,6 +113,7 @@ def check_inputs(run: Run) -> None:
     if cfg.model.path and not Path(cfg.model.path).is_dir():
         raise ReasonerError(f"model.path: {cfg.model.path} is not a model folder")
     validate_plans(cfg, run.plans)
+    tracking.check_installed(cfg)
 
 
 def execute(run: Run, *, redo_from: str | None = None) -> Path:
@@ -173,7 +174,10 @@ def _execute(run: Run) -> Path:
             _evaluate_stage(run, stage, stage_dir, engine, datasets)
         except DamagedFile as err:  # a cache or log inside the stage folder
             raise _redo(str(err), stage.name) from None
-    return write_report(run.dir)
+    report = write_report(run.dir)
+    files = [run.dir.report_md, run.dir.report_json, run.dir.root / "accuracy.png"]
+    tracking.log_report(run.config, run.dir.root, read_json(run.dir.report_json), files)
+    return report
 
 
 def _stage_index(run: Run, name: str) -> int:
@@ -220,6 +224,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             template=template,
             seed=stage.seed,
             fingerprint=stage.fingerprint,
+            tensorboard=Tracker.tensorboard in run.config.logging.backends,
         )
         problems = _limit(datasets[stage.config.data.dataset], stage.config.data.limit)
         context = StageContext(
@@ -279,6 +284,14 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
             generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )
         log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])
+        metrics = stage_dir.read_manifest()["metrics"]
+        step = int(metrics.get("steps", metrics.get("verl/total_steps", 0)))
+        tracking.log_evaluation(run.config, stage.name, stage_dir.logs, step, _headline(name, scores))
+
+
+def _headline(dataset: str, scores: dict) -> dict[str, float]:
+    """An evaluation's numbers for the trackers: `eval/<dataset>/accuracy`, `/stderr`, `/n`."""
+    return {f"eval/{dataset}/{key}": float(scores[key]) for key in ("accuracy", "stderr", "n") if key in scores}
 
 
 def _evaluated(scores_path: Path, fingerprint: str) -> bool:

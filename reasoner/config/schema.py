@@ -39,6 +39,8 @@ __all__ = [
     "DatasetConfig",
     "EvalConfig",
     "ClusterConfig",
+    "Tracker",
+    "LoggingConfig",
     "RunConfig",
     "to_dict",
     "fingerprint",
@@ -213,6 +215,32 @@ class ClusterConfig:
     """Resumable checkpoints kept per stage (the newest; older ones are deleted as new ones land)."""
 
 
+class Tracker(str, Enum):
+    """An experiment tracker a run's metrics go to (see `LoggingConfig`)."""
+
+    tensorboard = "tensorboard"
+    mlflow = "mlflow"
+    wandb = "wandb"
+
+
+@dataclass
+class LoggingConfig:
+    backends: list[Tracker] = field(default_factory=lambda: [Tracker.tensorboard])
+    """Experiment trackers every stage's training metrics, every evaluation and the final report go to: tensorboard
+    (event files in each stage's logs/), mlflow, wandb (`pip install 'reasoner[trackers]'` for the last two). A
+    stage's metrics.jsonl is written whatever is listed."""
+    project: str = "reasoner"
+    """The tracker project: wandb's project (mlflow has no project level: its experiments are named by
+    `experiment`)."""
+    experiment: str | None = None
+    """What one schedule is in the trackers (mlflow's experiment, wandb's run group); each stage is one run in it,
+    named `<experiment>-<stage>` (`-base` for the base model's evaluation, `-report` for the final table).
+    null = the run `name`."""
+    mlflow_uri: str | None = None
+    """mlflow's tracking URI; null = $MLFLOW_TRACKING_URI when set, else a SQLite store beside the run folders
+    (`sqlite:///<output_dir>/mlflow.db`, artifacts in <output_dir>/mlflow-artifacts/)."""
+
+
 @dataclass
 class RunConfig:
     name: str = MISSING
@@ -246,6 +274,8 @@ class RunConfig:
     """The schedule: SFT and GRPO stages in order, each starting from the base, the previous stage or a named one."""
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     """verl engine only: cluster shape, memory knobs and limits."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    """Experiment trackers (tensorboard, mlflow, wandb): where metrics, evaluations and the report are logged."""
 
 
 def to_dict(obj: Any) -> Any:

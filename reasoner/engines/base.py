@@ -37,6 +37,8 @@ class TrainJob:
     seed: int
     fingerprint: str = ""
     """The stage's fingerprint (`schedule.plan`): a checkpoint written under another one is not resumed."""
+    tensorboard: bool = True
+    """Write tensorboard events to `log_dir` (`logging.backends` lists tensorboard)."""
 
 
 class Engine(Protocol):

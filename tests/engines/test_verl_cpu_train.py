@@ -41,6 +41,7 @@ VERL_SMOKE = [  # on top of those (later overrides win)
     "stages.sft2.batch_size=1",  # however few chains the 2-step policy gets right, one batch
     "stages.sft2.data.limit=48",
     "stages.grpo2.checkpoint_every=1",  # a checkpoint to kill after, before the last step
+    "logging.backends=[tensorboard,mlflow]",  # verl's trainers log into our mlflow runs (a SQLite store in tmp)
 ]
 
 
@@ -92,3 +93,25 @@ def test_verl_demo_direct_killed_in_grpo_then_resumed_as_a_ray_job(
     assert grpo2["verl/step"] == 2.0 and "critic/score/mean" in grpo2  # verl's own GRPO metrics, last step
     for name in ("02_grpo", "04_grpo"):
         rollout_check(stages / name / "logs")  # every step's served probabilities are the trainer's
+    _check_mlflow(tmp_path)
+
+
+def _check_mlflow(output_dir: Path) -> None:
+    """One experiment, a run per stage holding its settings and evaluations, and under it a run per launch of
+    verl's trainer with verl's own metrics: GRPO-2's first launch (killed after step 1) and its resumed one."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{output_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo-verl")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    trained = ["sft1", "grpo1", "sft2", "grpo2"]
+    launches = [f"{s}-verl-1" for s in trained] + ["grpo2-verl-2"]
+    assert sorted(runs) == sorted(f"demo-verl-{s}" for s in ["base", *trained, *launches, "report"])
+    grpo2 = runs["demo-verl-grpo2"]
+    assert "eval/heldout/accuracy" in grpo2.data.metrics and grpo2.data.params["kind"] == '"grpo"'
+    for launch, step in (("grpo2-verl-1", 1), ("grpo2-verl-2", 2)):
+        child = runs[f"demo-verl-{launch}"]
+        assert child.data.tags["mlflow.parentRunId"] == grpo2.info.run_id
+        history = client.get_metric_history(child.info.run_id, "critic/score/mean")
+        assert [m.step for m in history] == [step], (launch, history)
+    assert any(key.startswith("train/") for key in runs["demo-verl-sft1-verl-1"].data.metrics)  # verl's SFT trainer

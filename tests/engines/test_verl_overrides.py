@@ -325,3 +325,30 @@ def test_the_defaults_translate_to_the_golden_list_unchanged(run):
     )  # fmt: skip
     stage = dataclasses.replace(run.stages[0], grpo=spelled)
     assert grpo_overrides(run, stage, PATHS, n_problems=1000, seed=4) == GOLDEN_GRPO
+
+
+def test_trackers_become_verls_loggers_and_each_stage_logs_into_its_own_mlflow_run(run, tmp_path, monkeypatch):
+    """`logging` on the verl engine: verl's `trainer.logger` names the trackers, its project and experiment names
+    are ours, and the launch environment points verl's `Tracking` at the stage's run (created once, kept)."""
+    from mlflow.tracking import MlflowClient
+
+    from reasoner import tracking
+    from reasoner.config import LoggingConfig, Tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    logged = dataclasses.replace(
+        run, output_dir=str(tmp_path), logging=LoggingConfig(backends=[Tracker.mlflow, Tracker.wandb], project="p")
+    )
+    overrides = grpo_overrides(logged, logged.stages[0], PATHS, n_problems=1000, seed=4)
+    changed = set(overrides) - set(GOLDEN_GRPO)
+    assert changed == {"trainer.logger=[console,file,mlflow,wandb]", "trainer.project_name=p"}
+    cfg = compose_stage(GRPO_CONFIG, overrides, where="trackers")
+    assert list(cfg.trainer.logger) == ["console", "file", "mlflow", "wandb"]
+    assert cfg.trainer.experiment_name == "golden-grpo1"
+    env = tracking.stage_environment(logged, "grpo1", tmp_path / "logs")
+    assert env == tracking.stage_environment(logged, "grpo1", tmp_path / "logs")  # the same run when resumed
+    assert env["MLFLOW_TRACKING_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert (env["WANDB_RUN_GROUP"], env["WANDB_RESUME"], env["WANDB_DIR"]) == ("golden", "allow", str(tmp_path / "logs"))
+    created = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_run(env["MLFLOW_RUN_ID"])
+    assert created.info.run_name == "golden-grpo1"
+    assert created.info.artifact_uri.startswith((tmp_path / "mlflow-artifacts").as_uri())

@@ -8,6 +8,8 @@ engine.generator(job.out_model)      # evaluation / (self-)distillation: transfo
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from reasoner.config import GeneratorBackend, RunConfig
@@ -18,6 +20,7 @@ from reasoner.engines.local.common import resolve_runtime
 from reasoner.engines.local.loop import OnStep
 from reasoner.generation.base import Generator
 from reasoner.generation.hf import HFGenerator
+from reasoner.tracking import StageTracker
 
 
 class LocalEngine:
@@ -71,11 +74,29 @@ class LocalEngine:
         from reasoner.engines.local.sft import train_sft
 
         self.release_generators()
-        return train_sft(job, examples, self.runtime, on_step=self.on_step)
+        with self._tracked(job) as on_step:
+            return train_sft(job, examples, self.runtime, on_step=on_step)
 
     def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
         """GRPO with verifiable rewards on `problems` (see `reasoner.engines.local.grpo`)."""
         from reasoner.engines.local.grpo import train_grpo
 
         self.release_generators()
-        return train_grpo(job, problems, self.runtime, on_step=self.on_step)
+        with self._tracked(job) as on_step:
+            return train_grpo(job, problems, self.runtime, on_step=on_step)
+
+    @contextlib.contextmanager
+    def _tracked(self, job: TrainJob) -> Iterator[OnStep]:
+        """The step hook that also logs each step's metrics to the stage's mlflow/wandb runs (`logging.backends`;
+        tensorboard and metrics.jsonl are written by the loop itself)."""
+        tracker = StageTracker(self.run, job.stage.name, job.log_dir)
+
+        def on_step(step: int, metrics: dict[str, float]) -> None:
+            tracker.log(metrics, step)
+            if self.on_step is not None:
+                self.on_step(step, metrics)
+
+        try:
+            yield on_step
+        finally:
+            tracker.close()

@@ -50,15 +50,17 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLog:
-    """Per-step metrics to tensorboard and `metrics.jsonl`; on resume, rows after the checkpoint are dropped."""
+    """Per-step metrics to `metrics.jsonl` and (unless `tensorboard` is false) tensorboard; on resume, rows after the
+    checkpoint are dropped."""
 
-    def __init__(self, log_dir: Path, resume_step: int) -> None:
+    def __init__(self, log_dir: Path, resume_step: int, tensorboard: bool = True) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         log_dir.mkdir(parents=True, exist_ok=True)
         self.path = log_dir / METRICS_FILE
         write_jsonl(self.path, [row for row in self.read(self.path) if row["step"] <= resume_step])
-        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
+        purge = resume_step + 1 if resume_step else None
+        self.writer = SummaryWriter(str(log_dir), purge_step=purge) if tensorboard else None
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
@@ -79,11 +81,13 @@ class MetricsLog:
         # An append cut short by a full disk leaves a partial last line, which `read` drops.
         with reporting_full_disk(self.path), self.path.open("a") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, value, step)
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def clip_grads(params: list[torch.Tensor], max_grad_norm: float) -> float:
@@ -207,7 +211,7 @@ class TrainingSession:
         return self._summary(MetricsLog.read(self.job.log_dir / METRICS_FILE))
 
     def _steps(self, start: int, step_fn: StepFn) -> None:
-        metrics_log = MetricsLog(self.job.log_dir, start)
+        metrics_log = MetricsLog(self.job.log_dir, start, self.job.tensorboard)
         where = f" ({self.group.world} processes)" if self.group.world > 1 else ""
         bar = tqdm(
             total=self.total_steps, initial=start, desc=f"{self.kind} {self.job.stage.name}{where}", unit="step"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoner import tracking
 from reasoner.atomic import remove_partial_writes, write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records.problem import Problem
@@ -228,6 +229,7 @@ class VerlEngine:
             log.info("stage %s: verl %s from step %d of %d", job.stage.name, config_name, done, total)
             cpu = self.run.cluster.device == ClusterDevice.cpu
             env = ov.launch_env(job.stage, paths, metrics_file, cpu=cpu)
+            env.update(tracking.verl_attempt_environment(self.run, job.stage.name, paths.log_dir))
             trainer = launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft
             try:
                 trainer(cfg, env, self.run.cluster)

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoner.config import ClusterConfig, CPURollout, GRPOConfig, PolicyLoss, RunConfig, StageConfig
+from reasoner import tracking
+from reasoner.config import ClusterConfig, CPURollout, GRPOConfig, PolicyLoss, RunConfig, StageConfig, Tracker
 
 REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
 """The reward adapter verl loads by path (`reward.custom_reward_function.path`)."""
 
 SUM_NORM = "seq-mean-token-sum-norm"
-PROJECT_NAME = "reasoner"
 CHECKPOINT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
 """What every checkpoint holds: resumable FSDP shards + optimizer + RNG/data state, and full HF weights."""
 
@@ -92,6 +92,12 @@ def training_steps(stage: StageConfig, n_items: int | None, batch: int) -> tuple
     return total, total
 
 
+def verl_loggers(run: RunConfig) -> list[str]:
+    """verl's `trainer.logger`: the console and the file our engine reads (verl_metrics.jsonl), then the listed
+    trackers (mlflow and wandb log into the stage's runs by the ids `tracking.stage_environment` hands over)."""
+    return ["console", "file", *(Tracker(b).value for b in run.logging.backends)]
+
+
 def _trainer_common(
     run: RunConfig, stage: StageConfig, paths: StagePaths, total: int | None, epochs: int
 ) -> list:
@@ -100,9 +106,9 @@ def _trainer_common(
     return [
         ("trainer.nnodes", cluster.nodes),
         ("trainer.n_gpus_per_node", cluster.gpus_per_node),
-        ("trainer.project_name", PROJECT_NAME),
-        ("trainer.experiment_name", f"{run.name}-{stage.name}"),
-        ("trainer.logger", ["console", "file", "tensorboard"]),
+        ("trainer.project_name", run.logging.project),
+        ("trainer.experiment_name", tracking.run_name(run, stage.name)),
+        ("trainer.logger", verl_loggers(run)),
         ("trainer.total_epochs", epochs),
         ("trainer.total_training_steps", total),
         ("trainer.save_freq", save_every),
