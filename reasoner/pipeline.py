@@ -113,7 +113,7 @@ def check_inputs(run: Run) -> None:
     if cfg.model.path and not Path(cfg.model.path).is_dir():
         raise ReasonerError(f"model.path: {cfg.model.path} is not a model folder")
     validate_plans(cfg, run.plans)
-    tracking.check_installed(cfg)
+    tracking.check(cfg)
 
 
 def execute(run: Run, *, redo_from: str | None = None) -> Path:

@@ -40,7 +40,7 @@ PACKAGES = {Tracker.mlflow: "mlflow", Tracker.wandb: "wandb"}
 
 
 def check_installed(run: RunConfig) -> None:
-    """Stop before any work when a listed tracker's package is missing (one line naming the extra)."""
+    """Stop when a listed tracker's package is missing (one line naming the extra)."""
     for backend in run.logging.backends:
         package = PACKAGES.get(Tracker(backend))
         if package and importlib.util.find_spec(package) is None:
@@ -48,6 +48,14 @@ def check_installed(run: RunConfig) -> None:
                 f"logging.backends lists {Tracker(backend).value}, whose package {package} is not installed: "
                 f"{INSTALL_HINT}"
             )
+
+
+def check(run: RunConfig) -> None:
+    """Before any work: every listed tracker's package is installed, and mlflow's store opens (its experiment is
+    made here)."""
+    check_installed(run)
+    if Tracker.mlflow in [Tracker(b) for b in run.logging.backends]:
+        _mlflow_experiment(run)
 
 
 def experiment(run: RunConfig) -> str:
@@ -146,23 +154,35 @@ def _create_mlflow_run(
     run: RunConfig, stage: str, *, name: str | None = None, parent: str | None = None, params: dict | None = None
 ) -> str:
     from mlflow.entities import Param
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=mlflow_uri(run))
-    found = client.get_experiment_by_name(experiment(run))
-    if found is not None:
-        experiment_id = found.experiment_id
-    else:
-        artifacts = None
-        if not run.logging.mlflow_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
-            # A SQLite store would put artifacts in ./mlruns of whatever folder the run starts from.
-            artifacts = (Path(run.output_dir).resolve() / "mlflow-artifacts").as_uri()
-        experiment_id = client.create_experiment(experiment(run), artifact_location=artifacts)
+    client, experiment_id = _mlflow_experiment(run)
     tags = {"reasoner.stage": stage, **({"mlflow.parentRunId": parent} if parent else {})}
     created = client.create_run(experiment_id, run_name=name or run_name(run, stage), tags=tags)
     if params:
         client.log_batch(created.info.run_id, params=[Param(k, v) for k, v in params.items()])
     return created.info.run_id
+
+
+def _mlflow_experiment(run: RunConfig) -> tuple[Any, str]:
+    """mlflow's client and the schedule's experiment id (the experiment made on first use)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=mlflow_uri(run))
+        found = client.get_experiment_by_name(experiment(run))
+        if found is not None:
+            return client, found.experiment_id
+        artifacts = None
+        if not run.logging.mlflow_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
+            # A SQLite store would put artifacts in ./mlruns of whatever folder the run starts from.
+            artifacts = (Path(run.output_dir).resolve() / "mlflow-artifacts").as_uri()
+        return client, client.create_experiment(experiment(run), artifact_location=artifacts)
+    except Exception as err:  # noqa: BLE001 - an unreadable store (mlflow raises many kinds): one line naming it
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ReasonerError(
+            f"logging: the mlflow store {mlflow_uri(run)} cannot be used ({first}); fix logging.mlflow_uri or "
+            "$MLFLOW_TRACKING_URI, or remove mlflow from logging.backends"
+        ) from err
 
 
 @contextlib.contextmanager

@@ -148,3 +148,14 @@ def test_a_missing_tracker_package_is_one_line_naming_the_extra(monkeypatch, dem
 def test_an_unknown_tracker_names_the_key_and_the_allowed_values(tmp_path):
     with pytest.raises(ReasonerError, match=r"logging\.backends.*comet.*tensorboard.*mlflow.*wandb"):
         load(DEMO, ["logging.backends=[comet]"])
+
+
+def test_an_unreadable_mlflow_store_is_one_line_naming_it(demo_smoke, tmp_path, capsys):
+    bad = tmp_path / "notes.db"
+    bad.write_text("not a database\n")  # (an unreachable server is retried by mlflow for minutes: not tested)
+    uri = f"sqlite:///{bad}"
+    code = main(["run", str(DEMO), *demo_smoke, f"output_dir={tmp_path}", "logging.backends=[mlflow]",
+                 f"logging.mlflow_uri={uri}"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: logging: the mlflow store {uri} cannot be used")
+    assert not (tmp_path / "demo" / "stages").exists()  # stopped before any work
