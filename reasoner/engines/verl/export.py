@@ -6,8 +6,9 @@ config and processor, plus the full weights when `save_contents` includes `hf_mo
 `<ckpt>/latest_checkpointed_iteration.txt`, written only after a save completes.
 
 Export copies `huggingface/` when it holds the weights, else merges the shards with verl's `FSDPModelMerger`
-(what `python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir OUT` runs). Either
-way the folder appears at `out_model` whole, by rename.
+(what `python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir OUT` runs); a LoRA
+stage's checkpoints hold no `hf_model`, and the merger's `lora_adapter/` is folded into the weights
+(`lora.merge_adapter_folder`). Either way the folder appears at `out_model` whole, by rename.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from reasoner.atomic import atomic_dir, write_json
+from reasoner.engines.verl.lora import merge_adapter_folder
 from reasoner.errors import ReasonerError
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,8 @@ def export_model(ckpt_dir: Path, out_model: Path, *, role: str | None = "actor")
         else:
             log.info("merging FSDP shards of %s into %s", shards, out_model)
             merge_fsdp_shards(shards, tmp)
+            if merge_adapter_folder(tmp):  # a LoRA stage: verl's merger wrote the adapter apart
+                log.info("merged the LoRA adapter of %s into the exported weights", shards)
         if not (tmp / "config.json").is_file() or not has_hf_weights(tmp):
             raise ReasonerError(f"{shards}: export produced no model weights/config.json in {out_model}")
     return out_model
