@@ -1,17 +1,15 @@
 """LoRA on the verl engine, up to what runs without a GPU cluster: the translation to verl 0.9.1's keys passes
 verl's own validation and its model config; peft, configured as verl's FSDP engine configures it from those keys,
-adapts exactly the layers the local engine adapts; the export folds verl's `lora_adapter/` into a plain model."""
+adapts exactly the layers the local engine adapts; a LoRA checkpoint exports as a plain merged fp32 model."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig
 
@@ -29,7 +27,8 @@ from reasoner.config.loading import name_stages, validate
 from reasoner.engines.local.lora import attach, merge_adapters, target_names
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG
 from reasoner.engines.verl.engine import compose_stage, validate_plan
-from reasoner.engines.verl.lora import VISION_TOWER, merge_adapter_folder
+from reasoner.engines.verl.export import export_model
+from reasoner.engines.verl.lora import VISION_TOWER
 from reasoner.engines.verl.overrides import StagePaths, grpo_overrides, sft_overrides
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
@@ -127,9 +126,13 @@ def test_lora_dropout_is_refused_on_the_verl_engine_in_one_line(tiny):
         validate_plan(run, plan(run, load_template("reason").sha256))
 
 
-def test_export_folds_verls_lora_adapter_folder_into_a_plain_model(tiny, tmp_path):
-    """What verl's FSDP merger writes for a LoRA checkpoint (base weights + `lora_adapter/` in peft's format, its
-    keys without the adapter name) becomes the model peft's own merge gives."""
+def test_export_folds_a_lora_checkpoints_adapters_into_the_start_model(tiny, tmp_path):
+    """A LoRA checkpoint as verl's FSDP2 engine writes it (peft-named DTensor shards, `lora_train_meta.json`, no
+    hf_model) exports as the start model with the adapters folded in, in fp32: what peft's own merge gives."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
     adapted, _ = load_model(tiny, dtype=torch.float32)
     attach(adapted, LoraConfig(rank=4, alpha=8), seed=3)
     torch.manual_seed(0)
@@ -137,27 +140,33 @@ def test_export_folds_verls_lora_adapter_folder_into_a_plain_model(tiny, tmp_pat
         for name, parameter in adapted.named_parameters():
             if ".lora_B." in name:
                 parameter.normal_(0, 0.05)
-    folder = tmp_path / "merged"
-    shutil.copytree(tiny, folder)
-    adapter = folder / "lora_adapter"
-    adapter.mkdir()
-    tensors = {
-        "base_model.model." + name.replace(".default.weight", ".weight"): p.detach().clone().contiguous()
-        for name, p in adapted.named_parameters()
-        if ".lora_" in name
-    }
-    save_file(tensors, adapter / "adapter_model.safetensors")
-    (adapter / "adapter_config.json").write_text(json.dumps({"r": 4, "lora_alpha": 8, "peft_type": "LORA"}))
-    assert merge_adapter_folder(folder) and not adapter.exists()
-    assert not merge_adapter_folder(folder)  # nothing left to fold
+    step = tmp_path / "ckpt" / "global_step_2"
+    (step / "huggingface").mkdir(parents=True)
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("fsdp",))
+        shard = {
+            "base_model.model." + name: distribute_tensor(p.detach().clone(), mesh, [Shard(0)])
+            for name, p in adapted.named_parameters()
+        }
+        torch.save(shard, step / "model_world_size_1_rank_0.pt")
+    finally:
+        dist.destroy_process_group()
+    (step / "lora_train_meta.json").write_text(json.dumps({"r": 4, "lora_alpha": 8, "task_type": "CAUSAL_LM"}))
+    (step / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+    (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").write_text("2")
+    with pytest.raises(ReasonerError, match="needs the stage's start model"):
+        export_model(tmp_path / "ckpt", tmp_path / "nope", role=None)
+    export_model(tmp_path / "ckpt", tmp_path / "model", role=None, init_model=tiny)
+    assert not (tmp_path / "model" / "adapter_config.json").exists()
     expected = dict(merge_adapters(adapted).named_parameters())
-    got = dict(load_model(folder, dtype=torch.float32)[0].named_parameters())
+    got = dict(load_model(tmp_path / "model", dtype=torch.float32)[0].named_parameters())
+    start = dict(load_model(tiny)[0].named_parameters())
     assert list(got) == list(expected)
-    changed = 0
     for name, value in got.items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-6)
-        changed += not torch.equal(value, dict(load_model(tiny)[0].named_parameters())[name])
-    assert changed == len(target_names(load_model(tiny)[0], LoraConfig(rank=4)))
+    changed = [name for name in got if not torch.equal(got[name], start[name])]
+    assert len(changed) == len(target_names(load_model(tiny)[0], LoraConfig(rank=4)))
 
 
 def test_lora_stage_fingerprints_differ_from_full_fine_tuning(tiny):

@@ -238,7 +238,7 @@ class VerlEngine:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total
             )
-        export_model(paths.ckpt_dir, job.out_model, role=role)
+        export_model(paths.ckpt_dir, job.out_model, role=role, init_model=job.init_model)
         return {**final_metrics(metrics_file), "verl/total_steps": float(total)}
 
     def _limits(self) -> ImageLimits:

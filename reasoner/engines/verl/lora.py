@@ -11,14 +11,14 @@ verl's FSDP engine wraps the model with peft itself (`lora_rank`, `lora_alpha`, 
   log-probs then come from the actor with its adapter disabled (`ref_in_actor`), as on the local engine.
 - verl has no LoRA dropout key: `model.lora.dropout` must be 0 on this engine (`check`).
 - Checkpoints leave out `hf_model`: under peft verl would write it with peft's parameter names (not a loadable
-  model). The export merges the FSDP shards with verl's merger, which writes the base weights and the adapter
-  apart (`lora_adapter/`, peft's format), and `merge_adapter_folder` folds the adapter in: a plain model folder.
+  model). verl's FSDP merger would round every weight to bf16 and write the adapter apart (`lora_adapter/`), so
+  the export does not use it: the stage's model is its start model (LoRA never changes those weights) with the
+  checkpoint's adapters folded in, in fp32 (`export_lora`): a plain model folder, as the local engine exports.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ import torch
 from reasoner.config import LORA_ALL_LINEAR, LoraConfig, RunConfig
 from reasoner.errors import ReasonerError
 
-ADAPTER_DIR = "lora_adapter"
-"""What verl's FSDP merger writes beside the base weights when the shards hold a LoRA adapter."""
+META_FILE = "lora_train_meta.json"
+"""Written by verl beside the FSDP shards of a LoRA checkpoint: r, lora_alpha, task_type."""
 VISION_TOWER = "(.*[.])?visual([.].*)?"
 """peft `exclude_modules` (a full-match regex on module names): Qwen-VL's vision tower and its mergers."""
 
@@ -64,21 +64,40 @@ def check(run: RunConfig) -> list[str]:
     return []
 
 
-def merge_adapter_folder(folder: Path) -> bool:
-    """Fold `folder/lora_adapter` (verl's merger output) into the model in `folder`, in place, and remove it:
-    W += (lora_alpha / r) B A for every adapted layer. False when there is no adapter."""
-    adapter = folder / ADAPTER_DIR
-    if not adapter.is_dir():
-        return False
-    from safetensors.torch import load_file
+def adapter_tensors(shards: Path) -> dict[str, torch.Tensor]:
+    """The LoRA A/B weights of an FSDP checkpoint (`model_world_size_W_rank_R.pt`, peft's names), whole and in the
+    precision they were trained in (verl's own merger would round them to bf16)."""
+    from torch.distributed.tensor import DTensor
 
+    files = sorted(shards.glob("model_world_size_*_rank_*.pt"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+    pieces: dict[str, list[Any]] = {}
+    for file in files:
+        state = torch.load(file, map_location="cpu", weights_only=False)
+        for key, value in state.items():
+            if ".lora_A." in key or ".lora_B." in key:
+                pieces.setdefault(key, []).append(value)
+    tensors = {}
+    for key, parts in pieces.items():
+        if not isinstance(parts[0], DTensor):
+            tensors[key] = parts[0]
+            continue
+        (placement,) = parts[0].placements  # FSDP2 on one data-parallel mesh dimension
+        local = [part._local_tensor for part in parts]
+        tensors[key] = torch.cat(local, dim=placement.dim) if placement.is_shard() else local[0]
+    if not tensors:
+        raise ReasonerError(f"{shards}: a LoRA checkpoint (lora_train_meta.json) without LoRA weights in its shards")
+    return tensors
+
+
+def export_lora(shards: Path, init_model: Path, target: Path) -> None:
+    """A LoRA stage's model: its start model (LoRA never changes those weights) with the checkpoint's adapters
+    folded in, W + (lora_alpha / r) B A in fp32, saved with the start model's processor to `target`."""
     from reasoner.models.loading import load_model
 
-    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    scale = float(config["lora_alpha"]) / float(config["r"])
-    tensors = load_file(adapter / "adapter_model.safetensors")
-    model, _ = load_model(folder, dtype=torch.float32)
-    merged = 0
+    meta = json.loads((shards / META_FILE).read_text(encoding="utf-8"))
+    scale = float(meta["lora_alpha"]) / float(meta["r"])
+    tensors = adapter_tensors(shards)
+    model, processor = load_model(init_model, dtype=torch.float32)
     with torch.no_grad():
         for key, a in tensors.items():
             if ".lora_A." not in key:
@@ -88,13 +107,7 @@ def merge_adapter_folder(folder: Path) -> bool:
             try:
                 layer = model.get_submodule(name)
             except AttributeError:
-                raise ReasonerError(f"{adapter}: adapter layer {name} is not a layer of the model in {folder}") from None
+                raise ReasonerError(f"{shards}: adapted layer {name} is not a layer of {init_model}") from None
             layer.weight += scale * (b.float() @ a.float())
-            merged += 1
-    if not merged:
-        raise ReasonerError(f"{adapter}: no LoRA A/B weights in adapter_model.safetensors")
-    for stale in [*folder.glob("*.safetensors"), *folder.glob("*.safetensors.index.json")]:
-        stale.unlink()  # the base weights, rewritten merged below (their sharding may differ)
-    model.save_pretrained(folder)
-    shutil.rmtree(adapter)
-    return True
+    model.save_pretrained(target)
+    processor.save_pretrained(target)
