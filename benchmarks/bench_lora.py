@@ -1,19 +1,22 @@
 """LoRA vs full fine-tuning on the local engine: step time and peak memory, each against its full fine-tuning peer.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lora.py [--size small] [--rank 8] [--repeats 2]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_lora.py [--size wide] [--rank 8] [--repeats 2]
 
-On a tiny random Qwen2.5-VL (`--size`: `small`, ~10M parameters, the larger of `reasoner.models.tiny.SIZES`; the
-vision tower frozen as by default), one torch thread per process:
+On a tiny random Qwen2.5-VL, one torch thread per process, the vision tower frozen as by default. `--size wide`
+(the default): a shape of this benchmark's own (`WIDE`: hidden 1024, 8 layers, MLP 2816; 93M parameters), large
+enough that the training state LoRA saves (gradients and Adam moments of the language model; GRPO's reference copy)
+is not lost among the fixed costs of a process; `small` (4.7M) and `demo` (0.75M) are the models of
+`reasoner.models.tiny.SIZES`, where those fixed costs dominate.
 
 1. SFT: `--sft-steps` steps of 8 examples (rendered synthetic problems, reference chains);
 2. GRPO: `--grpo-steps` steps of 4 prompts x 4 samples, 24 new tokens, KL 0.01 (full fine-tuning: a second,
    frozen copy of the model as the reference; LoRA: the policy with its adapters off).
 
-Each (method, kind) runs in a fresh subprocess, so peak memories do not mix: the child imports and loads
-everything once, resets the kernel's peak-RSS mark (`/proc/self/clear_refs`), then trains; it reports the median
-step time over the steps after the first (`time/step_s`), the peak RSS above its RSS before training (the model
-load, activations, gradients, optimizer state and, in GRPO, the reference), the process's whole peak RSS, and the
-trainable parameters. `--repeats` alternates the order (full, lora / lora, full) and keeps each one's median.
+Each (method, kind) runs in a fresh subprocess, so peak memories do not mix: the child imports what training
+imports (peft and tensorboard in both), resets the kernel's peak-RSS mark (`/proc/self/clear_refs`), then runs
+the job; it reports the median step time over the steps after the first (`time/step_s`), the peak RSS above its
+RSS before the job (the model load, images, activations, gradients, optimizer state and, in GRPO, the reference
+copy that LoRA does without), the process's whole peak RSS, and the trained parameters (counted afterwards). `--repeats` alternates the order (full, lora / lora, full) and keeps each one's median.
 Ratios are LoRA / full: < 1 means LoRA takes less.
 """
 
@@ -33,6 +36,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+WIDE = {  # 93M parameters, nearly all in the language model: where its training state (grads, Adam) outweighs the overheads
+    "text_hidden": 1024, "text_layers": 8, "text_heads": 8, "text_kv_heads": 2, "text_intermediate": 2816,
+    "vision_depth": 4, "vision_hidden": 128, "vision_heads": 4, "vision_intermediate": 256, "vocab_size": 2048,
+    "deepstack_blocks": (1, 2), "max_visual_tokens": 256,
+}  # fmt: skip
+
+
+def build_model(work: Path, size: str) -> Path:
+    """The tiny model of `size`: `demo` or `small` (`reasoner.models.tiny.SIZES`), or `wide`, this benchmark's own
+    shape (registered here, for this process only)."""
+    from reasoner.models import tiny
+
+    if size == "wide":
+        tiny.SIZES.setdefault("wide", tiny.TinySize(**WIDE))
+    return tiny.ensure_tiny_model(work / "models", size=size, seed=0)
+
+
 def _rss_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -45,7 +65,10 @@ def child(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    from safetensors.torch import load_file
+
     from reasoner.config import (
+        Device,
         GRPOConfig,
         LoraConfig,
         ModelConfig,
@@ -58,11 +81,10 @@ def child(args: argparse.Namespace) -> dict:
     from reasoner.data.worlds import TASKS, generate_mixed
     from reasoner.engines.base import TrainJob
     from reasoner.engines.local import LocalEngine
-    from reasoner.engines.local.common import load_trainable, resolve_runtime
     from reasoner.prompts import format_target, load_template
 
     lora = LoraConfig(rank=args.rank, alpha=2 * args.rank) if args.method == "lora" else LoraConfig()
-    run = RunConfig(name="bench", device="cpu", model=ModelConfig(lora=lora))
+    run = RunConfig(name="bench", device=Device.cpu, model=ModelConfig(lora=lora))
     problems = generate_mixed(list(TASKS), 256, level=1, seed=11)
     root = Path(args.work) / f"{args.kind}-{args.method}-{os.getpid()}"
     if args.kind == "sft":
@@ -74,19 +96,22 @@ def child(args: argparse.Namespace) -> dict:
         stage = StageConfig(kind=StageKind.grpo, name="g", steps=args.grpo_steps, lr=1e-5, grpo=grpo)
     job = TrainJob(stage, Path(args.model), root / "ckpt", root / "model", root / "logs", load_template("reason"), 0)
     engine = LocalEngine(run)
-    # Everything imported and paged in once (the model loaded and dropped), so the peak below is the job's own.
-    warm, _ = load_trainable(job.init_model, resolve_runtime(run), freeze_vision=True)
-    trainable = sum(p.numel() for p in warm.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in warm.parameters())
-    del warm
+    import peft  # noqa: F401  (imported in both, so that neither peak counts a library's import)
+    import torch.utils.tensorboard  # noqa: F401
+
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS mark (VmHWM) to the current RSS
     before = _rss_kib("VmRSS")
     (engine.train_sft if args.kind == "sft" else engine.train_grpo)(job, data)
+    peak = _rss_kib("VmHWM")
     rows = [json.loads(line) for line in (job.log_dir / "metrics.jsonl").read_text().splitlines()]
+    # Counted after the measurement: the optimizer's state holds one exp_avg per trained tensor.
+    state = torch.load(next(job.ckpt_dir.glob("step_*")) / "state.pt", weights_only=False)
+    trainable = sum(s["exp_avg"].numel() for s in state["optimizer"]["state"].values())
+    total = sum(t.numel() for t in load_file(job.out_model / "model.safetensors").values())
     return {
         "step_s": statistics.median(row["time/step_s"] for row in rows[1:]),
-        "peak_growth_mib": (_rss_kib("VmHWM") - before) / 1024,
-        "peak_rss_mib": _rss_kib("VmHWM") / 1024,
+        "peak_growth_mib": (peak - before) / 1024,
+        "peak_rss_mib": peak / 1024,
         "trainable": trainable,
         "parameters": total,
     }
@@ -105,10 +130,10 @@ def measure(args: argparse.Namespace, model: Path, work: Path, kind: str, method
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="small", help="tiny model size (reasoner.models.tiny.SIZES)")
+    parser.add_argument("--size", default="wide", choices=("demo", "small", "wide"), help="the tiny model's size")
     parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--sft-steps", type=int, default=12)
-    parser.add_argument("--grpo-steps", type=int, default=6)
+    parser.add_argument("--sft-steps", type=int, default=6)
+    parser.add_argument("--grpo-steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", choices=("full", "lora"), help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=("sft", "grpo"), help=argparse.SUPPRESS)
@@ -120,11 +145,9 @@ def main() -> None:
         print(json.dumps(child(args)), flush=True)
         return
 
-    from reasoner.models.tiny import ensure_tiny_model
-
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = ensure_tiny_model(work / "models", size=args.size, seed=0)
+        model = build_model(work, args.size)
         results: dict[tuple[str, str], list[dict]] = {}
         for kind in ("sft", "grpo"):
             for repeat in range(args.repeats):
