@@ -237,6 +237,7 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         metrics = engine.train_sft(job, data) if stage.kind == "sft" else engine.train_grpo(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model
+    lora_on = run.config.model.lora.enabled
     stage_dir.write_manifest(
         {
             "name": stage.name,
@@ -246,6 +247,8 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             "model": run.dir.store(model),
             "config": config_mod.to_dict(stage.config) if stage.config else config_mod.to_dict(run.config.model),
             "prompt": {"name": run.template_of(stage).name, "sha256": run.template_of(stage).sha256},
+            # The adapter a LoRA stage trained (its model/ holds the weights with it merged in).
+            **({"lora": config_mod.to_dict(run.config.model.lora)} if stage.config and lora_on else {}),
             "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 2),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -2,7 +2,8 @@
 
 A stage's fingerprint hashes everything that determines its model: its own settings, its dataset (with its seed),
 the prompt template, the run seed and engine, and the fingerprints of the stages it starts from and samples from
-(the base's: the model section, with the tiny model's seed). A finished stage whose fingerprint no longer matches
+(the base's: the model section, with the tiny model's seed, without `model.lora`: LoRA counts in each training
+stage's fingerprint when on). A finished stage whose fingerprint no longer matches
 the config is reported as `changed`, never silently reused.
 """
 
@@ -68,7 +69,7 @@ it resumes a stopped stage, and runs made before the key existed keep their fing
 
 def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
     """The base (stage 00) and every configured stage, in order, with resolved start models."""
-    base = StagePlan(0, "base", "base", None, None, fingerprint(to_dict(run.model)), None, run.seed)
+    base = StagePlan(0, "base", "base", None, None, fingerprint(base_settings(run)), None, run.seed)
     plans = [base]
     by_name = {"base": base}
     for i, stage in enumerate(run.stages, start=1):
@@ -102,11 +103,19 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             **(run.eval.batch_inputs() if sampled else {}),
             # Data-parallel processes sample other rollouts and round the summed gradients differently.
             **({"processes": run.processes} if run.processes > 1 and run.engine.value == "local" else {}),
+            # LoRA trains other weights than full fine-tuning: counted only when on (earlier runs keep theirs).
+            **({"lora": to_dict(run.model.lora)} if run.model.lora.enabled else {}),
         }
         current = StagePlan(i, stage.name, stage.kind.value, init, policy, fingerprint(inputs), stage, run.seed + i)
         plans.append(current)
         by_name[stage.name] = current
     return plans
+
+
+def base_settings(run: RunConfig) -> dict:
+    """The model section as the base's fingerprint sees it: without `lora`, which changes how stages train, not
+    the base model (so the base, and a run without LoRA, keep their fingerprints)."""
+    return {key: value for key, value in to_dict(run.model).items() if key != "lora"}
 
 
 CLUSTER_ADDED_KEYS = ("cpu_rollout", "remove_padding")

@@ -24,7 +24,14 @@ from omegaconf.errors import OmegaConfBaseException
 from reasoner import registry
 from reasoner.config.overrides import default_names, override_items, resolve_stage_keys
 from reasoner.config.ranges import check_ranges
-from reasoner.config.schema import TINY_FAMILIES, TINY_SIZES, DatasetConfig, ModelConfig, RunConfig
+from reasoner.config.schema import (
+    LORA_ALL_LINEAR,
+    TINY_FAMILIES,
+    TINY_SIZES,
+    DatasetConfig,
+    ModelConfig,
+    RunConfig,
+)
 from reasoner.config.stages import (
     Difficulty,
     DistillConfig,
@@ -185,7 +192,27 @@ def validate(run: RunConfig, source: str = "config") -> None:
 def _check_model(run: RunConfig) -> list[str]:
     if bool(run.model.path) == bool(run.model.tiny_size):
         return ["model: set exactly one of model.path (a model folder) or model.tiny_size (e.g. demo)"]
-    return check_tiny_model(run.model)
+    return check_tiny_model(run.model) + _check_lora(run)
+
+
+def _check_lora(run: RunConfig) -> list[str]:
+    """`model.lora.target_modules` names layers (their last name) or is `[all-linear]`; LoRA keeps the vision tower
+    frozen, so no stage may ask to train it."""
+    lora, errors = run.model.lora, []
+    targets = lora.target_modules
+    if not targets or (LORA_ALL_LINEAR in targets and len(targets) > 1) or not all(map(MODULE.fullmatch, targets)):
+        errors.append(
+            f"model.lora.target_modules: {targets} is not allowed; allowed: [{LORA_ALL_LINEAR}] or a list of linear "
+            "layer names of the language model (e.g. [q_proj, v_proj])"
+        )
+    if lora.enabled:
+        errors += [
+            f"stages[{i}] ({stage.name}).freeze_vision: false trains the vision tower, which LoRA keeps frozen "
+            "(model.lora.rank > 0); allowed: true, or model.lora.rank: 0"
+            for i, stage in enumerate(run.stages)
+            if not stage.freeze_vision
+        ]
+    return errors
 
 
 def check_tiny_model(model: ModelConfig) -> list[str]:
@@ -241,6 +268,8 @@ def check_dataset(ds: DatasetConfig, where: str) -> list[str]:
     return errors
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+"""A module's last name (`q_proj`), or `all-linear`."""
 RESERVED_NAMES = ("base", "previous", "init")
 """Words that stage references (`init`, `data.selfdistill.policy`, `data.pass_rate.model`) give a meaning of their
 own."""

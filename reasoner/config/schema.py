@@ -35,6 +35,8 @@ __all__ = [
     "Split",
     "TINY_SIZES",
     "TINY_FAMILIES",
+    "LORA_ALL_LINEAR",
+    "LoraConfig",
     "ModelConfig",
     "DatasetConfig",
     "EvalConfig",
@@ -101,6 +103,33 @@ TINY_FAMILIES = ("qwen2.5-vl", "qwen3-vl")
 """`model.tiny_family` names (`reasoner.models.tiny.FAMILIES`); the first is the default."""
 
 
+LORA_ALL_LINEAR = "all-linear"
+"""`model.lora.target_modules: [all-linear]`: every linear layer of the language model's decoder layers."""
+
+
+@dataclass
+class LoraConfig:
+    """LoRA: train low-rank adapters on the language model's linear layers instead of every weight (peft on the
+    local engine, verl's `lora_rank` keys on the verl engine). The vision tower and projector, the embeddings and
+    the output head stay frozen (vLLM serves LoRA on the language model only). Every stage still exports a full
+    model with the adapters merged in: evaluation, serving and the next stage never see an adapter."""
+
+    rank: int = ranged(0, Range(0, meaning="0 = off: full fine-tuning"))
+    """Rank r of every adapter; 0 = no LoRA (the stage trains the weights themselves)."""
+    alpha: int = ranged(16, AT_LEAST_1)
+    """Scale: an adapter's update is multiplied by alpha / rank (verl's `lora_alpha`, default 16)."""
+    dropout: float = ranged(0.0, Range(0, 1, high_open=True))
+    """Dropout on each adapter's input while training (local engine; verl 0.9.1 has no such key: must be 0 there)."""
+    target_modules: list[str] = field(default_factory=lambda: [LORA_ALL_LINEAR])
+    """Which linear layers of the language model get adapters, by their last name: `all-linear` (every one:
+    q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj in Qwen-VL) or a list of such names. Layers of
+    the vision tower with the same names are never adapted."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank > 0
+
+
 @dataclass
 class ModelConfig:
     path: str | None = None
@@ -111,6 +140,9 @@ class ModelConfig:
     """The tiny model's family: qwen2.5-vl | qwen3-vl (a `path` model's family is in its config.json)."""
     tiny_seed: int | None = ranged(None, SEED)
     """Seed of the tiny model's weights; null = the run's `seed` (so `seed=N` also draws a new initialisation)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """Train stages through LoRA adapters (rank > 0) rather than full fine-tuning; the base model is unchanged by
+    it (not in the base's fingerprint), each training stage's fingerprint counts it when on."""
 
 
 @dataclass

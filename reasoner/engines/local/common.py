@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from reasoner.atomic import atomic_dir, write_json
-from reasoner.config import RunConfig, StageConfig
+from reasoner.config import LoraConfig, RunConfig, StageConfig
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model, resolve_device
 from reasoner.rundir import DamagedFile, read_json_object
@@ -39,14 +39,16 @@ INFO_FILE = "checkpoint.json"
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and how the local engine computes: device, autocast dtype (bf16 on GPU, none on CPU), seed, and the
-    data-parallel processes a training job runs on (see `reasoner.forking`)."""
+    """Where and how the local engine computes: device, autocast dtype (bf16 on GPU, none on CPU), seed, the
+    data-parallel processes a training job runs on (see `reasoner.forking`), and LoRA (see `lora`)."""
 
     device: torch.device
     autocast_dtype: torch.dtype | None
     threads: int
     seed: int
     processes: int = 1
+    lora: LoraConfig | None = None
+    """The run's `model.lora`: with rank > 0 every stage trains LoRA adapters and exports them merged."""
 
 
 def resolve_runtime(run: RunConfig) -> Runtime:
@@ -64,6 +66,7 @@ def resolve_runtime(run: RunConfig) -> Runtime:
         threads=run.threads,
         seed=run.seed,
         processes=run.processes,
+        lora=run.model.lora if run.model.lora.enabled else None,
     )
 
 
@@ -84,11 +87,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_trainable(path: Path, runtime: Runtime, *, freeze_vision: bool) -> tuple[Any, Any]:
-    """Load `(model, processor)` in fp32 (master weights) in train mode; optionally freeze vision + projector."""
+def load_trainable(
+    path: Path, runtime: Runtime, *, freeze_vision: bool, seed: int = 0
+) -> tuple[Any, Any]:
+    """Load `(model, processor)` in fp32 (master weights) in train mode; optionally freeze vision + projector.
+    With `runtime.lora`, only LoRA adapters on the language model train (`reasoner.engines.local.lora`), their
+    initialisation drawn from `seed` (the stage's)."""
     model, processor = load_model(path, device=str(runtime.device), dtype=torch.float32)
     model.train()
-    if freeze_vision:
+    if runtime.lora is not None:
+        from reasoner.engines.local.lora import attach
+
+        attach(model, runtime.lora, seed)
+        model.to(runtime.device)  # the adapters are created on the CPU
+    elif freeze_vision:
         for parameter in vision_module(model).parameters():
             parameter.requires_grad_(False)
     return model, processor
@@ -248,7 +260,12 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, kind
 
 
 def export_model(model: Any, processor: Any, out_dir: Path) -> Path:
-    """Save the model and processor as a Hugging Face folder at `out_dir`, whole, by rename."""
+    """Save the model and processor as a Hugging Face folder at `out_dir`, whole, by rename. LoRA adapters are
+    merged into their layers first (in place: the job is over), so the folder is a plain full model."""
+    from reasoner.engines.local.lora import has_adapters, merge_adapters
+
+    if has_adapters(model):
+        merge_adapters(model)
     with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)

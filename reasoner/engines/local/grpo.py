@@ -20,6 +20,7 @@ index) refill the step, at most `max_extra_batches` of them; a step still short 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.dynamic import Generated, choose, gather_groups, groups_missing, problem_stream
 from reasoner.engines.local.loop import OnStep, TrainingSession
+from reasoner.engines.local.lora import adapters_disabled, sampling_mode
 from reasoner.engines.local.objective import LossParts, LossSettings, grpo_advantages, grpo_loss
 from reasoner.engines.local.rollout import Rollout, StopRule, rollout, rows_of
 from reasoner.errors import ReasonerError
@@ -181,7 +183,7 @@ class GRPOStep:
         generator = torch.Generator(device=self.runtime.device).manual_seed(
             rollout_seed(self.job.seed, index, dp.rank, extra)
         )
-        with autocast(self.runtime):
+        with autocast(self.runtime), sampling_mode(self.model):
             result = rollout(
                 self.model,
                 self.processor,
@@ -263,11 +265,13 @@ def make_batch(
     group, temperature = cfg.sampling.n, logprob_temperature(cfg)
     advantages = grpo_advantages(rewards, result.mask, group, norm_by_std=cfg.norm_adv_by_std)  # [N, C]
     fixed: dict[str, torch.Tensor | None] = {"ref": None, "old": None}
-    with torch.no_grad():
+    with torch.no_grad(), sampling_mode(model):
         if reference is not None:
-            fixed["ref"] = sequence_logprobs(
-                reference, prompts, result.tokens, result.mask, group, temperature
-            )[0]
+            # Under LoRA the reference is the policy itself with its adapters skipped: the start model exactly.
+            with adapters_disabled(model) if reference is model else contextlib.nullcontext():
+                fixed["ref"] = sequence_logprobs(
+                    reference, prompts, result.tokens, result.mask, group, temperature
+                )[0]
         if cfg.updates_per_batch > 1:
             fixed["old"] = sequence_logprobs(model, prompts, result.tokens, result.mask, group, temperature)[
                 0
@@ -327,8 +331,10 @@ def train_grpo(
         raise ReasonerError(f"stage {job.stage.name}: no problems to train GRPO on")
     cfg = job.stage.grpo
     total = planned_steps(job.stage, len(problems), cfg.prompts_per_step)
-    model, processor = load_trainable(job.init_model, runtime, freeze_vision=job.stage.freeze_vision)
-    reference = load_reference(job.init_model, runtime) if cfg.kl_coef > 0 else None
+    model, processor = load_trainable(job.init_model, runtime, freeze_vision=job.stage.freeze_vision, seed=job.seed)
+    reference = None
+    if cfg.kl_coef > 0:  # under LoRA: the policy with its adapters off (no second copy of the model)
+        reference = model if runtime.lora is not None else load_reference(job.init_model, runtime)
     session = TrainingSession(
         job,
         "grpo",

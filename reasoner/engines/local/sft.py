@@ -104,7 +104,7 @@ def train_sft(
     stage = job.stage
     per_step = stage.batch_size * stage.grad_accum
     total = planned_steps(stage, len(examples), per_step)
-    model, processor = load_trainable(job.init_model, runtime, freeze_vision=stage.freeze_vision)
+    model, processor = load_trainable(job.init_model, runtime, freeze_vision=stage.freeze_vision, seed=job.seed)
     session = TrainingSession(
         job,
         "sft",

@@ -21,6 +21,7 @@ from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig
 from reasoner.data.records.problem import Problem
 from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
+from reasoner.engines.verl import lora
 from reasoner.engines.verl import overrides as ov
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
 from reasoner.engines.verl.data_format import ImageLimits, write_rl_parquet, write_sft_parquet
@@ -97,7 +98,7 @@ def check_stage(stage: StageConfig) -> list[str]:
 def validate_plan(run: RunConfig, plans: list[StagePlan], run_dir: Path | None = None) -> list[VerlStagePlan]:
     """Compose and validate every stage's verl config (no Ray, no GPU, no model loading); raise on any error."""
     run_dir = run_dir or Path(run.output_dir) / run.name
-    errors: list[str] = []
+    errors: list[str] = lora.check(run)
     by_name = {plan.name: plan for plan in plans}
     checked = []
     for plan in plans:
@@ -239,7 +240,7 @@ class VerlEngine:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total
             )
-        export_model(paths.ckpt_dir, job.out_model, role=role)
+        export_model(paths.ckpt_dir, job.out_model, role=role, init_model=job.init_model)
         return {**final_metrics(metrics_file), "verl/total_steps": float(total)}
 
     def _limits(self) -> ImageLimits:

@@ -6,8 +6,9 @@ config and processor, plus the full weights when `save_contents` includes `hf_mo
 `<ckpt>/latest_checkpointed_iteration.txt`, written only after a save completes.
 
 Export copies `huggingface/` when it holds the weights, else merges the shards with verl's `FSDPModelMerger`
-(what `python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir OUT` runs). Either
-way the folder appears at `out_model` whole, by rename.
+(what `python -m verl.model_merger merge --backend fsdp --local_dir .../actor --target_dir OUT` runs); a LoRA
+stage's checkpoints hold no `hf_model` and its export is the start model with the checkpoint's adapters folded in
+(`lora.export_lora`; verl's merger would round the weights to bf16). Either way the folder appears at `out_model` whole, by rename.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from reasoner.atomic import atomic_dir, write_json
+from reasoner.engines.verl.lora import META_FILE, export_lora
 from reasoner.errors import ReasonerError
 
 log = logging.getLogger(__name__)
@@ -99,8 +101,11 @@ def has_hf_weights(folder: Path) -> bool:
     return folder.is_dir() and any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS)
 
 
-def export_model(ckpt_dir: Path, out_model: Path, *, role: str | None = "actor") -> Path:
-    """Turn the newest checkpoint's `role` model (None: the step folder itself, SFT) into `out_model`."""
+def export_model(
+    ckpt_dir: Path, out_model: Path, *, role: str | None = "actor", init_model: Path | None = None
+) -> Path:
+    """Turn the newest checkpoint's `role` model (None: the step folder itself, SFT) into `out_model`; a LoRA
+    checkpoint's adapters are folded into `init_model`, the stage's start model."""
     step = latest_checkpoint(ckpt_dir)
     if step is None:
         raise ReasonerError(
@@ -113,6 +118,11 @@ def export_model(ckpt_dir: Path, out_model: Path, *, role: str | None = "actor")
         if has_hf_weights(hf_dir):
             log.info("exporting %s (full Hugging Face weights) to %s", hf_dir, out_model)
             shutil.copytree(hf_dir, tmp, dirs_exist_ok=True)
+        elif (shards / META_FILE).is_file():
+            if init_model is None:
+                raise ReasonerError(f"{shards}: a LoRA checkpoint; its export needs the stage's start model")
+            log.info("folding the LoRA adapters of %s into %s", shards, init_model)
+            export_lora(shards, init_model, tmp)
         else:
             log.info("merging FSDP shards of %s into %s", shards, out_model)
             merge_fsdp_shards(shards, tmp)

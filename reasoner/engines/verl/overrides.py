@@ -14,6 +14,7 @@ paths, so golden tests pin the exact list verl receives. Notes on the mapping:
   seq-mean-token-sum-norm also sets `actor.loss_scale_factor` to the response budget, the constant the local
   engine divides by (verl's default, each micro-batch's padded length, moves with padding). `dynamic_sampling`
   -> `algorithm.filter_groups` (enable, metric `reward`); verl 0.9.1's V1 trainer has no cap on the refills.
+- `model.lora` (on): verl's LoRA keys of the model section, see `reasoner.engines.verl.lora`.
 - verl 0.9.1 declares `actor.freeze_vision_tower` but no code reads it; we still set it (it documents the
   intent and takes over if verl wires it), and `reasoner.engines.verl.freeze` does the freezing (launch env).
 """
@@ -29,13 +30,15 @@ from typing import Any
 
 from reasoner import tracking
 from reasoner.config import ClusterConfig, CPURollout, GRPOConfig, PolicyLoss, RunConfig, StageConfig, Tracker
+from reasoner.engines.verl.lora import checkpoint_contents, lora_overrides
 
 REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
 """The reward adapter verl loads by path (`reward.custom_reward_function.path`)."""
 
 SUM_NORM = "seq-mean-token-sum-norm"
 CHECKPOINT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
-"""What every checkpoint holds: resumable FSDP shards + optimizer + RNG/data state, and full HF weights."""
+"""What every checkpoint holds: resumable FSDP shards + optimizer + RNG/data state, and full HF weights (not under
+LoRA: `lora.checkpoint_contents`)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def grpo_overrides(
         ("actor_rollout_ref.model.path", str(paths.init_model)),
         ("actor_rollout_ref.model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
         *_attention("actor_rollout_ref.model", cluster),
+        *lora_overrides("actor_rollout_ref.model", run.model.lora, merge_for_rollout=True),
         (f"{actor}.strategy", "fsdp2"),
         *_optim(f"{actor}.optim", stage),
         (f"{actor}.ppo_mini_batch_size", grpo.prompts_per_step // grpo.updates_per_batch),
@@ -182,7 +186,7 @@ def grpo_overrides(
         (f"{actor}.data_loader_seed", seed),
         (f"{actor}.fsdp_config.param_offload", cluster.param_offload),
         (f"{actor}.fsdp_config.optimizer_offload", cluster.optimizer_offload),
-        (f"{actor}.checkpoint.save_contents", list(CHECKPOINT_CONTENTS)),
+        (f"{actor}.checkpoint.save_contents", checkpoint_contents(CHECKPOINT_CONTENTS, run.model.lora)),
         ("actor_rollout_ref.ref.fsdp_config.param_offload", cluster.ref_param_offload),
         (
             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu",
@@ -270,11 +274,12 @@ def sft_overrides(
         ("model.path", str(paths.init_model)),
         ("model.enable_gradient_checkpointing", cluster.gradient_checkpointing),
         *_attention("model", cluster),
+        *lora_overrides("model", run.model.lora, merge_for_rollout=False),
         ("engine.strategy", "fsdp2"),
         ("engine.param_offload", cluster.param_offload),
         ("engine.optimizer_offload", cluster.optimizer_offload),
         *_optim("optim", stage),
-        ("checkpoint.save_contents", list(CHECKPOINT_CONTENTS)),
+        ("checkpoint.save_contents", checkpoint_contents(CHECKPOINT_CONTENTS, run.model.lora)),
         *_trainer_common(run, stage, paths, total, epochs),
         ("trainer.max_ckpt_to_keep", cluster.keep_checkpoints),
         ("trainer.seed", run.seed if seed is None else seed),
