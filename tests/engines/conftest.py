@@ -1,5 +1,6 @@
-"""Fixtures of the local GRPO loop tests (tests/engines/test_local_grpo.py, test_local_dynamic_sampling.py): a
-briefly SFT-warmed tiny model, a GRPO job on it, its metrics rows, and the interrupted-and-resumed check."""
+"""Fixtures of the local engine tests: the tiny model and a dozen SFT examples (SFT, LoRA, non-finite tests); for
+the GRPO loop tests (test_local_grpo.py, test_local_dynamic_sampling.py) a briefly SFT-warmed tiny model, a GRPO
+job on it, its metrics rows, and the interrupted-and-resumed check."""
 
 from __future__ import annotations
 
@@ -10,13 +11,25 @@ import pytest
 import torch
 
 from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
+from reasoner.data.stage.selection import SFTExample
 from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.models.loading import load_model
-from reasoner.prompts import load_template
+from reasoner.prompts import format_target, load_template
 
 TEMPLATE = load_template("reason")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[SFTExample]:
+    problems = generate_mixed(list(TASKS), 12, level=1, seed=5)
+    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
 
 
 @pytest.fixture(scope="session")

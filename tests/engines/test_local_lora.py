@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from reasoner.config import LoraConfig, ModelConfig, RunConfig, StageConfig, StageKind
-from reasoner.data.stage.selection import SFTExample
 from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
@@ -19,7 +18,7 @@ from reasoner.engines.local.lora import adapters_disabled, attach, has_adapters,
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import FAMILIES, ensure_tiny_model
-from reasoner.prompts import format_target, load_template
+from reasoner.prompts import load_template
 
 LORA = LoraConfig(rank=4, alpha=8)
 PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
@@ -27,17 +26,6 @@ PROJECTIONS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 
 def lora_run(**keys) -> RunConfig:
     return RunConfig(name="t", model=ModelConfig(lora=LoraConfig(**{"rank": 4, "alpha": 8, **keys})))
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[SFTExample]:
-    problems = generate_mixed(list(TASKS), 12, level=1, seed=5)
-    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
 
 
 def make_job(root: Path, init: Path, **stage) -> TrainJob:

@@ -17,7 +17,6 @@ import torch
 import rewards
 from reasoner.config import Extraction, GRPOConfig, RunConfig, SamplingConfig, StageConfig, StageKind
 from reasoner.data.records.problem import Problem
-from reasoner.data.stage.selection import SFTExample
 from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
@@ -25,22 +24,10 @@ from reasoner.engines.local.grpo import score_rollout
 from reasoner.engines.local.loop import NonFiniteGuard, NonFiniteStop
 from reasoner.engines.local.rollout import Rollout
 from reasoner.models.loading import load_model
-from reasoner.models.tiny import ensure_tiny_model
-from reasoner.prompts import format_target, load_template
+from reasoner.prompts import load_template
 
 TEMPLATE = load_template("reason")
 ABSURD_LR = 1e30
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[SFTExample]:
-    problems = generate_mixed(list(TASKS), 12, level=1, seed=5)
-    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
 
 
 @pytest.fixture(scope="module")

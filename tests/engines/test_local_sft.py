@@ -11,26 +11,13 @@ import pytest
 import torch
 
 from reasoner.config import EvalConfig, RunConfig, StageConfig, StageKind
-from reasoner.data.stage.selection import SFTExample
-from reasoner.data.worlds import TASKS, generate_mixed
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
 from reasoner.engines.local.sft import encode_batch, target_logprobs
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
 from reasoner.models.tiny import FAMILIES, ensure_tiny_model
-from reasoner.prompts import format_target, load_template
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ensure_tiny_model(tmp_path_factory.getbasetemp() / "models", size="demo", seed=0)
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[SFTExample]:
-    problems = generate_mixed(list(TASKS), 12, level=1, seed=5)
-    return [SFTExample(p, format_target(p.reasoning, p.answer_label())) for p in problems]
+from reasoner.prompts import load_template
 
 
 def make_job(root: Path, init: Path, fingerprint: str = "", **stage) -> TrainJob:
