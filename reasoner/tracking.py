@@ -6,12 +6,14 @@ logs them: `train/*`, `reward/*`, `actor/*` ... on the local engine, verl's own 
 stage's last step, its evaluations (`eval/<dataset>/accuracy`, the same names on both engines). The base model's
 evaluation is the run `<experiment>-base`; the final report table is the run `<experiment>-report`.
 
-Both engines hand the metrics to verl's `Tracking` (verl/utils/tracking.py), which speaks to every backend: the
-verl engine through `trainer.logger` in its trainer, the local engine and the evaluations here. A stage's run is
-created once, its ids kept in the stage's `logs/tracking.json`, so a resumed stage and its evaluations log into
-the same run: mlflow by run id (`MLFLOW_RUN_ID`, which verl's `Tracking` attaches to), wandb by run id and
-`resume="allow"` (`WANDB_RUN_ID`, `WANDB_RESUME`). Tensorboard events are written by the engines themselves
-(the local engine's `MetricsLog`, verl's tensorboard logger), so `Tracking` is asked for mlflow and wandb only.
+Both engines hand training metrics to verl's `Tracking` (verl/utils/tracking.py), which speaks to every backend:
+the verl engine through `trainer.logger` in its trainer, the local engine through `StageTracker` here. A stage's
+run is created once, its ids kept in the stage's `logs/tracking.json`, so a resumed stage and its evaluations log
+into the same run: mlflow by run id (`MLFLOW_RUN_ID`, which verl's `Tracking` attaches to; on the verl engine each
+launch of the trainer gets a child run of its own, see `verl_attempt_environment`), wandb by run id and
+`resume="allow"` (`WANDB_RUN_ID`, `WANDB_RESUME`). Evaluations and the report go through each library's own API
+(`log_evaluation`, `log_report`). Tensorboard events are written by the engines themselves (the local engine's
+`MetricsLog`, verl's tensorboard logger), so `Tracking` is asked for mlflow and wandb only.
 """
 
 from __future__ import annotations
@@ -123,13 +125,16 @@ def _state(run: RunConfig, stage: str, log_dir: Path) -> dict[str, Any]:
     """The stage's tracker run ids, made once and kept in logs/tracking.json."""
     path = log_dir / STATE_FILE
     state = read_json_object(path) if path.is_file() else {}
-    backends = remote_backends(run)
+    backends, before = remote_backends(run), dict(state)
     if Tracker.mlflow.value in backends and "mlflow_run_id" not in state:
         state["mlflow_run_id"] = _create_mlflow_run(run, stage, params=_settings(run, stage))
     if Tracker.wandb.value in backends and "wandb_run_id" not in state:
         state["wandb_run_id"] = uuid.uuid4().hex[:12]
-    log_dir.mkdir(parents=True, exist_ok=True)
-    write_json(path, state)
+    if state != before:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        write_json(path, state)
+        ids = ", ".join(f"{key.split('_')[0]} {value}" for key, value in state.items() if key.endswith("_run_id"))
+        log.info("stage %s: tracker run %s (%s; ids in %s)", stage, run_name(run, stage), ids, path)
     return state
 
 
