@@ -6,7 +6,7 @@ pairs of responses, not problems with an answer to score); the `dpo` section bel
 from __future__ import annotations
 
 from reasoner.config.schema import RunConfig
-from reasoner.config.stages import DPOConfig, GRPOConfig, StageConfig, StageKind, StageDataConfig
+from reasoner.config.stages import DPOConfig, GRPOConfig, StageConfig, StageDataConfig, StageKind
 
 PREFERENCE_SOURCE = "preference"
 """The dataset source of preference pairs (`reasoner.benchmarks.preference`)."""

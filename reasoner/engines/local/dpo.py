@@ -241,8 +241,7 @@ def train_dpo(
 
     summary = session.run(step)
     rows = MetricsLog.read(job.log_dir / METRICS_FILE)
-    for key in ("dpo_eval/start_accuracy", "dpo_eval/start_margin"):
-        summary.update({key: row[key] for row in rows[:1] if key in row})
-    for key in ("dpo_eval/accuracy", "dpo_eval/margin"):
-        summary.update({key: row[key] for row in rows[-1:] if key in row})
+    first, last = (rows[0], rows[-1]) if rows else ({}, {})
+    summary.update({k: first[k] for k in ("dpo_eval/start_accuracy", "dpo_eval/start_margin") if k in first})
+    summary.update({k: last[k] for k in ("dpo_eval/accuracy", "dpo_eval/margin") if k in last})
     return summary
