@@ -88,6 +88,7 @@ def test_fingerprint_covers_dpo_settings_and_other_kinds_ignore_the_section(pair
         ("stages.dpo1.data.dataset=heldout", "a kind=dpo stage trains on preference pairs"),
         ("stages.dpo1.kind=sft", "only kind=dpo stages train on preference pairs"),
         ("stages.dpo1.data.difficulty=hard", "a dpo stage takes only data.dataset"),
+        ("stages.dpo1.prompt=caption", "a dpo stage sends each pair's own prompt as written"),
     ],
 )
 def test_config_errors_name_the_key(pairs, tmp_path, override, message):

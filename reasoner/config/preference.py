@@ -39,6 +39,9 @@ def check_kind(run: RunConfig, stage: StageConfig) -> list[str]:
                       f"preference pairs: a dataset with source={PREFERENCE_SOURCE} and a path")  # fmt: skip
     if stage.grpo != GRPOConfig():
         errors.append("grpo: settings given for a dpo stage; move them to a kind=grpo stage")
+    if stage.prompt:
+        errors.append(f"prompt: {stage.prompt!r} given, but a dpo stage sends each pair's own prompt as written "
+                      "(no template); remove it")  # fmt: skip
     defaults = StageDataConfig(dataset=stage.data.dataset, limit=stage.data.limit, allow_overlap=stage.data.allow_overlap)
     if stage.data != defaults:
         errors.append("data: a dpo stage takes only data.dataset, data.limit and data.allow_overlap (targets, "
