@@ -33,7 +33,7 @@ from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import eval_fingerprint, evaluate
 from reasoner.models.tiny import build_tiny_model, describe_tiny_model
-from reasoner.prompts import Template, load_template
+from reasoner.prompts import PAIR_PROMPT, Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
 from reasoner.runlock import hold
@@ -56,7 +56,9 @@ class Run:
         self.datasets = Datasets(self.config)
 
     def template_of(self, stage: StagePlan) -> Template:
-        """The stage's prompt template: its own `prompt`, else the run's."""
+        """The stage's prompt template: its own `prompt`, else the run's; a dpo stage's is each pair's prompt."""
+        if stage.kind == "dpo":
+            return PAIR_PROMPT
         if stage.config is None or not stage.config.prompt:
             return self.template
         return load_template(stage.config.prompt, f"stages.{stage.name}.prompt")
@@ -78,6 +80,9 @@ def _describe(stage: StagePlan, run: RunConfig) -> str:
     what = f"{data.dataset}"
     if stage.kind == "sft":
         what += f", targets={data.targets.value}" + (f" from {stage.policy}" if stage.policy else "")
+    elif stage.kind == "dpo":
+        dpo = stage.config.dpo
+        what += f" (preference pairs, beta={dpo.beta:g}, nll_alpha={dpo.nll_alpha:g}, heldout={dpo.heldout:g})"
     elif data.difficulty.value != "all":
         what += f", difficulty={data.difficulty.value}"
     return f"{stage.name}: from {stage.init}, data {what}"
@@ -231,10 +236,11 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             stage, run.plans, template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
         )
         data, data_stats = build_stage_data(context, problems)
-        items = [(e.problem, e.target) if stage.kind == "sft" else (e, None) for e in data]
+        items = [_preflight_item(stage.kind, item) for item in data]
         # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
         data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, template, items)}
-        metrics = engine.train_sft(job, data) if stage.kind == "sft" else engine.train_grpo(job, data)
+        train = {"sft": engine.train_sft, "grpo": engine.train_grpo, "dpo": engine.train_dpo}[stage.kind]
+        metrics = train(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
         model = stage_dir.model
     lora_on = run.config.model.lora.enabled
@@ -255,6 +261,16 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
         }
     )
     log.info("stage %s (%s): finished in %.1f s", stage.dir_name, stage.name, time.perf_counter() - start)
+
+
+def _preflight_item(kind: str, item) -> tuple[Problem, str | None]:
+    """What the pre-flight measures of one training item: an SFT example's prompt + target, a DPO pair's prompt +
+    its longer response, a GRPO problem's prompt."""
+    if kind == "sft":
+        return item.problem, item.target
+    if kind == "dpo":
+        return item.problem, max(item.chosen, item.rejected, key=len)
+    return item, None
 
 
 def _limit(problems: list[Problem], limit: int) -> list[Problem]:

@@ -103,6 +103,11 @@ def load_template(name_or_path: str, key: str = "") -> Template:
     return Template(name=path.stem, text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
+PAIR_PROMPT = Template(name="pair-prompt", text="$question", sha256=hashlib.sha256(b"$question").hexdigest())
+"""A DPO stage's prompt: each preference pair's own `prompt`, as written (ends stripped, blank lines dropped, as
+every template renders). Defined here, not as a file in configs/prompts/, which the tiny tokenizer is trained on."""
+
+
 def format_choices(choices: Sequence[str] | None) -> str:
     """Options as MathVista prints them: 'Choices:' then '(A) text' per line; empty for free-form."""
     if not choices:

@@ -26,6 +26,7 @@ BUILTIN = {
     "file": "reasoner.benchmarks.problems:PROBLEMS",
     "mathvision": "reasoner.benchmarks.mathvision:MATHVISION",
     "mathvista": "reasoner.benchmarks.mathvista:MATHVISTA",
+    "preference": "reasoner.benchmarks.preference:PREFERENCE",
 }
 """Built-in benchmark name -> the `module:attribute` holding its `Benchmark`."""
 

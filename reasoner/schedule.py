@@ -46,7 +46,7 @@ class StagePlan:
     index: int
     name: str
     kind: str
-    """base | sft | grpo"""
+    """base | sft | grpo | dpo"""
     init: str | None
     """Name of the stage whose model this one starts from (None for the base)."""
     policy: str | None
@@ -162,6 +162,8 @@ def stage_settings(stage: StageConfig) -> dict:
     """A stage's own settings as fingerprinted: all but `UNFINGERPRINTED` (they cannot change a finished model)."""
     settings = {key: value for key, value in to_dict(stage).items() if key not in UNFINGERPRINTED}
     settings["grpo"] = grpo_settings(stage.grpo)
+    if stage.kind != StageKind.dpo:  # the dpo section joined later: other kinds keep their fingerprints
+        del settings["dpo"]
     # The contamination guard's permission decides whether a stage may start, not what it trains on.
     settings["data"] = {key: value for key, value in settings["data"].items() if key != "allow_overlap"}
     return settings

@@ -341,3 +341,46 @@ def _wait_for_job_server(address: str, head: subprocess.Popen, log_path: Path, t
         except Exception:  # noqa: BLE001 - not up yet: connection refused, 503, ...
             time.sleep(0.5)
     pytest.fail(f"Ray job server at {address} did not answer within {timeout_s} s")
+
+
+def _corrupt_count(caption: str, rng) -> str:
+    """The caption with its first number (the count of bars, digits or shapes) one off: the rejected response."""
+    import re
+
+    found = re.search(r"\d+", caption)
+    value = int(found.group())
+    wrong = value + rng.choice([-1, 1]) if value > 1 else value + 1
+    return caption[: found.start()] + str(wrong) + caption[found.end() :]
+
+
+def _write_preference_file(folder: Path, *, tasks=("bars", "digits"), n: int = 96, seed: int = 0,
+                           split: str = "train") -> Path:  # fmt: skip
+    """A preference file from the synthetic world under `folder`: per distinct image, the prompt "Describe the
+    image.", chosen = its exact caption, rejected = the caption with its leading count one off (inconsistent with the
+    items the caption lists, so a text-only model can learn to tell them apart: this exercises DPO, not
+    perception). Images are written as PNG files beside the file, referenced by relative paths."""
+    import random
+
+    from reasoner.data.worlds import generate_mixed
+
+    rng = random.Random(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows, seen = [], set()
+    for problem in generate_mixed(list(tasks), n, level=1, seed=seed, split=split):
+        if problem.caption in seen:
+            continue
+        seen.add(problem.caption)
+        image = f"images/{problem.id}.png"
+        (folder / image).write_bytes(problem.images[0].data)
+        rows.append({"id": problem.id, "image": image, "prompt": "Describe the image.", "chosen": problem.caption,
+                     "rejected": _corrupt_count(problem.caption, rng)})  # fmt: skip
+    path = folder / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_preference_file():
+    """`write_preference_file(folder, tasks=("bars", "digits"), n=96, seed=0, split="train")` -> a preference
+    .jsonl built from the synthetic world's exact captions (see `_write_preference_file`)."""
+    return _write_preference_file

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from reasoner import registry
 from reasoner.config.overrides import default_names, override_items, resolve_stage_keys
+from reasoner.config.preference import check_kind, check_preference_sets
 from reasoner.config.ranges import check_ranges
 from reasoner.config.schema import (
     LORA_ALL_LINEAR,
@@ -182,6 +183,7 @@ def validate(run: RunConfig, source: str = "config") -> None:
     """Check what the schema cannot: numbers in range, references between sections, kind-specific settings, the
     cluster's shape."""
     errors = check_ranges(run) + _check_model(run) + _check_datasets(run) + _check_stages(run) + _check_cluster(run)
+    errors += check_preference_sets(run)
     for name in run.eval.datasets:
         if name not in run.datasets:
             errors.append(f"eval.datasets: {name!r} is not in datasets; defined: {', '.join(run.datasets) or 'none'}")
@@ -322,10 +324,11 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
             errors.append(f"data.selfdistill.policy: {policy!r} is not allowed; allowed: previous, {', '.join(earlier)}")
         if stage.data.targets == SFTTargets.self and not earlier and policy == "previous":
             errors.append("data.targets: self needs an earlier stage whose model samples the chains")
-    else:
+    elif stage.kind == StageKind.grpo:
         if stage.data.targets != SFTTargets.reference:
             errors.append("data.targets: only for kind=sft stages")
         errors += _check_rollouts(stage.grpo)
+    errors += check_kind(run, stage)
     return errors + _check_sections(stage) + _check_pass_rate(stage, earlier) + _check_split(run, stage)
 
 
@@ -333,7 +336,7 @@ def _check_split(run: RunConfig, stage: StageConfig) -> list[str]:
     """The local engine's data-parallel processes each take an equal part of a step's prompts / examples."""
     if run.processes <= 1 or run.engine.value != "local":
         return []  # processes < 1 is reported by the range check
-    key, per_step = ("batch_size", stage.batch_size) if stage.kind == StageKind.sft else (
+    key, per_step = ("batch_size", stage.batch_size) if stage.kind != StageKind.grpo else (
         "grpo.prompts_per_step", stage.grpo.prompts_per_step)  # fmt: skip
     if per_step % run.processes:
         return [f"{key}: {per_step} is not allowed with processes: {run.processes}; allowed: a multiple of "

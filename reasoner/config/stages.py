@@ -40,6 +40,8 @@ __all__ = [
     "LossAggMode",
     "PolicyLoss",
     "GRPOConfig",
+    "DPOReference",
+    "DPOConfig",
     "StageConfig",
 ]
 
@@ -47,6 +49,7 @@ __all__ = [
 class StageKind(str, Enum):
     sft = "sft"
     grpo = "grpo"
+    dpo = "dpo"
 
 
 class Extraction(str, Enum):
@@ -274,10 +277,38 @@ class GRPOConfig:
     """How the reward reads the answer (strict: only a well-formed final <answer> tag, as the recipe)."""
 
 
+class DPOReference(str, Enum):
+    """The frozen model DPO's log-ratios are measured against."""
+
+    start = "start"
+    """The stage's starting model (`init`): its log-probs of every pair, computed once before training."""
+
+
+@dataclass
+class DPOConfig:
+    """kind=dpo: direct preference optimisation on the pairs of a `preference` dataset (TRL's sigmoid DPO, plus
+    an NLL term on the chosen response, TRL's `rpo_alpha`). Per pair, with summed response log-probs:
+    -logsigmoid(beta * ((logp_chosen - ref_chosen) - (logp_rejected - ref_rejected))) + nll_alpha * NLL(chosen),
+    NLL(chosen) the chosen response's mean per-token negative log-likelihood."""
+
+    beta: float = ranged(0.1, POSITIVE)
+    """Strength of the implicit KL to the reference: the log-ratio margin is scaled by beta."""
+    nll_alpha: float = ranged(0.0, AT_LEAST_0)
+    """Weight of the chosen response's NLL (mean per token) added to each pair's loss (0 = pure DPO; STIC's
+    regulariser on the preferred answer)."""
+    reference: DPOReference = DPOReference.start
+    """The reference model: start (the stage's starting model, `init`)."""
+    heldout: float = ranged(0.1, Range(0, 1, high_open=True, meaning="0 = no held-out pairs"))
+    """Share of the kept pairs held out of training (drawn by the stage seed) and scored at the start and the end
+    (`dpo_eval/*` metrics)."""
+    eval_every: int = ranged(0, Range(0, meaning="0 = only at the start and the end"))
+    """Also score the held-out pairs every N steps."""
+
+
 @dataclass
 class StageConfig:
     kind: StageKind = MISSING
-    """sft | grpo."""
+    """sft | grpo | dpo."""
     name: str = ""
     """Unique stage name; default: kind + iteration (sft1, grpo1, sft2, ...)."""
     init: str = "previous"
@@ -293,7 +324,7 @@ class StageConfig:
     epochs: float = ranged(1.0, POSITIVE)
     """Passes over the data when steps = 0."""
     batch_size: int = ranged(8, AT_LEAST_1)
-    """SFT: examples per optimizer step (before accumulation)."""
+    """SFT: examples per optimizer step (before accumulation); DPO: preference pairs per step."""
     grad_accum: int = ranged(1, AT_LEAST_1)
     """Gradient accumulation micro-steps."""
     lr: float = ranged(1e-5, POSITIVE)
@@ -315,3 +346,6 @@ class StageConfig:
     engine skips an update with a non-finite grad norm on its own and has no such limit: it does not read this."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO only."""
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    """DPO only (kind=dpo): beta, the NLL weight, the reference, held-out pairs. Outside the fingerprint of the
+    other kinds."""

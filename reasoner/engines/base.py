@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reasoner.config import RunConfig, StageConfig
 from reasoner.data.records.problem import Problem
+from reasoner.data.stage.preference import PreferencePair
 from reasoner.data.stage.selection import SFTExample
 from reasoner.generation.base import Generator
 from reasoner.prompts import Template
@@ -58,4 +59,8 @@ class Engine(Protocol):
 
     def train_grpo(self, job: TrainJob, problems: list[Problem]) -> dict[str, float]:
         """GRPO on `problems` with verifiable rewards; returns summary metrics for the manifest."""
+
+    def train_dpo(self, job: TrainJob, pairs: list[PreferencePair]) -> dict[str, float]:
+        """DPO on preference `pairs` (the held-out ones scored, not trained on); returns summary metrics for the
+        manifest. An engine without a route refuses dpo stages in `validate`."""
 

@@ -5,6 +5,7 @@
                   self       an earlier stage's policy samples k chains -> the selection pipeline
     GRPO problems all        every problem
                   a band     easy | medium | hard by the pass rate of a policy (`reasoner.data.stage.difficulty`)
+    DPO pairs     preference the preference set's pairs, selected and split (`reasoner.data.stage.preference`)
 
 `build_stage_data` picks the builder from the stage config and caches its output in the stage's data/ folder
 (`reasoner.data.stage.cache`, keyed by the stage fingerprint), so a resumed stage trains on the very same items and a
@@ -32,6 +33,8 @@ TARGETS_FILE = "targets.json"
 """An SFT stage's targets in data/: `[problem id, target]` per example."""
 PROBLEMS_FILE = "problems.json"
 """A GRPO stage's problems in data/: their ids."""
+PAIRS_FILE = "pairs.json"
+"""A DPO stage's pairs in data/: `[problem id, held out]` per pair."""
 
 
 @dataclass
@@ -54,7 +57,8 @@ class StageContext:
 
 
 def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[Any], dict[str, Any]]:
-    """The stage's SFT examples or GRPO problems and their statistics (cached in data/, see the module doc)."""
+    """The stage's SFT examples, GRPO problems or DPO pairs and their statistics (cached in data/, see the module
+    doc)."""
     by_id = {p.id: p for p in problems}
     owner = f"stage {ctx.plan.name}"
     data = ctx.plan.config.data
@@ -66,6 +70,17 @@ def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[A
             lambda: build(ctx, problems),
             encode=lambda e: [e.problem.id, e.target],
             decode=lambda item: SFTExample(by_id[item[0]], item[1]),
+            owner=owner,
+        )
+    if ctx.plan.config.kind == StageKind.dpo:
+        from reasoner.data.stage.preference import PreferencePair, select_pairs
+
+        return cached_build(
+            ctx.data_dir / PAIRS_FILE,
+            ctx.plan.fingerprint,
+            lambda: select_pairs(problems, ctx.plan.config.dpo.heldout, ctx.seed, stage=ctx.plan.name),
+            encode=lambda pair: [pair.problem.id, pair.heldout],
+            decode=lambda item: PreferencePair.of(by_id[item[0]], bool(item[1])),
             owner=owner,
         )
     build = all_problems if data.difficulty == Difficulty.all else difficulty_band

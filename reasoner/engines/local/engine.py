@@ -3,6 +3,7 @@
 engine = LocalEngine(run)
 engine.train_sft(job, examples)      # -> summary metrics; model exported to job.out_model
 engine.train_grpo(job, problems)
+engine.train_dpo(job, pairs)
 engine.generator(job.out_model)      # evaluation / (self-)distillation: transformers or vLLM (eval.backend)
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from reasoner.config import GeneratorBackend, RunConfig
 from reasoner.data.records.problem import Problem
+from reasoner.data.stage.preference import PreferencePair
 from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local.common import resolve_runtime
@@ -84,6 +86,14 @@ class LocalEngine:
         self.release_generators()
         with self._tracked(job) as on_step:
             return train_grpo(job, problems, self.runtime, on_step=on_step)
+
+    def train_dpo(self, job: TrainJob, pairs: list[PreferencePair]) -> dict[str, float]:
+        """DPO on preference `pairs` (see `reasoner.engines.local.dpo`)."""
+        from reasoner.engines.local.dpo import train_dpo
+
+        self.release_generators()
+        with self._tracked(job) as on_step:
+            return train_dpo(job, pairs, self.runtime, on_step=on_step)
 
     @contextlib.contextmanager
     def _tracked(self, job: TrainJob) -> Iterator[OnStep]:

@@ -58,6 +58,12 @@ class VerlStagePlan:
     """verl's composed and validated config (an OmegaConf DictConfig)."""
 
 
+DPO_NOT_BUILT = (
+    "stages.{stage}.kind: dpo is not built on the verl engine yet (its route, verl's pluggable SFT loss, is not "
+    "written: docs/engines.md); run kind=dpo stages with engine: local"
+)
+
+
 def stage_paths(init_model: Path, ckpt_dir: Path, log_dir: Path) -> ov.StagePaths:
     """A stage's verl paths (absolute): its parquet file lives in its checkpoint folder."""
     ckpt_dir = ckpt_dir.absolute()
@@ -83,7 +89,10 @@ def compose_stage(config_name: str, overrides: list[str], where: str):
 
 
 def check_stage(stage: StageConfig) -> list[str]:
-    """Stage settings the translation could only round (messages naming the key)."""
+    """Stage settings the translation could only round, and stage kinds it has no route for (messages naming the
+    key)."""
+    if stage.kind == StageKind.dpo:
+        return [DPO_NOT_BUILT.format(stage=stage.name)]
     grpo = stage.grpo
     if stage.kind == StageKind.grpo and (
         grpo.updates_per_batch < 1 or grpo.prompts_per_step % grpo.updates_per_batch
@@ -208,6 +217,10 @@ class VerlEngine:
             limits=self._limits(),
         )
         return self._train(job, paths, len(problems), role="actor")
+
+    def train_dpo(self, job: TrainJob, pairs: list) -> dict[str, float]:
+        """Not built: `validate` refuses a dpo stage before any work."""
+        raise ReasonerError("verl engine: " + DPO_NOT_BUILT.format(stage=job.stage.name))
 
     def _train(self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None) -> dict[str, float]:
         from reasoner.engines.verl import launch
