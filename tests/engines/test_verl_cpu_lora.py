@@ -13,8 +13,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from reasoner.pipeline import execute, load_run
-
 pytestmark = pytest.mark.slow
 
 SCHEDULE = """
@@ -46,7 +44,12 @@ assert "peft" not in sys.modules
 def test_verl_lora_schedule_on_the_cpu(vllm_installed, rollout_check, tmp_path):
     config = tmp_path / "lora-verl.yaml"
     config.write_text(SCHEDULE)
-    stages = execute(load_run(config, [f"output_dir={tmp_path}"])).parent / "stages"
+    # In a process of its own, as users run it: a verl run joins Ray and selects verl's CPU platform in its process
+    # (`launch.join_ray`), which would leak into the tests after this one.
+    command = [sys.executable, "-m", "reasoner.cli", "run", str(config), f"output_dir={tmp_path}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    stages = tmp_path / "lora-verl" / "stages"
     manifests = {p.parent.name: json.loads(p.read_text()) for p in sorted(stages.glob("*/manifest.json"))}
     assert list(manifests) == ["00_base", "01_sft", "02_grpo", "03_sft"]
     assert all(manifests[name]["lora"]["rank"] == 4 for name in ("01_sft", "02_grpo", "03_sft"))
