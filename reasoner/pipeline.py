@@ -292,6 +292,8 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
     if run.template_of(stage).shows_caption:
         log.info("stage %s: trained on captions, not images; not evaluated on the image sets", stage.name)
         return
+    metrics = stage_dir.read_manifest()["metrics"]
+    last_step = int(metrics.get("steps", metrics.get("verl/total_steps", 0)))  # where trackers put evaluations
     for name in run.config.eval.datasets:
         out = stage_dir.eval(name)
         fp = eval_fingerprint(run.config, name, stage.fingerprint, run.template.sha256)
@@ -303,9 +305,7 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
             generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )
         log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])
-        metrics = stage_dir.read_manifest()["metrics"]
-        step = int(metrics.get("steps", metrics.get("verl/total_steps", 0)))
-        tracking.log_evaluation(run.config, stage.name, stage_dir.logs, step, _headline(name, scores))
+        tracking.log_evaluation(run.config, stage.name, stage_dir.logs, last_step, _headline(name, scores))
 
 
 def _headline(dataset: str, scores: dict) -> dict[str, float]:

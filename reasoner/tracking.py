@@ -258,7 +258,6 @@ def log_evaluation(run: RunConfig, stage: str, log_dir: Path, step: int, metrics
         writer.close()
     if not remote_backends(run):
         return
-    check_installed(run)
     env = stage_environment(run, stage, log_dir)
     if Tracker.mlflow in backends:
         from mlflow.tracking import MlflowClient
@@ -288,7 +287,6 @@ def log_report(run: RunConfig, root: Path, report: dict[str, Any], files: list[P
     table (mlflow: report_table.json; wandb: a Table) and the report files as artifacts."""
     if not remote_backends(run):
         return
-    check_installed(run)
     columns = ["stage", "kind", *report["datasets"]]
     rows = [
         [
