@@ -119,11 +119,17 @@ _WORDS = {
 }
 
 
+CORPUS_TEMPLATES = ("caption", "mathvista_hints", "mathvista_query", "reason", "reason_from_caption")
+"""The prompt templates (configs/prompts/) the tiny tokenizer is trained on: a fixed list, so that adding a template
+leaves every tiny model (its tokenizer, hence its weights and results) as it was. A template added later is
+tokenised in smaller pieces."""
+
+
 def corpus() -> Iterator[str]:
     """The built-in training text: math word sentences, the prompt templates, numbers, options and formats."""
     yield from _SENTENCES.splitlines()
-    for path in sorted(PROMPTS_DIR.glob("*.txt")):
-        yield path.read_text(encoding="utf-8")
+    for name in CORPUS_TEMPLATES:
+        yield (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8")
     yield " ".join(str(n) for n in range(1000))
     yield (
         " ".join(f"({letter})" for letter in LETTERS)
