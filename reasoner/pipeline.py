@@ -37,7 +37,7 @@ from reasoner.prompts import PAIR_PROMPT, Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
 from reasoner.runlock import hold
-from reasoner.schedule import StagePlan, Status, check, plan, statuses
+from reasoner.schedule import StagePlan, Status, check, check_prompts, plan, statuses
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,11 @@ def _describe(stage: StagePlan, run: RunConfig) -> str:
     what = f"{data.dataset}"
     if stage.kind == "sft":
         what += f", targets={data.targets.value}" + (f" from {stage.policy}" if stage.policy else "")
+        what += f", described by {data.describe.policy}" if data.describe.policy else ""
     elif stage.kind == "dpo":
         dpo = stage.config.dpo
-        what += f" (preference pairs, beta={dpo.beta:g}, nll_alpha={dpo.nll_alpha:g}, heldout={dpo.heldout:g})"
+        pairs = "STIC pairs from its images" if dpo.pairs.value == "stic" else "preference pairs"
+        what += f" ({pairs}, beta={dpo.beta:g}, nll_alpha={dpo.nll_alpha:g}, heldout={dpo.heldout:g})"
     elif data.difficulty.value != "all":
         what += f", difficulty={data.difficulty.value}"
     return f"{stage.name}: from {stage.init}, data {what}"
@@ -91,10 +93,8 @@ def _describe(stage: StagePlan, run: RunConfig) -> str:
 def load_run(config_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Run:
     """Load and validate the config and plan its stages (no work, no files written)."""
     run = config_mod.load(config_path, overrides)
+    check_prompts(run)
     template = load_template(run.prompt, "prompt")
-    for stage in run.stages:
-        if stage.prompt:
-            load_template(stage.prompt, f"stages.{stage.name}.prompt")
     plans = plan(run, template.sha256)
     loaded = Run(run, template, plans, RunDir(Path(run.output_dir) / run.name))
     check_inputs(loaded)

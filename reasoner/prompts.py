@@ -2,9 +2,11 @@
 
 One template serves SFT targets, GRPO rollouts and evaluation, so training and evaluation see the same prompt.
 Fields a template may use: `$question`, `$choices` (lettered options, empty for free-form questions), `$hint`
-(what form the answer should take), `$unit` and `$caption`. A template that uses `$caption` shows a problem as
-its caption instead of its images: the prompt of a text-only reasoner (distillation's, and the text teacher that
-a schedule may train for it).
+(what form the answer should take), `$unit`, `$caption` and `$description`. A template that uses `$caption` shows a
+problem as its caption instead of its images: the prompt of a text-only reasoner (distillation's, and the text
+teacher that a schedule may train for it). A template that uses `$description` shows the images AND a model's own
+description of them (description-infused fine-tuning: the stage-data layer puts the description in the problem's
+metadata, `DESCRIPTION_KEY`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from reasoner.errors import ReasonerError
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "configs" / "prompts"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DESCRIPTION_KEY = "description"
+"""The problem metadata key holding a model's description of its images (`$description`)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class Template:
         """Whether the template shows a problem's caption (text only) instead of its images."""
         return "$caption" in self.text or "${caption}" in self.text
 
+    @property
+    def shows_description(self) -> bool:
+        """Whether the template shows a model's description of the images (besides the images)."""
+        return "$description" in self.text or "${description}" in self.text
+
     def render(
         self,
         question: str,
@@ -44,6 +53,7 @@ class Template:
         precision: int | float | None = None,
         unit: str | None = None,
         caption: str | None = None,
+        description: str | None = None,
     ) -> str:
         """Fill the template for one problem; unknown `$fields` in the file raise a ReasonerError naming them."""
         fields = {
@@ -54,6 +64,8 @@ class Template:
         }
         if caption is not None:
             fields["caption"] = caption.strip()
+        if description is not None:
+            fields["description"] = description.strip()
         # A free-form question leaves an empty $choices line: drop blank lines so prompts stay compact.
         text = self.substitute(fields)
         return "\n".join(line for line in text.splitlines() if line.strip()).strip()
@@ -68,6 +80,14 @@ class Template:
                 raise ReasonerError(
                     f"problem {problem.id}: prompt template {self.name!r} shows the caption, but the problem has none"
                 )
+        description = None
+        if self.shows_description:
+            description = (problem.metadata or {}).get(DESCRIPTION_KEY)
+            if description is None:
+                raise ReasonerError(
+                    f"problem {problem.id}: prompt template {self.name!r} shows a model's description of the image, "
+                    "but none was made for it (data.describe.policy names the describing stage)"
+                )
         return self.render(
             problem.question,
             choices=problem.choices,
@@ -75,6 +95,7 @@ class Template:
             precision=problem.precision,
             unit=problem.unit,
             caption=caption if self.shows_caption else None,
+            description=description,
         )
 
     def substitute(self, fields: dict[str, str]) -> str:

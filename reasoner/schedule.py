@@ -15,14 +15,17 @@ from enum import Enum
 from reasoner.config import (
     ClusterConfig,
     Difficulty,
+    DPOConfig,
     GRPOConfig,
     RunConfig,
     SFTTargets,
     StageConfig,
+    StageDataConfig,
     StageKind,
     fingerprint,
     to_dict,
 )
+from reasoner.errors import ReasonerError
 from reasoner.prompts import load_template
 from reasoner.rundir import DamagedFile, RunDir
 
@@ -90,6 +93,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             if stage.kind == StageKind.sft
             else stage.data.difficulty != Difficulty.all
         )
+        sampled = sampled or bool(generated_inputs(stage, init, by_name))
         inputs = {
             "stage": stage_settings(stage),
             "dataset": to_dict(run.datasets[stage.data.dataset]),
@@ -100,6 +104,7 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "cluster": cluster_settings(run.cluster) if run.engine.value == "verl" else None,
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
+            **generated_inputs(stage, init, by_name),
             **(run.eval.batch_inputs() if sampled else {}),
             # Data-parallel processes sample other rollouts and round the summed gradients differently.
             **({"processes": run.processes} if run.processes > 1 and run.engine.value == "local" else {}),
@@ -110,6 +115,22 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
         plans.append(current)
         by_name[stage.name] = current
     return plans
+
+
+def generated_inputs(stage: StageConfig, init: str, by_name: dict[str, StagePlan]) -> dict:
+    """What generated descriptions depend on beyond the stage's settings: the describing model's fingerprint and
+    the prompt templates' texts (STIC pairs: the start model, already an input, and its two prompts). Empty for
+    a stage that generates no descriptions, so other stages keep their fingerprints."""
+    if stage.kind == StageKind.dpo and stage.dpo.pairs.value == "stic":
+        return {"stic_prompts": [load_template(stage.dpo.stic.good_prompt).sha256,
+                                 load_template(stage.dpo.stic.bad_prompt).sha256]}  # fmt: skip
+    describer = stage.data.describe.policy
+    if stage.kind != StageKind.sft or not describer:
+        return {}
+    return {
+        "describer": by_name[init if describer == "init" else describer].fingerprint,
+        "describe_prompt": load_template(stage.data.describe.prompt).sha256,
+    }
 
 
 def base_settings(run: RunConfig) -> dict:
@@ -164,9 +185,24 @@ def stage_settings(stage: StageConfig) -> dict:
     settings["grpo"] = grpo_settings(stage.grpo)
     if stage.kind != StageKind.dpo:  # the dpo section joined later: other kinds keep their fingerprints
         del settings["dpo"]
+    else:
+        settings["dpo"] = _unless_default(settings["dpo"], to_dict(DPOConfig()), DPO_ADDED_KEYS)
     # The contamination guard's permission decides whether a stage may start, not what it trains on.
-    settings["data"] = {key: value for key, value in settings["data"].items() if key != "allow_overlap"}
+    data = {key: value for key, value in settings["data"].items() if key != "allow_overlap"}
+    settings["data"] = _unless_default(data, to_dict(StageDataConfig(dataset=stage.data.dataset)), DATA_ADDED_KEYS)
     return settings
+
+
+DPO_ADDED_KEYS = ("pairs", "stic")
+"""dpo keys that joined the fingerprint later (STIC pairs): counted only away from their default."""
+DATA_ADDED_KEYS = ("describe",)
+"""Stage data keys that joined the fingerprint later (description-infused SFT): counted only away from their
+default, so stages finished before them keep their fingerprints."""
+
+
+def _unless_default(settings: dict, defaults: dict, added: tuple[str, ...]) -> dict:
+    """`settings` without the `added` keys that are at their default."""
+    return {key: value for key, value in settings.items() if key not in added or value != defaults[key]}
 
 
 def _resolve(reference: str, earlier: list[StagePlan]) -> str:
@@ -194,3 +230,27 @@ def check(run_dir: RunDir, stage: StagePlan) -> tuple[Status, str]:
 def statuses(run_dir: RunDir, plans: list[StagePlan]) -> list[Status]:
     """Status of every planned stage (fingerprints chain, so a changed upstream stage changes its dependants)."""
     return [check(run_dir, stage)[0] for stage in plans]
+
+
+def check_prompts(run: RunConfig) -> None:
+    """Every template the config names exists (the error names its key), and `$description` goes with
+    `data.describe.policy`: a stage whose prompt shows a description names who describes, and only it."""
+    if load_template(run.prompt, "prompt").shows_description:
+        raise ReasonerError(f"prompt: template {run.prompt!r} uses $description, which only an sft stage with "
+                            "data.describe fills; evaluation prompts show the image alone")  # fmt: skip
+    for stage in run.stages:
+        key = f"stages.{stage.name}"
+        template = load_template(stage.prompt, f"{key}.prompt") if stage.prompt else None
+        shows = template is not None and template.shows_description
+        describer = stage.data.describe.policy
+        if shows and not describer:
+            raise ReasonerError(f"{key}.prompt: template {stage.prompt!r} uses $description; set "
+                                f"{key}.data.describe.policy (the stage whose model describes the images)")  # fmt: skip
+        if describer and not shows:
+            raise ReasonerError(f"{key}.data.describe.policy: {describer!r} given, but the stage's prompt "
+                                f"{stage.prompt or run.prompt!r} does not use $description")  # fmt: skip
+        if describer:
+            load_template(stage.data.describe.prompt, f"{key}.data.describe.prompt")
+        if stage.kind == StageKind.dpo and stage.dpo.pairs.value == "stic":
+            load_template(stage.dpo.stic.good_prompt, f"{key}.dpo.stic.good_prompt")
+            load_template(stage.dpo.stic.bad_prompt, f"{key}.dpo.stic.bad_prompt")

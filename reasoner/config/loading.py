@@ -328,7 +328,7 @@ def _check_stage(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list
         if stage.data.targets != SFTTargets.reference:
             errors.append("data.targets: only for kind=sft stages")
         errors += _check_rollouts(stage.grpo)
-    errors += check_kind(run, stage)
+    errors += check_kind(run, stage, earlier)
     return errors + _check_sections(stage) + _check_pass_rate(stage, earlier) + _check_split(run, stage)
 
 

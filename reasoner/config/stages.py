@@ -41,7 +41,11 @@ __all__ = [
     "PolicyLoss",
     "GRPOConfig",
     "DPOReference",
+    "DPOPairs",
+    "STICConfig",
+    "STIC_DISPREFERRED",
     "DPOConfig",
+    "DescribeConfig",
     "StageConfig",
 ]
 
@@ -69,6 +73,9 @@ class SFTTargets(str, Enum):
     self = "self"
     distill = "distill"
     """Caption -> reason -> verify -> filter with other models (`data.distill`): the recipe's iteration-1 data."""
+    caption = "caption"
+    """Each image's exact caption (synthetic worlds carry them) as the target: teaches a model to describe, with
+    a describing prompt (e.g. `prompt: caption`)."""
 
 
 class Selection(str, Enum):
@@ -209,6 +216,20 @@ class PassRateConfig:
 
 
 @dataclass
+class DescribeConfig:
+    """SFT stages whose prompt uses `$description` (description-infused fine-tuning, STIC's stage 2): a model
+    describes each image first (greedy), and its description fills `$description` in the stage's prompts."""
+
+    policy: str = ""
+    """The stage whose model describes the images (an earlier stage's name, `init` or `base`); empty = the stage's
+    prompt does not use `$description`."""
+    prompt: str = "caption"
+    """The describing prompt template (configs/prompts/<name>.txt), shown with the image."""
+    max_new_tokens: int = ranged(64, TOKENS)
+    """Description budget."""
+
+
+@dataclass
 class StageDataConfig:
     dataset: str = MISSING
     """Name from `datasets` this stage trains on."""
@@ -222,6 +243,8 @@ class StageDataConfig:
     """GRPO with difficulty != all: pass-rate estimation and band edges."""
     distill: DistillConfig = field(default_factory=DistillConfig)
     """SFT targets=distill: captioner, reasoner and filters."""
+    describe: DescribeConfig = field(default_factory=DescribeConfig)
+    """SFT only: who describes each image for a prompt that uses `$description`, with which prompt."""
     limit: int = ranged(0, ALL_IF_0)
     """Use at most this many problems (0 = all)."""
     allow_overlap: bool = False
@@ -284,6 +307,37 @@ class DPOReference(str, Enum):
     """The stage's starting model (`init`): its log-probs of every pair, computed once before training."""
 
 
+class DPOPairs(str, Enum):
+    """Where a dpo stage's preference pairs come from."""
+
+    file = "file"
+    """The rows of its `preference` dataset (user-provided pairs)."""
+    stic = "stic"
+    """STIC's image-comprehension self-training (`dpo.stic`): the stage's start model describes each image of its
+    dataset (any problem set; labels unused) with a good prompt (preferred) and, drawn per image, with a bad prompt
+    or on a corrupted image (dispreferred)."""
+
+
+STIC_DISPREFERRED = ("bad_prompt", "color_jitter", "low_resolution")
+"""How STIC makes a dispreferred description: the bad prompt on the original image, or the good prompt on the
+image corrupted by a named, seeded transform (`reasoner.data.stage.stic.CORRUPTIONS`)."""
+
+
+@dataclass
+class STICConfig:
+    """dpo.pairs=stic: how the preferred and dispreferred descriptions are made (STIC, Deng et al. 2024)."""
+
+    good_prompt: str = "caption"
+    """Prompt template of the preferred description (original image); also the prompt the pair trains on."""
+    bad_prompt: str = "describe_imaginative"
+    """Prompt template that invites invention (the `bad_prompt` way of making a dispreferred description)."""
+    dispreferred: list[str] = field(default_factory=lambda: list(STIC_DISPREFERRED))
+    """The ways of making each image's dispreferred description, one drawn per image by the stage seed:
+    bad_prompt | color_jitter | low_resolution."""
+    max_new_tokens: int = ranged(64, TOKENS)
+    """Description budget (descriptions are decoded greedily)."""
+
+
 @dataclass
 class DPOConfig:
     """kind=dpo: direct preference optimisation on the pairs of a `preference` dataset (TRL's sigmoid DPO, plus
@@ -303,6 +357,11 @@ class DPOConfig:
     (`dpo_eval/*` metrics)."""
     eval_every: int = ranged(0, Range(0, meaning="0 = only at the start and the end"))
     """Also score the held-out pairs every N steps."""
+    pairs: DPOPairs = DPOPairs.file
+    """file (the rows of a `preference` dataset) | stic (built from the start model's own descriptions of the
+    dataset's images, `dpo.stic`)."""
+    stic: STICConfig = field(default_factory=STICConfig)
+    """dpo.pairs=stic: the prompts, the dispreferred ways and the description budget."""
 
 
 @dataclass

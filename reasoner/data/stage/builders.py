@@ -5,7 +5,11 @@
                   self       an earlier stage's policy samples k chains -> the selection pipeline
     GRPO problems all        every problem
                   a band     easy | medium | hard by the pass rate of a policy (`reasoner.data.stage.difficulty`)
-    DPO pairs     preference the preference set's pairs, selected and split (`reasoner.data.stage.preference`)
+                  caption    each image's exact caption (a describing model)
+    DPO pairs     file       the preference set's pairs, selected and split (`reasoner.data.stage.preference`)
+                  stic       the start model's own descriptions: good prompt vs bad prompt or corrupted image
+                             (`reasoner.data.stage.stic`), then selected and split the same way
+    SFT prompts   describe   a model's descriptions of the images fill `$description` (STIC's stage 2)
 
 `build_stage_data` picks the builder from the stage config and caches its output in the stage's data/ folder
 (`reasoner.data.stage.cache`, keyed by the stage fingerprint), so a resumed stage trains on the very same items and a
@@ -16,7 +20,7 @@ plain callables: the data layer imports no engine and no driver.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from reasoner.data.stage.cache import Built, cached_build
 from reasoner.data.stage.selection import SFTExample, select_examples, sft_examples
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator, SamplingSpec
-from reasoner.prompts import Template
+from reasoner.prompts import DESCRIPTION_KEY, Template
 from reasoner.schedule import StagePlan
 
 TARGETS_FILE = "targets.json"
@@ -59,8 +63,9 @@ class StageContext:
 def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[Any], dict[str, Any]]:
     """The stage's SFT examples, GRPO problems or DPO pairs and their statistics (cached in data/, see the module
     doc)."""
-    by_id = {p.id: p for p in problems}
     owner = f"stage {ctx.plan.name}"
+    problems = prepared_problems(ctx, problems, owner)
+    by_id = {p.id: p for p in problems}
     data = ctx.plan.config.data
     if ctx.plan.config.kind == StageKind.sft:
         build = SFT_BUILDERS[data.targets]
@@ -92,6 +97,47 @@ def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[A
         decode=lambda pid: by_id[pid],
         owner=owner,
     )
+
+
+def prepared_problems(ctx: StageContext, problems: list[Problem], owner: str) -> list[Problem]:
+    """What a stage's items are built from: STIC pairs made from the problems' images (`dpo.pairs: stic`), the
+    problems with a model's descriptions (`data.describe`), else the problems as they are. Generated texts are
+    cached in data/ under the stage fingerprint (`reasoner.data.stage.stic`)."""
+    from reasoner.data.stage import stic
+    from reasoner.prompts import load_template
+
+    stage = ctx.plan.config
+    by_id = {p.id: p for p in problems}
+    if stage.kind == StageKind.dpo and stage.dpo.pairs.value == "stic":
+        cfg = stage.dpo.stic
+        good, bad = load_template(cfg.good_prompt), load_template(cfg.bad_prompt)
+        pairs, _ = cached_build(
+            ctx.data_dir / stic.PAIRS_FILE,
+            ctx.plan.fingerprint,
+            lambda: stic.stic_pairs(
+                ctx.generator(ctx.model_path(ctx.plan.init)), problems, good, bad, cfg.dispreferred,
+                seed=ctx.seed, max_new_tokens=cfg.max_new_tokens,
+            ),  # fmt: skip
+            encode=lambda p: [p.id, p.metadata["chosen"], p.metadata["rejected"], p.metadata["dispreferred"]],
+            decode=lambda item: stic.as_pair(by_id[item[0]], good, *item[1:]),
+            owner=owner,
+        )
+        return pairs
+    describe = stage.data.describe
+    if stage.kind != StageKind.sft or not describe.policy:
+        return problems
+    describer = ctx.plan.init if describe.policy == "init" else describe.policy
+    template = load_template(describe.prompt)
+    described, _ = cached_build(
+        ctx.data_dir / stic.DESCRIPTIONS_FILE,
+        ctx.plan.fingerprint,
+        lambda: (stic.described_problems(ctx.generator(ctx.model_path(describer)), problems, template,
+                                         max_new_tokens=describe.max_new_tokens), {}),  # fmt: skip
+        encode=lambda p: [p.id, p.metadata[DESCRIPTION_KEY]],
+        decode=lambda item: replace(by_id[item[0]], metadata={**by_id[item[0]].metadata, DESCRIPTION_KEY: item[1]}),
+        owner=owner,
+    )
+    return described
 
 
 def reference_targets(ctx: StageContext, problems: list[Problem]) -> Built:
@@ -156,8 +202,20 @@ def distilled_targets(ctx: StageContext, problems: list[Problem]) -> Built:
     return examples, result.stats["total"]
 
 
+def caption_targets(ctx: StageContext, problems: list[Problem]) -> Built:
+    """Each image's exact caption as the target (a describing model; synthetic worlds carry exact captions)."""
+    examples = [SFTExample(p, p.caption.strip()) for p in problems if p.caption and p.caption.strip()]
+    if not examples:
+        raise ReasonerError(
+            f"stages.{ctx.plan.name}.data.targets: caption, but none of the {len(problems)} problems of dataset "
+            f"{ctx.plan.config.data.dataset!r} has a caption (synthetic worlds carry them)"
+        )
+    return examples, {"problems": len(problems), "kept": len(examples)}
+
+
 SFT_BUILDERS: dict[SFTTargets, Callable[[StageContext, list[Problem]], Built]] = {
     SFTTargets.reference: reference_targets,
+    SFTTargets.caption: caption_targets,
     SFTTargets.distill: distilled_targets,
     SFTTargets.self: self_targets,
 }
