@@ -85,7 +85,7 @@ def test_fingerprint_covers_dpo_settings_and_other_kinds_ignore_the_section(pair
         ("stages.dpo1.dpo.heldout=1", "stages[0] (dpo1).dpo.heldout: 1.0 is not allowed; allowed: 0 <= heldout < 1"),
         ("stages.dpo1.dpo.nll_alpha=-1", "stages[0] (dpo1).dpo.nll_alpha: -1.0 is not allowed; allowed: nll_alpha >= 0"),
         ("eval.datasets=[pairs]", "eval.datasets: 'pairs' is a preference set"),
-        ("stages.dpo1.data.dataset=heldout", "a kind=dpo stage trains on preference pairs"),
+        ("stages.dpo1.data.dataset=heldout", "a kind=dpo stage with dpo.pairs: file trains on a dataset with source=preference"),
         ("stages.dpo1.kind=sft", "only kind=dpo stages train on preference pairs"),
         ("stages.dpo1.data.difficulty=hard", "a dpo stage takes only data.dataset"),
         ("stages.dpo1.prompt=caption", "a dpo stage sends each pair's own prompt as written"),

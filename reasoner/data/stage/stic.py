@@ -16,12 +16,12 @@ so a resumed stage trains on the very same texts.
 
 from __future__ import annotations
 
-import colorsys
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
 from PIL import Image
 
 from reasoner.data.records.problem import Problem
@@ -36,18 +36,12 @@ DESCRIPTIONS_FILE = "descriptions.json"
 
 def color_jitter(image: Image.Image, rng: random.Random) -> Image.Image:
     """Every pixel's hue turned by one angle drawn in [60, 300) degrees (so each named colour becomes another),
-    saturation and brightness kept: the objects, counts and positions are as they were, the colours are not."""
-    shift = rng.uniform(60, 300) / 360
-    table = {}
-    pixels = []
-    for rgb in image.convert("RGB").getdata():
-        if rgb not in table:
-            h, s, v = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
-            table[rgb] = tuple(round(c * 255) for c in colorsys.hsv_to_rgb((h + shift) % 1, s, v))
-        pixels.append(table[rgb])
-    out = Image.new("RGB", image.size)
-    out.putdata(pixels)
-    return out
+    saturation and brightness kept: white and grey stay as they are, and so do the objects, counts and positions;
+    the colours do not."""
+    shift = round(rng.uniform(60, 300) / 360 * 256)
+    hsv = np.array(image.convert("RGB").convert("HSV"), dtype=np.int64)  # [H, W, 3]
+    hsv[..., 0] = (hsv[..., 0] + shift) % 256
+    return Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
 
 
 def low_resolution(image: Image.Image, rng: random.Random) -> Image.Image:
