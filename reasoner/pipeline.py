@@ -296,13 +296,14 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
     last_step = int(metrics.get("steps", metrics.get("verl/total_steps", 0)))  # where trackers put evaluations
     for name in run.config.eval.datasets:
         out = stage_dir.eval(name)
-        fp = eval_fingerprint(run.config, name, stage.fingerprint, run.template.sha256)
+        benchmark = registry.benchmark(run.config.datasets[name].source)
+        template = benchmark.eval_template(run.template)  # a set with its own template (descriptions) uses it
+        fp = eval_fingerprint(run.config, name, stage.fingerprint, template.sha256)
         if _evaluated(out / "scores.json", fp):
             continue
         generator = engine.generator(model_path(run, stage.name))
-        benchmark = registry.benchmark(run.config.datasets[name].source)
         scores = evaluate(
-            generator, datasets[name], run.template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
+            generator, datasets[name], template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
         )
         log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])
         tracking.log_evaluation(run.config, stage.name, stage_dir.logs, last_step, _headline(name, scores))

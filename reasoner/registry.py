@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 BUILTIN = {
     "synthetic": "reasoner.benchmarks.worlds:SYNTHETIC",
     "perception": "reasoner.benchmarks.perception:PERCEPTION",
+    "descriptions": "reasoner.benchmarks.descriptions:DESCRIPTIONS",
     "file": "reasoner.benchmarks.problems:PROBLEMS",
     "mathvision": "reasoner.benchmarks.mathvision:MATHVISION",
     "mathvista": "reasoner.benchmarks.mathvista:MATHVISTA",

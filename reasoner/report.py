@@ -32,7 +32,8 @@ STDERR_NOTE = (
     "right, and p is the exact McNemar test of that split (how often a split at least this uneven arises when "
     "neither model is better): a paired test on the same items, more sensitive than comparing the two accuracies. "
     "In a perception set's family columns, * marks a row above chance at p < 0.01 (`p_above_chance`: the exact "
-    "one-sided test against guessing)."
+    "one-sided test against guessing). A `descriptions` set's accuracy is its mean fact F1 against the images' "
+    "captions, its s.e. that of the mean, and items +/- count exact descriptions (docs/scoring.md)."
 )
 ABOVE_CHANCE_P = 0.01
 BASELINES = ("chance", "prior")
@@ -120,7 +121,9 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             above = [k for k, v in groups.items() if v.get("p_above_chance", 1.0) < ABOVE_CHANCE_P]
             n, accuracy = int(scores["n"]), float(scores["accuracy"])
             evals[scores_path.parent.name] = {
-                "n": n, "accuracy": accuracy, "stderr": standard_error(accuracy, n), "task": tasks,
+                # A set whose accuracy is a mean score (descriptions: mean F1) writes its own standard error.
+                "n": n, "accuracy": accuracy, "stderr": float(scores.get("stderr", standard_error(accuracy, n))),
+                "task": tasks,
                 "items": _item_results(scores_path.parent / "items.jsonl"), "above_chance": above,
             }
             for baseline in BASELINES:  # what guessing (perception) or a constant answer (synthetic) scores

@@ -43,6 +43,9 @@ class Benchmark:
     """Breakdown fields the console table shows (those present)."""
     official_prompt: str | None = None
     """A `--prompt` name that selects the benchmark's own official query instead of a template."""
+    prompt: str | None = None
+    """The template this set is always evaluated with (configs/prompts/<prompt>.txt), whatever the run's `prompt` or
+    `reasoner eval --prompt`; None: the run's (or the command's) template."""
     score_options: Mapping[str, Mapping[str, Any]] = {}
     """Extra `reasoner score NAME` options: option name -> argparse keywords (passed to `score` by name)."""
 
@@ -63,6 +66,10 @@ class Benchmark:
     def template(self, prompt: str) -> Template:
         """The prompt template `prompt` names (configs/prompts/<prompt>.txt), or the official query."""
         return load_template(prompt)
+
+    def eval_template(self, default: Template) -> Template:
+        """The template this set is evaluated with: its own `prompt`'s, else `default` (the run's)."""
+        return self.template(self.prompt) if self.prompt else default
 
     def score(
         self, problems: Sequence[Problem], responses: Mapping[str, str | None], *, name: str,

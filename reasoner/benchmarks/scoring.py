@@ -246,6 +246,12 @@ def format_table(scores: Mapping[str, Any], fields: Sequence[str] = ("task", "sk
         f"({scores['correct']}/{scores['n']}; missing {scores['missing']}, empty {scores['empty']}, "
         "both counted wrong)",
     ]
+    if "exact" in scores:  # descriptions: accuracy is the mean fact F1; `correct` counts exact descriptions
+        lines[0] = (
+            f"{scores['benchmark']}: accuracy (mean fact F1) {scores['accuracy']:.2f}% ± {scores['stderr']:.2f}, "
+            f"exact {scores['exact']:.2f}% ({scores['correct']}/{scores['n']}), recall {scores['recall']:.2f}%, "
+            f"precision {scores['precision']:.2f}%; missing {scores['missing']}, empty {scores['empty']} (score 0)"
+        )
     if "refusals" in scores:  # MathVista's reading counts refusals; MATH-Vision's official rules do not
         lines.append(
             f"refusals {scores['refusals']} (policy {scores['refusal_policy']}), "

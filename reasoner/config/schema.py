@@ -149,23 +149,24 @@ class ModelConfig:
 class DatasetConfig:
     source: str = MISSING
     """The set's benchmark (`reasoner.registry`): synthetic (rendered visual-math worlds), perception (the rendered
-    compositional world, `tasks` are its families), file (a problems .jsonl/.parquet), mathvista, mathvision (a
+    compositional world, `tasks` are its families), descriptions (the synthetic worlds' images, described with the
+    caption prompt and scored against their captions), file (a problems .jsonl/.parquet), mathvista, mathvision (a
     benchmark folder, scored by its own rules), or one registered by name."""
     path: str | None = None
     """file: a problems .jsonl/.parquet; mathvista: a folder with testmini.json (+ images/) or the parquet export;
     mathvision: a folder with testmini.jsonl and images/."""
     tasks: list[str] = field(default_factory=list)
-    """synthetic: task families to mix (empty = all); perception: its families (relation, attribution, order,
-    spatial, negation, counting; empty = all)."""
+    """synthetic, descriptions: task families to mix (empty = all); perception: its families (relation,
+    attribution, order, spatial, negation, counting; empty = all)."""
     level: int = ranged(1, Range(1, 3))
-    """synthetic: difficulty level 1..3."""
+    """synthetic, descriptions: difficulty level 1..3."""
     n: int = ranged(0, Range(0, meaning="0 = all; synthetic sets need n >= 1"))
-    """synthetic: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
+    """synthetic, descriptions: how many problems; file/mathvista/mathvision: keep the first n (0 = all)."""
     seed: int | None = ranged(None, SEED)
-    """synthetic, perception: generator seed; null = derived from the run's `seed` and this dataset's name (a new
+    """synthetic, perception, descriptions: generator seed; null = derived from the run's `seed` and this dataset's name (a new
     set per run seed). Give a number to keep a set fixed across run seeds, e.g. a held-out set that seeds share."""
     split: Split = Split.train
-    """synthetic: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
+    """synthetic, descriptions: train | eval. Each problem belongs to one split by its content hash, so a `train` set and an
     `eval` set never share a problem whatever their seeds."""
 
 

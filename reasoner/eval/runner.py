@@ -91,11 +91,11 @@ def evaluate_model(
 
     `benchmark` names the set's benchmark (default: the one that recognizes `data`: a problems file, a MATH-Vision
     or a MathVista folder); `prompt` names a template under configs/prompts/, or the benchmark's official query
-    (`mathvista_query`)."""
+    (`mathvista_query`); a benchmark with a template of its own (`Benchmark.prompt`: descriptions) uses that."""
     found = registry.benchmark(benchmark, "--benchmark") if benchmark else registry.recognize(data)
     problems = found.load_path(data)
     problems = problems[:limit] if limit else problems
-    template = found.template(prompt)
+    template = found.template(found.prompt or prompt)  # a set with its own template (descriptions) always uses it
     eval_config = EvalConfig(max_new_tokens=max_new_tokens)
     name = Path(data).stem if found.name == "file" else found.name
     fp = fingerprint({"data": str(data), "prompt": template.sha256, "max_new_tokens": max_new_tokens})
