@@ -32,8 +32,8 @@ format)."""
 def row_logp(model: Any, row: dict[str, Any]) -> float:
     """The summed log-prob of one tokenized row's loss-masked tokens (token t+1 scored from position t)."""
     ids = row["input_ids"]  # [L]
-    extra = {k: v for k, v in row.get("multi_modal_inputs", {}).items()}
-    logits = model(input_ids=ids[None].to(model.device), **{k: v.to(model.device) for k, v in extra.items()}).logits
+    images = {k: v.to(model.device) for k, v in row.get("multi_modal_inputs", {}).items()}  # pixel_values, grid
+    logits = model(input_ids=ids[None].to(model.device), **images).logits  # [1, L, V]
     logp = torch.log_softmax(logits[0, :-1].float(), dim=-1)  # [L-1, V]
     picked = logp.gather(-1, ids[1:, None].to(logp.device))[:, 0]  # [L-1]
     return float((picked * row["loss_mask"][1:].to(picked.device)).sum())
