@@ -4,6 +4,7 @@ the verl engine's refusal, and a run end to end on the tiny model (data -> train
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -136,12 +137,22 @@ def test_contamination_guard_sees_a_preference_sets_images(write_preference_file
         contamination.check_run(run, Datasets(run).__getitem__)
 
 
-def test_verl_engine_refuses_a_dpo_stage_before_any_work(pairs, tmp_path):
-    run = load(write_config(tmp_path, pairs), ["engine=verl", "cluster.device=cpu", "cluster.gpus_per_node=1",
-                                               "cluster.rollout_tensor_parallel=1"])  # fmt: skip
-    with pytest.raises(ReasonerError) as err:
-        validate_plan(run, plan(run, "sha"))
-    assert str(err.value) == (
-        "verl engine: stages.dpo1.kind: dpo is not built on the verl engine yet (its route, verl's pluggable SFT "
-        "loss, is not written: docs/engines.md); run kind=dpo stages with engine: local"
-    )
+VERL_CPU = ["engine=verl", "cluster.device=cpu", "cluster.gpus_per_node=1", "cluster.rollout_tensor_parallel=1"]
+
+
+def test_verl_engine_plans_a_dpo_stage_on_its_sft_trainer(pairs, tmp_path):
+    """--plan composes and validates verl's SFT config with the pair dataset; what it cannot carry is refused."""
+    run = load(write_config(tmp_path, pairs), VERL_CPU)
+    [checked] = validate_plan(run, plan(run, "sha"))
+    cfg = checked.config
+    assert (checked.kind, checked.config_name) == ("dpo", "sft_trainer_engine")
+    assert (cfg.data.custom_cls.path, cfg.data.custom_cls.name) == ("pkg://reasoner.engines.verl.dpo", "PairDataset")
+    assert (cfg.data.use_dynamic_bsz, cfg.trainer.balance_batch) == (False, False)
+    refusals = {
+        "stages.dpo1.dpo.eval_every=2": "verl engine: stages.dpo1.dpo.eval_every: 2 is not carried by the verl engine",
+        "cluster.micro_batch_size_per_gpu=3": "micro_batch_size_per_gpu (3) must be even for DPO",
+    }
+    for override, message in refusals.items():
+        run = load(write_config(tmp_path, pairs), [*VERL_CPU, override])
+        with pytest.raises(ReasonerError, match=re.escape(message)):
+            validate_plan(run, plan(run, "sha"))

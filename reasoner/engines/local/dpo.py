@@ -5,9 +5,9 @@ it, end-of-turn token included) under the policy and ref the same under the refe
 
     loss = -logsigmoid(beta * ((logp_c - ref_c) - (logp_r - ref_r))) + nll_alpha * NLL(chosen)
 
-NLL(chosen) = -logp_c / (chosen tokens), the chosen response's mean per-token negative log-likelihood. This is
-TRL's `DPOTrainer.dpo_loss` for `loss_type="sigmoid"` (label_smoothing 0) with `rpo_alpha` adding `nll_loss`;
-TRL's `nll_loss` is the token mean over all chosen responses of a batch, ours is per pair (the same for one pair or
+NLL(chosen) = -logp_c / (chosen tokens), the chosen response's mean per-token negative log-likelihood
+(`reasoner.engines.preference.dpo_terms`, which the verl engine's loss calls too). This is TRL's
+`DPOTrainer.dpo_loss` for `loss_type="sigmoid"` (label_smoothing 0) with `rpo_alpha` adding `nll_loss`; TRL's `nll_loss` is the token mean over all chosen responses of a batch, ours is per pair (the same for one pair or
 chosen responses of equal length). The step's loss is the mean over its pairs. Rewards: beta * (logp - ref);
 accuracy: the chosen reward above the rejected one (a tie counts 1/2: at the start, policy = reference, every pair
 ties, so the start reads 0.5 where TRL's strict `>` reads 0).
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from reasoner.atomic import write_json
 from reasoner.data.stage.preference import PreferencePair
@@ -39,6 +38,7 @@ from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.loop import METRICS_FILE, MetricsLog, OnStep, TrainingSession
 from reasoner.engines.local.sft import completion_text
+from reasoner.engines.preference import dpo_terms
 from reasoner.errors import ReasonerError
 from reasoner.prompts import Template, problem_messages, shown_images
 from reasoner.rundir import DamagedFile, read_json
@@ -58,45 +58,6 @@ class PairBatch:
     """[2B, C] token ids of the assistant turns (response + end-of-turn token), right-padded."""
     mask: torch.Tensor
     """[2B, C] 1 on response tokens, 0 on padding."""
-
-
-@dataclass
-class DPOTerms:
-    """Per-pair values of the loss: [B] each."""
-
-    losses: torch.Tensor
-    chosen_rewards: torch.Tensor
-    rejected_rewards: torch.Tensor
-    nll: torch.Tensor
-
-    @property
-    def margins(self) -> torch.Tensor:
-        return self.chosen_rewards - self.rejected_rewards
-
-    @property
-    def accuracies(self) -> torch.Tensor:
-        """1 where the chosen reward is above the rejected one, 1/2 on a tie, else 0."""
-        margins = self.margins
-        return (margins > 0).float() + 0.5 * (margins == 0).float()
-
-
-def dpo_terms(
-    logp_chosen: torch.Tensor,
-    logp_rejected: torch.Tensor,
-    ref_chosen: torch.Tensor,
-    ref_rejected: torch.Tensor,
-    chosen_tokens: torch.Tensor,
-    *,
-    beta: float,
-    nll_alpha: float,
-) -> DPOTerms:
-    """The loss of each pair from summed response log-probs [B] (see the module doc); rewards are detached."""
-    logits = (logp_chosen - logp_rejected) - (ref_chosen - ref_rejected)  # [B]
-    nll = -logp_chosen / chosen_tokens  # [B]
-    losses = -F.logsigmoid(beta * logits) + nll_alpha * nll  # [B]
-    chosen_rewards = beta * (logp_chosen - ref_chosen).detach()  # [B]
-    rejected_rewards = beta * (logp_rejected - ref_rejected).detach()  # [B]
-    return DPOTerms(losses, chosen_rewards, rejected_rewards, nll.detach())
 
 
 def encode_pairs(

@@ -4,7 +4,7 @@ GRPO: `ppo_trainer` + `verl.utils.config.validate_config` (what `python -m verl.
 + the dataclass conversions verl's workers do (`omega_conf_to_dataclass` of the rollout and algorithm
 sections; the reference section is renamed by the worker first), none of which loads a model, + batch-split
 rules verl relies on but checks only without dynamic batching, + the reward file exists.
-SFT: `sft_trainer_engine` + the conversions `SFTTrainer._build_config` does (engine, optim, checkpoint,
+SFT and DPO: `sft_trainer_engine` + the conversions `SFTTrainer._build_config` does (engine, optim, checkpoint,
 profiler); the `model` section is left out because converting it loads the tokenizer and processor from the
 model folder, which may not exist yet at planning time.
 """
@@ -126,10 +126,16 @@ def validate_sft(cfg, *, where: str = "verl") -> None:
                 f"number of GPUs ({world}): each data-parallel rank takes an equal share"
             )
         micro = cfg.data.micro_batch_size_per_gpu
-        if not cfg.data.use_dynamic_bsz and (cfg.data.train_batch_size // world) % micro:
+        # A DPO batch is counted in pairs, two rows each, and its micro-batches in rows (whole pairs: even).
+        rows = 2 if cfg.data.custom_cls.name == "PairDataset" else 1
+        if rows == 2 and micro % 2:
             raise ValueError(
-                f"data.train_batch_size per GPU ({cfg.data.train_batch_size // world}) must be a multiple of "
-                f"micro_batch_size_per_gpu ({micro}) without dynamic batching"
+                f"micro_batch_size_per_gpu ({micro}) must be even for DPO: a micro-batch holds whole pairs"
+            )
+        if not cfg.data.use_dynamic_bsz and (rows * cfg.data.train_batch_size // world) % micro:
+            raise ValueError(
+                f"data.train_batch_size per GPU ({rows * cfg.data.train_batch_size // world} rows) must be a "
+                f"multiple of micro_batch_size_per_gpu ({micro}) without dynamic batching"
             )
 
     _run_checks(checks, "sft_trainer_engine", where)

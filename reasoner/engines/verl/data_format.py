@@ -14,6 +14,9 @@ RL row (one per problem):
 
 SFT row: `messages` = the same user turn + {"role": "assistant", "content": target}, and the same `images`.
 
+DPO rows (`reasoner.engines.verl.dpo.PairDataset`): two SFT rows per pair, the chosen response then the rejected
+one, consecutive, each with `ref_logp` (the reference's summed response log-prob; null before it is computed).
+
 The prompt text is rendered by `reasoner.prompts` exactly as the local engine renders it (images first, then the
 text), so both engines train and evaluate on the same prompt. verl turns each `<image>` into one image part and
 asserts that their count equals the number of images, so the text holds exactly one `<image>` per image: a
@@ -128,7 +131,8 @@ def _schemas() -> dict[str, Any]:
         ("extra_info", extra),
     ])  # fmt: skip
     sft = pa.schema([("id", pa.string()), ("messages", pa.list_(message)), ("images", pa.list_(image))])
-    return {"rl": rl, "sft": sft}
+    pairs = pa.schema([*sft, ("ref_logp", pa.float64())])
+    return {"rl": rl, "sft": sft, "pairs": pairs}
 
 
 def _write(rows: list[dict], schema: Any, path: Path, what: str) -> Path:
@@ -165,3 +169,21 @@ def write_sft_parquet(
     """Write (problem, assistant target) pairs as a verl multi-turn SFT parquet file (atomically)."""
     rows = [sft_row(problem, target, template, limits=limits) for problem, target in examples]
     return _write(rows, _schemas()["sft"], Path(path), "SFT")
+
+
+def write_pair_parquet(
+    pairs: Sequence[tuple[Problem, str, str]],
+    path: str | Path,
+    template: Template,
+    *,
+    limits: ImageLimits = ImageLimits(),
+    refs: Sequence[tuple[float, float]] | None = None,
+) -> Path:
+    """Write (problem, chosen, rejected) pairs as consecutive SFT rows, chosen first, with each row's reference
+    log-prob from `refs` (one (chosen, rejected) per pair; null without them)."""
+    rows = []
+    for i, (problem, chosen, rejected) in enumerate(pairs):
+        for j, response in enumerate((chosen, rejected)):
+            row = sft_row(problem, response, template, limits=limits)
+            rows.append({**row, "ref_logp": None if refs is None else float(refs[i][j])})
+    return _write(rows, _schemas()["pairs"], Path(path), "DPO pair")

@@ -19,12 +19,18 @@ from reasoner import tracking
 from reasoner.atomic import remove_partial_writes, write_text
 from reasoner.config import ClusterConfig, ClusterDevice, RunConfig, StageConfig, StageKind
 from reasoner.data.records.problem import Problem
+from reasoner.data.stage.preference import PreferencePair
 from reasoner.data.stage.selection import SFTExample
 from reasoner.engines.base import TrainJob
 from reasoner.engines.verl import lora
 from reasoner.engines.verl import overrides as ov
 from reasoner.engines.verl.compose import GRPO_CONFIG, SFT_CONFIG, compose, validate_grpo, validate_sft
-from reasoner.engines.verl.data_format import ImageLimits, write_rl_parquet, write_sft_parquet
+from reasoner.engines.verl.data_format import (
+    ImageLimits,
+    write_pair_parquet,
+    write_rl_parquet,
+    write_sft_parquet,
+)
 from reasoner.engines.verl.export import (
     checkpoint_step,
     claim_checkpoints,
@@ -58,10 +64,12 @@ class VerlStagePlan:
     """verl's composed and validated config (an OmegaConf DictConfig)."""
 
 
-DPO_NOT_BUILT = (
-    "stages.{stage}.kind: dpo is not built on the verl engine yet (its route, verl's pluggable SFT loss, is not "
-    "written: docs/engines.md); run kind=dpo stages with engine: local"
+DPO_EVAL_EVERY = (
+    "stages.{stage}.dpo.eval_every: {every} is not carried by the verl engine (its held-out pairs are scored in the "
+    "driver at the start and the end only); set it to 0 or run the stage with engine: local"
 )
+HELDOUT_FILE = Path("verl_data") / "heldout.parquet"
+"""A dpo stage's held-out pairs, tokenized by verl's dataset for the driver's scoring (in its ckpt dir)."""
 
 
 def stage_paths(init_model: Path, ckpt_dir: Path, log_dir: Path) -> ov.StagePaths:
@@ -74,6 +82,8 @@ def stage_overrides(run: RunConfig, stage: StageConfig, paths: ov.StagePaths, n_
     """(verl config name, overrides) of one stage: the GPU translation, plus the CPU list on a CPU cluster."""
     if stage.kind == StageKind.grpo:
         name, overrides = GRPO_CONFIG, ov.grpo_overrides(run, stage, paths, n_problems=n_items, seed=seed)
+    elif stage.kind == StageKind.dpo:
+        name, overrides = SFT_CONFIG, ov.dpo_overrides(run, stage, paths, n_pairs=n_items, seed=seed)
     else:
         name, overrides = SFT_CONFIG, ov.sft_overrides(run, stage, paths, n_examples=n_items, seed=seed)
     if run.cluster.device == ClusterDevice.cpu:
@@ -91,8 +101,8 @@ def compose_stage(config_name: str, overrides: list[str], where: str):
 def check_stage(stage: StageConfig) -> list[str]:
     """Stage settings the translation could only round, and stage kinds it has no route for (messages naming the
     key)."""
-    if stage.kind == StageKind.dpo:
-        return [DPO_NOT_BUILT.format(stage=stage.name)]
+    if stage.kind == StageKind.dpo and stage.dpo.eval_every:
+        return [DPO_EVAL_EVERY.format(stage=stage.name, every=stage.dpo.eval_every)]
     grpo = stage.grpo
     if stage.kind == StageKind.grpo and (
         grpo.updates_per_batch < 1 or grpo.prompts_per_step % grpo.updates_per_batch
@@ -218,11 +228,41 @@ class VerlEngine:
         )
         return self._train(job, paths, len(problems), role="actor")
 
-    def train_dpo(self, job: TrainJob, pairs: list) -> dict[str, float]:
-        """Not built: `validate` refuses a dpo stage before any work."""
-        raise ReasonerError("verl engine: " + DPO_NOT_BUILT.format(stage=job.stage.name))
+    def train_dpo(self, job: TrainJob, pairs: list[PreferencePair]) -> dict[str, float]:
+        """DPO on verl's Ray SFT trainer with our pair dataset and loss (`engines/verl/dpo.py`); the reference and
+        held-out log-probs are scored in this process (`dpo_scoring`). Returns the summary with `dpo_eval/*`."""
+        from reasoner.engines.verl import dpo_scoring
 
-    def _train(self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None) -> dict[str, float]:
+        stage, dpo = job.stage, job.stage.dpo
+        train = [pair for pair in pairs if not pair.heldout]
+        heldout = [pair for pair in pairs if pair.heldout]
+        self._check_size(stage, len(train), stage.batch_size * stage.grad_accum, "training pairs")
+        paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
+        heldout_file = paths.ckpt_dir / HELDOUT_FILE
+
+        def write(group: list[PreferencePair], path: Path, refs=None) -> Path:
+            triples = [(pair.problem, pair.chosen, pair.rejected) for pair in group]
+            return write_pair_parquet(triples, path, job.template, limits=self._limits(), refs=refs)
+
+        groups = [([p.problem.id for p in train], write(train, paths.train_files[0]))]
+        if heldout:
+            groups.append(([p.problem.id for p in heldout], write(heldout, heldout_file)))
+        config_name, overrides = stage_overrides(self.run, stage, paths, len(train), job.seed)
+        data_config = compose_stage(config_name, overrides, where=f"stage {stage.name}").data
+        job.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        refs = dpo_scoring.reference_logps(job, groups, data_config)
+        write(train, paths.train_files[0], refs=[refs[p.problem.id] for p in train])
+        summary = self._train(job, paths, len(train), role=None, dpo=(dpo.beta, dpo.nll_alpha))
+        if heldout:
+            held_refs = [refs[p.problem.id] for p in heldout]
+            summary.update(dpo_scoring.heldout_metrics(held_refs, held_refs, dpo.beta, "dpo_eval/start_"))
+            scored = dpo_scoring.score_pairs(job.out_model, heldout_file, data_config)
+            summary.update(dpo_scoring.heldout_metrics(scored, held_refs, dpo.beta, "dpo_eval/"))
+        return summary
+
+    def _train(
+        self, job: TrainJob, paths: ov.StagePaths, n_items: int, role: str | None, dpo: tuple[float, float] | None = None
+    ) -> dict[str, float]:
         from reasoner.engines.verl import launch
 
         errors = check_stage(job.stage)
@@ -244,9 +284,11 @@ class VerlEngine:
             cpu = self.run.cluster.device == ClusterDevice.cpu
             env = ov.launch_env(job.stage, paths, metrics_file, cpu=cpu)
             env.update(tracking.verl_attempt_environment(self.run, job.stage.name, paths.log_dir))
-            trainer = launch.run_grpo if config_name == GRPO_CONFIG else launch.run_sft
             try:
-                trainer(cfg, env, self.run.cluster)
+                if config_name == GRPO_CONFIG:
+                    launch.run_grpo(cfg, env, self.run.cluster)
+                else:
+                    launch.run_sft(cfg, env, self.run.cluster, dpo=dpo)
             except Exception as err:  # noqa: BLE001 - re-raised as one line naming the stage; the cause is chained
                 raise trainer_failure(err, job.stage.name, config_name, paths) from err
         else:

@@ -84,8 +84,9 @@ def run_grpo(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
         run_ppo(cfg, task_runner_class=TaskRunnerV1.options(runtime_env={"env_vars": env}))
 
 
-def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
-    """verl's Ray SFT trainer (`verl.trainer.sft_trainer_ray.SFTTrainer`) in a driver actor."""
+def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig, dpo: tuple[float, float] | None = None) -> None:
+    """verl's Ray SFT trainer (`verl.trainer.sft_trainer_ray.SFTTrainer`) in a driver actor; with `dpo` (beta,
+    nll_alpha), its loss is our DPO loss (`reasoner.engines.verl.dpo`) instead of verl's SFT loss."""
     import ray
 
     join_ray(cluster)
@@ -93,7 +94,7 @@ def run_sft(cfg, env: dict[str, str], cluster: ClusterConfig) -> None:
              cluster.device.value)  # fmt: skip
     with releasing_placement_groups():
         runner = ray.remote(num_cpus=1)(_SFTRunner).options(runtime_env={"env_vars": env}).remote()
-        ray.get(runner.run.remote(cfg))
+        ray.get(runner.run.remote(cfg, dpo))
         ray.kill(runner)  # its worker actors go with it
 
 
@@ -109,7 +110,14 @@ def failure_cause(err: BaseException) -> str:
 class _SFTRunner:
     """Driver actor body: verl's SFTTrainer builds its worker group from here, so workers inherit our env."""
 
-    def run(self, cfg) -> None:
+    def run(self, cfg, dpo: tuple[float, float] | None = None) -> None:
         from verl.trainer.sft_trainer_ray import SFTTrainer
 
-        SFTTrainer(config=cfg).fit()
+        trainer = SFTTrainer(config=cfg)
+        if dpo is not None:
+            from reasoner.engines.verl import dpo as dpo_loss
+
+            # verl's extension point: the worker group's loss (set once more, before any step, over the SFT loss).
+            trainer.training_client.set_loss_fn(loss_fn=dpo_loss.loss_function(*dpo))
+            dpo_loss.sum_metric_parts(trainer.training_client)
+        trainer.fit()

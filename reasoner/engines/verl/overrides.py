@@ -1,4 +1,5 @@
-"""Pure translation: our stage config -> verl 0.9.1 Hydra overrides (GRPO: `ppo_trainer`, SFT: `sft_trainer_engine`).
+"""Pure translation: our stage config -> verl 0.9.1 Hydra overrides (GRPO: `ppo_trainer`, SFT and DPO:
+`sft_trainer_engine`).
 
 This is the one place that knows verl's key names. Everything here is a function of the config and the stage's
 paths, so golden tests pin the exact list verl receives. Notes on the mapping:
@@ -257,6 +258,34 @@ def sft_overrides(
     seed: int | None = None,
 ) -> list[str]:
     """Overrides of verl's `sft_trainer_engine` config (the Ray SFT trainer) for one SFT stage."""
+    return _pairs(_sft_items(run, stage, paths, n_examples, seed))
+
+
+def dpo_overrides(
+    run: RunConfig,
+    stage: StageConfig,
+    paths: StagePaths,
+    *,
+    n_pairs: int | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """A dpo stage on the same Ray SFT trainer: batches in pairs (`data.train_batch_size` = pairs per step), drawn by
+    `reasoner.engines.verl.dpo.PairDataset` as consecutive chosen/rejected rows; fixed-size micro-batches of
+    `cluster.micro_batch_size_per_gpu` rows (even: whole pairs) and no reordering (`balance_batch`), so no pair is
+    split. The loss is set on the worker group at launch (`launch.run_sft`)."""
+    items = dict(_sft_items(run, stage, paths, n_pairs, seed))
+    items.update({
+        "data.custom_cls.path": "pkg://reasoner.engines.verl.dpo",
+        "data.custom_cls.name": "PairDataset",
+        "data.use_dynamic_bsz": False,
+        "trainer.balance_batch": False,
+    })  # fmt: skip
+    return _pairs(list(items.items()))
+
+
+def _sft_items(
+    run: RunConfig, stage: StageConfig, paths: StagePaths, n_examples: int | None, seed: int | None
+) -> list[tuple[str, Any]]:
     cluster = run.cluster
     batch = stage.batch_size * stage.grad_accum
     total, epochs = training_steps(stage, n_examples, batch)
@@ -284,7 +313,7 @@ def sft_overrides(
         ("trainer.max_ckpt_to_keep", cluster.keep_checkpoints),
         ("trainer.seed", run.seed if seed is None else seed),
     ]
-    return _pairs(items)
+    return items
 
 
 HOOK_MODULES = ("reasoner.engines.verl.freeze", "reasoner.engines.verl.mrope")
