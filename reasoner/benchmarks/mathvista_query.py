@@ -69,9 +69,10 @@ class OfficialQuery(Template):
         precision: int | float | None = None,
         unit: str | None = None,
         caption: str | None = None,
+        description: str | None = None,
     ) -> str:
         """The official query of one problem (hint, question with unit, lettered choices); it shows images, so
-        `caption` is never filled."""
+        `caption` and `description` are never filled."""
         fields = {
             "hint": self.hint(choices, answer_type, precision),
             "question": question,
