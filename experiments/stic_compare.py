@@ -6,9 +6,10 @@
 (`make stic-demo` runs the three seeds and this.) Every run of the schedule trains, from one caption model, three
 branches with the same SFT and GRPO settings: STIC (stic -> dif -> grpo), STIC's stage 1 alone (stic ->
 stic_sft -> stic_grpo) and none (plain -> plain_grpo). For each pair of comparable stages and each evaluation set
-(`heldout`: answer accuracy; `descriptions`: mean fact F1 of the descriptions) it gives each seed's difference
+(`heldout`: answer accuracy, the image alone; `heldout-dar`: the same problems describe-and-respond, the model's
+own description in the prompt, as STIC evaluates "with DaR"; `descriptions`: mean fact F1 of the descriptions) it gives each seed's difference
 and their mean with its standard error (paired by seed), and a paired test on the items, pooled over the seeds:
-heldout, the exact McNemar test of the items only one of the two stages gets right; descriptions, the exact sign
+heldout and heldout-dar, the exact McNemar test of the items only one of the two stages gets right; descriptions, the exact sign
 test of the items whose F1 differs. It also gives the STIC stage's held-out preference accuracy (before -> after)
 per seed. Reads each run's stage folders (scores.json, items.jsonl, manifest.json), never its report.
 """
@@ -31,10 +32,10 @@ COMPARISONS = (
     ("stic_grpo", "plain_grpo", "STIC stage 1 only vs none, after GRPO"),
     ("dif", "plain", "STIC vs none, after SFT"),
     ("stic_sft", "plain", "STIC stage 1 only vs none, after SFT"),
-    ("stic", "caption", "the STIC stage itself (DPO) vs its start"),
+    ("stic", "caption", "the STIC stage (DPO) vs its start"),
 )
 """(stage, its counterpart, what the difference means)."""
-SETS = {"heldout": "correct", "descriptions": "f1"}
+SETS = {"heldout": "correct", "heldout-dar": "correct", "descriptions": "f1"}
 """Evaluation set -> the per-item value its paired test reads."""
 
 
@@ -67,10 +68,14 @@ def compare(runs: list[Path]) -> str:
         lines.append(f"- {run.name}: {metrics['dpo_eval/start_accuracy']:.3f} -> {metrics['dpo_eval/accuracy']:.3f} "
                      f"({int(metrics['data/heldout_pairs'])} held-out pairs, {int(metrics['data/train_pairs'])} "
                      f"trained on, {int(metrics['data/dropped_identical'])} identical dropped)")  # fmt: skip
-    for dataset, value in SETS.items():
-        lines += ["", f"## {dataset} ({'answer accuracy' if value == 'correct' else 'mean fact F1'}, percent)", "",
-                  "| stage | vs | per seed | mean ± s.e. (paired by seed) | items +/- pooled | p |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+    for dataset in SETS:
+        if not (stages[0]["caption"] / "eval" / dataset).is_dir():
+            continue
+        what = {"heldout": "answer accuracy, the image alone", "heldout-dar": "answer accuracy, describe and respond",
+                "descriptions": "mean fact F1 of the descriptions"}[dataset]  # fmt: skip
+        lines += ["", f"## {dataset} ({what}, percent)", "",
+                  "| comparison | stage | vs | per seed | mean ± s.e. (paired by seed) | items +/- pooled | p |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for stage, other, meaning in COMPARISONS:
             if not all(stage in found and other in found for found in stages):
                 continue
@@ -85,14 +90,14 @@ def compare(runs: list[Path]) -> str:
             mean = spread(diffs) if len(diffs) > 1 else None
             summary = f"{mean.mean:+.1f} ± {mean.sem:.1f}" if mean else f"{diffs[0]:+.1f}"
             per_seed = " / ".join(f"{d:+.1f}" for d in diffs)
-            lines.append(f"| {stage} | {other} | {per_seed} | {summary} | +{gained} / -{lost} | "
-                         f"{mcnemar_p(gained, lost):.2g} |  <!-- {meaning} -->")  # fmt: skip
+            lines.append(f"| {meaning} | {stage} | {other} | {per_seed} | {summary} | +{gained} / -{lost} | "
+                         f"{mcnemar_p(gained, lost):.2g} |")  # fmt: skip
         means = {name: statistics.fmean(accuracy(found[name], dataset) for found in stages)
                  for name in stages[0] if (stages[0][name] / "eval" / dataset).is_dir()}  # fmt: skip
         lines += ["", "Mean over seeds per stage: " + ", ".join(f"{n} {m:.1f}" for n, m in means.items())]
-    lines += ["", "Items +/-: pooled over seeds, the items where the stage is above / below its counterpart (heldout: "
-              "right vs wrong; descriptions: a higher vs lower F1); p: the exact two-sided sign (McNemar) test of "
-              "that split."]  # fmt: skip
+    lines += ["", "Items +/-: pooled over seeds, the items where the stage is above / below its counterpart (heldout, "
+              "heldout-dar: right vs wrong; descriptions: a higher vs lower F1); p: the exact two-sided sign "
+              "(McNemar) test of that split."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

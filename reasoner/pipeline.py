@@ -22,18 +22,19 @@ import yaml
 from reasoner import config as config_mod
 from reasoner import registry, tracking
 from reasoner.atomic import write_json, write_text
-from reasoner.config import RunConfig, Tracker
+from reasoner.config import DAR_SUFFIX, RunConfig, Tracker
 from reasoner.data.records.problem import Problem, missing_images
 from reasoner.data.sets.datasets import Datasets
 from reasoner.data.stage import contamination
 from reasoner.data.stage.builders import StageContext, build_stage_data
 from reasoner.data.stage.preflight import check_stage
+from reasoner.data.stage.stic import described_problems
 from reasoner.engines.base import Engine, TrainJob
 from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
 from reasoner.eval.runner import eval_fingerprint, evaluate
 from reasoner.models.tiny import build_tiny_model, describe_tiny_model
-from reasoner.prompts import PAIR_PROMPT, Template, load_template
+from reasoner.prompts import DESCRIPTION_KEY, PAIR_PROMPT, Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
 from reasoner.runlock import hold
@@ -294,19 +295,38 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
         return
     metrics = stage_dir.read_manifest()["metrics"]
     last_step = int(metrics.get("steps", metrics.get("verl/total_steps", 0)))  # where trackers put evaluations
-    for name in run.config.eval.datasets:
-        out = stage_dir.eval(name)
+    dar = run.config.eval.describe_and_respond
+    for label, name, template, describe in _evaluations(run):
+        out = stage_dir.eval(label)
         benchmark = registry.benchmark(run.config.datasets[name].source)
-        template = benchmark.eval_template(run.template)  # a set with its own template (descriptions) uses it
         fp = eval_fingerprint(run.config, name, stage.fingerprint, template.sha256)
+        if describe is not None:
+            fp = config_mod.fingerprint({"answer": fp, "describe": describe.sha256, "tokens": dar.max_new_tokens})
         if _evaluated(out / "scores.json", fp):
             continue
         generator = engine.generator(model_path(run, stage.name))
+        problems = datasets[name]
+        if describe is not None:  # describe-and-respond: the model's own descriptions go into its prompts
+            problems = described_problems(generator, problems, describe, max_new_tokens=dar.max_new_tokens)
+            write_json(out / "descriptions.json", {p.id: p.metadata[DESCRIPTION_KEY] for p in problems})
         scores = evaluate(
-            generator, datasets[name], template, run.config.eval, name, out, fingerprint=fp, benchmark=benchmark
+            generator, problems, template, run.config.eval, label, out, fingerprint=fp, benchmark=benchmark
         )
-        log.info("stage %s: %s accuracy %.1f%%", stage.name, name, scores["accuracy"])
-        tracking.log_evaluation(run.config, stage.name, stage_dir.logs, last_step, _headline(name, scores))
+        log.info("stage %s: %s accuracy %.1f%%", stage.name, label, scores["accuracy"])
+        tracking.log_evaluation(run.config, stage.name, stage_dir.logs, last_step, _headline(label, scores))
+
+
+def _evaluations(run: Run) -> list[tuple[str, str, Template, Template | None]]:
+    """Every evaluation after a stage: (its name, its set, the answering template, the describing template of a
+    describe-and-respond evaluation, else None)."""
+    found = []
+    for name in run.config.eval.datasets:
+        benchmark = registry.benchmark(run.config.datasets[name].source)
+        found.append((name, name, benchmark.eval_template(run.template), None))  # a set may have its own template
+    dar = run.config.eval.describe_and_respond
+    for name in dar.datasets:
+        found.append((name + DAR_SUFFIX, name, load_template(dar.prompt), load_template(dar.describe_prompt)))
+    return found
 
 
 def _headline(dataset: str, scores: dict) -> dict[str, float]:

@@ -237,7 +237,17 @@ def check_prompts(run: RunConfig) -> None:
     `data.describe.policy`: a stage whose prompt shows a description names who describes, and only it."""
     if load_template(run.prompt, "prompt").shows_description:
         raise ReasonerError(f"prompt: template {run.prompt!r} uses $description, which only an sft stage with "
-                            "data.describe fills; evaluation prompts show the image alone")  # fmt: skip
+                            "data.describe fills; evaluation prompts show the image alone (eval.describe_and_respond "
+                            "adds evaluations with descriptions)")  # fmt: skip
+    dar, key = run.eval.describe_and_respond, "eval.describe_and_respond"
+    for name in dar.datasets:
+        if name not in run.eval.datasets:
+            raise ReasonerError(f"{key}.datasets: {name!r} is not allowed; allowed: sets of eval.datasets "
+                                f"({', '.join(run.eval.datasets) or 'none'})")  # fmt: skip
+    if dar.datasets and not load_template(dar.prompt, f"{key}.prompt").shows_description:
+        raise ReasonerError(f"{key}.prompt: template {dar.prompt!r} does not use $description")
+    if dar.datasets:
+        load_template(dar.describe_prompt, f"{key}.describe_prompt")
     for stage in run.stages:
         key = f"stages.{stage.name}"
         template = load_template(stage.prompt, f"{key}.prompt") if stage.prompt else None

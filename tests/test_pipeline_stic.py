@@ -30,7 +30,7 @@ model: {tiny_size: demo}
 datasets:
   train: {source: synthetic, n: 48, level: 1, tasks: [bars, digits]}
   heldout: {source: synthetic, n: 6, level: 1, seed: 2, split: eval, tasks: [bars]}
-eval: {datasets: [heldout], max_new_tokens: 8}
+eval: {datasets: [heldout], max_new_tokens: 8, describe_and_respond: {datasets: [heldout], max_new_tokens: 16}}
 stages:
   - {name: caption, kind: sft, init: base, prompt: caption, data: {dataset: train, targets: caption}, lr: 3.0e-3,
      batch_size: 8, steps: 12}
@@ -83,8 +83,17 @@ def test_stic_schedule_runs_caches_its_texts_and_resumes(config, tmp_path):
     dif = json.loads((stages / "03_sft" / "manifest.json").read_text())
     assert dif["prompt"]["name"] == "reason_with_description"
     assert dif["metrics"]["data/prompt_tokens_min"] > 0
-    # The dif stage is evaluated with the run's prompt (no description), like every stage.
+    # The dif stage is evaluated with the run's prompt (no description), like every stage, and every stage also
+    # describe-and-respond: its own descriptions (kept beside the scores) in the answering prompt.
     assert json.loads((stages / "03_sft" / "eval" / "heldout" / "scores.json").read_text())["n"] == 6
+    for stage in ("00_base", "01_sft", "02_dpo", "03_sft"):
+        dar = stages / stage / "eval" / "heldout-dar"
+        assert json.loads((dar / "scores.json").read_text())["n"] == 6
+        assert len(json.loads((dar / "descriptions.json").read_text())) == 6
+    fingerprints = {json.loads((stages / "03_sft" / "eval" / name / "scores.json").read_text())["fingerprint"]
+                    for name in ("heldout", "heldout-dar")}  # fmt: skip
+    assert len(fingerprints) == 2
+    assert "heldout-dar" in json.loads((report.parent / "report.json").read_text())["datasets"]
     # Resume: a stage redone from its data reuses the cached texts (no model describes again).
     for stage in ("02_dpo", "03_sft"):
         (stages / stage / "manifest.json").unlink()
@@ -152,6 +161,10 @@ def test_config_errors_name_the_key(config, override, message):
         ("stages.stic.dpo.stic.bad_prompt=nothing_here", "stages.stic.dpo.stic.bad_prompt: prompt template "
          "'nothing_here' not found"),
         ("stages.dif.data.describe.prompt=nothing_here", "stages.dif.data.describe.prompt: prompt template"),
+        ("eval.describe_and_respond.datasets=[train]", "eval.describe_and_respond.datasets: 'train' is not allowed; "
+         "allowed: sets of eval.datasets (heldout)"),
+        ("eval.describe_and_respond.prompt=reason", "eval.describe_and_respond.prompt: template 'reason' does not "
+         "use $description"),
     ],
 )  # fmt: skip
 def test_description_prompts_are_checked_before_any_work(config, tmp_path, override, message):

@@ -39,6 +39,8 @@ __all__ = [
     "LoraConfig",
     "ModelConfig",
     "DatasetConfig",
+    "DAR_SUFFIX",
+    "DescribeAndRespondConfig",
     "EvalConfig",
     "ClusterConfig",
     "Tracker",
@@ -170,6 +172,27 @@ class DatasetConfig:
     `eval` set never share a problem whatever their seeds."""
 
 
+DAR_SUFFIX = "-dar"
+"""A describe-and-respond evaluation's name: the set's name and this (its folder `eval/<name>-dar`)."""
+
+
+@dataclass
+class DescribeAndRespondConfig:
+    """STIC's describe-and-respond evaluation (DaR): the evaluated model first describes each image (greedy, with
+    `describe_prompt`), then answers with its own description in the prompt (`prompt`, a template that uses
+    `$description`). Each listed set is evaluated this way as well, as `<name>-dar`, after every stage: how a
+    stage trained with descriptions in its prompts (`data.describe`) is meant to be used."""
+
+    datasets: list[str] = field(default_factory=list)
+    """Sets of `eval.datasets` to evaluate this way too (empty = none)."""
+    prompt: str = "reason_with_description"
+    """The answering template; it must use `$description`."""
+    describe_prompt: str = "caption"
+    """The describing template, shown with the image."""
+    max_new_tokens: int = ranged(96, TOKENS)
+    """Description budget (the answer's is `eval.max_new_tokens`)."""
+
+
 @dataclass
 class EvalConfig:
     datasets: list[str] = field(default_factory=list)
@@ -182,6 +205,8 @@ class EvalConfig:
     draws other samples). vLLM schedules its own batches."""
     evaluate_base: bool = True
     """Also evaluate the base model (stage 00), the row every delta in the report is measured from."""
+    describe_and_respond: DescribeAndRespondConfig = field(default_factory=DescribeAndRespondConfig)
+    """Sets also evaluated by describing each image first and answering with that description (STIC's DaR)."""
     backend: GeneratorBackend = GeneratorBackend.hf
     """local engine: what generates at evaluation, distillation and self-distillation, `hf` or `vllm` (greedy
     evaluation gives the same answers up to floating-point ties; docs/benchmarks.md, bench_eval_backends)."""
