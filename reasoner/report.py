@@ -32,9 +32,13 @@ STDERR_NOTE = (
     "right, and p is the exact McNemar test of that split (how often a split at least this uneven arises when "
     "neither model is better): a paired test on the same items, more sensitive than comparing the two accuracies. "
     "In a perception set's family columns, * marks a row above chance at p < 0.01 (`p_above_chance`: the exact "
-    "one-sided test against guessing). A `descriptions` set's accuracy is its mean fact F1 against the images' "
-    "captions, its s.e. that of the mean, and items +/- count exact descriptions (docs/scoring.md)."
+    "one-sided test against guessing)."
 )
+MEAN_SCORE_NOTE = (
+    "A `descriptions` set's accuracy is its mean fact F1 against the images' captions, its s.e. that of the mean, "
+    "and items +/- count exact descriptions (docs/scoring.md)."
+)
+"""Added to the note when a set scores a mean (its scores.json writes its own `stderr`)."""
 ABOVE_CHANCE_P = 0.01
 BASELINES = ("chance", "prior")
 
@@ -123,6 +127,7 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
             evals[scores_path.parent.name] = {
                 # A set whose accuracy is a mean score (descriptions: mean F1) writes its own standard error.
                 "n": n, "accuracy": accuracy, "stderr": float(scores.get("stderr", standard_error(accuracy, n))),
+                **({"mean_score": True} if "stderr" in scores else {}),  # its accuracy is a mean score
                 "task": tasks,
                 "items": _item_results(scores_path.parent / "items.jsonl"), "above_chance": above,
             }
@@ -142,7 +147,9 @@ def _read_evals(stage_dir: StageDir, damaged: list[str]) -> dict[str, dict]:
 def render_markdown(data: dict[str, Any]) -> str:
     """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
     lines = [f"# Run `{data['run']}`", ""] + [f"> {w}\n" for w in data.get("warnings", [])]
-    lines += ([STDERR_NOTE, ""] if data["datasets"] else []) + _summary(data)
+    mean_score = any(e.get("mean_score") for s in data["stages"] for e in s["eval"].values())
+    note = STDERR_NOTE + (" " + MEAN_SCORE_NOTE if mean_score else "")
+    lines += ([note, ""] if data["datasets"] else []) + _summary(data)
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
         tasks = _columns(rows, dataset)
