@@ -8,10 +8,21 @@ a tie as 1/2 (at the start, policy = reference, every pair ties). The local engi
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from reasoner.atomic import write_json
+from reasoner.engines.base import TrainJob
+from reasoner.rundir import DamagedFile, read_json
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FILE = "reference_logps.json"
+"""In the stage's ckpt/: `{"fingerprint", "logps": {pair id: [ref_chosen, ref_rejected]}}`."""
 
 
 @dataclass
@@ -51,3 +62,26 @@ def dpo_terms(
     chosen_rewards = beta * (logp_chosen - ref_chosen).detach()  # [B]
     rejected_rewards = beta * (logp_rejected - ref_rejected).detach()  # [B]
     return DPOTerms(losses, chosen_rewards, rejected_rewards, nll.detach())
+
+
+def cached_reference_logps(
+    job: TrainJob, ids: Sequence[str], compute: Callable[[], dict[str, tuple[float, float]]]
+) -> dict[str, tuple[float, float]]:
+    """Every pair's reference log-probs (the stage's start model): read from `ckpt/REFERENCE_FILE` when written
+    under this stage's fingerprint for exactly these pair `ids`, else `compute()`d and written there first (a
+    resumed stage reads them rather than recomputing)."""
+    path = job.ckpt_dir / REFERENCE_FILE
+    try:
+        cached = read_json(path)
+    except DamagedFile as err:
+        log.warning("%s; computing the reference log-probs again", err)
+        cached = None
+    if isinstance(cached, dict) and cached.get("fingerprint") == job.fingerprint:
+        logps = cached.get("logps", {})
+        if isinstance(logps, dict) and sorted(logps) == sorted(ids):
+            log.info("stage %s: reference log-probs read from %s", job.stage.name, path)
+            return {pid: (float(c), float(r)) for pid, (c, r) in logps.items()}
+    logps = compute()
+    write_json(path, {"fingerprint": job.fingerprint, "logps": {pid: list(v) for pid, v in logps.items()}})
+    log.info("stage %s: reference log-probs of %d pairs written to %s", job.stage.name, len(logps), path)
+    return logps

@@ -17,7 +17,8 @@ from reasoner.data.records.preference import read_preference_file
 from reasoner.data.stage.preference import select_pairs
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import LocalEngine
-from reasoner.engines.local.dpo import REFERENCE_FILE, dpo_terms, encode_pairs
+from reasoner.engines.local.dpo import dpo_terms, encode_pairs
+from reasoner.engines.preference import REFERENCE_FILE
 from reasoner.models.loading import load_model
 from reasoner.prompts import PAIR_PROMPT
 

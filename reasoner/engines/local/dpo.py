@@ -31,22 +31,18 @@ from typing import Any
 
 import torch
 
-from reasoner.atomic import write_json
 from reasoner.data.stage.preference import PreferencePair
 from reasoner.engines.base import TrainJob
 from reasoner.engines.local import policy
 from reasoner.engines.local.common import Runtime, autocast, load_trainable, planned_steps, stream_indices
 from reasoner.engines.local.loop import METRICS_FILE, MetricsLog, OnStep, TrainingSession
 from reasoner.engines.local.sft import completion_text
-from reasoner.engines.preference import dpo_terms
+from reasoner.engines.preference import cached_reference_logps, dpo_terms
 from reasoner.errors import ReasonerError
 from reasoner.prompts import Template, problem_messages, shown_images
-from reasoner.rundir import DamagedFile, read_json
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FILE = "reference_logps.json"
-"""In the stage's ckpt/: `{"fingerprint", "logps": {pair id: [ref_chosen, ref_rejected]}}`."""
 
 
 @dataclass
@@ -112,27 +108,16 @@ def score_logps(
 def reference_logps(
     job: TrainJob, model: Any, processor: Any, groups: Sequence[Sequence[PreferencePair]], runtime: Runtime
 ) -> dict[str, tuple[float, float]]:
-    """The reference log-probs of every pair: read from `ckpt/REFERENCE_FILE` when written under this stage's
-    fingerprint for these pairs, else computed (each group batched apart) and written there first."""
-    path = job.ckpt_dir / REFERENCE_FILE
-    ids = sorted(pair.problem.id for group in groups for pair in group)
-    try:
-        cached = read_json(path)
-    except DamagedFile as err:
-        log.warning("%s; computing the reference log-probs again", err)
-        cached = None
-    if isinstance(cached, dict) and cached.get("fingerprint") == job.fingerprint:
-        logps = cached.get("logps", {})
-        if isinstance(logps, dict) and sorted(logps) == ids:
-            log.info("stage %s: reference log-probs read from %s", job.stage.name, path)
-            return {pid: (float(c), float(r)) for pid, (c, r) in logps.items()}
-    logps: dict[str, tuple[float, float]] = {}
-    for group in groups:
-        scored = score_logps(model, processor, group, job.template, runtime, job.stage.batch_size)
-        logps.update({pair.problem.id: values for pair, values in zip(group, scored, strict=True)})
-    write_json(path, {"fingerprint": job.fingerprint, "logps": {pid: list(v) for pid, v in logps.items()}})
-    log.info("stage %s: reference log-probs of %d pairs written to %s", job.stage.name, len(logps), path)
-    return logps
+    """The reference log-probs of every pair, cached in `ckpt/REFERENCE_FILE` (each group batched apart)."""
+
+    def compute() -> dict[str, tuple[float, float]]:
+        logps: dict[str, tuple[float, float]] = {}
+        for group in groups:
+            scored = score_logps(model, processor, group, job.template, runtime, job.stage.batch_size)
+            logps.update({pair.problem.id: values for pair, values in zip(group, scored, strict=True)})
+        return logps
+
+    return cached_reference_logps(job, [pair.problem.id for group in groups for pair in group], compute)
 
 
 def _as_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:

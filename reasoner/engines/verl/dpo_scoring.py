@@ -17,14 +17,11 @@ from typing import Any
 
 import torch
 
-from reasoner.atomic import write_json
 from reasoner.engines.base import TrainJob
-from reasoner.engines.preference import dpo_terms
-from reasoner.rundir import DamagedFile, read_json
+from reasoner.engines.preference import cached_reference_logps, dpo_terms
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FILE = "reference_logps.json"
 """In the stage's ckpt/: `{"fingerprint", "logps": {pair id: [ref_chosen, ref_rejected]}}` (the local engine's
 format)."""
 
@@ -57,26 +54,16 @@ def score_pairs(model_path: Path, parquet: Path, data_config: Any) -> list[tuple
 def reference_logps(
     job: TrainJob, parquets: Sequence[tuple[Sequence[str], Path]], data_config: Any
 ) -> dict[str, tuple[float, float]]:
-    """Every pair's reference log-probs (the stage's start model): read from `ckpt/REFERENCE_FILE` when written under
-    this fingerprint for these pairs, else scored (each (pair ids, parquet) in turn) and written there first."""
-    path = job.ckpt_dir / REFERENCE_FILE
-    ids = sorted(pid for group, _ in parquets for pid in group)
-    try:
-        cached = read_json(path)
-    except DamagedFile as err:
-        log.warning("%s; computing the reference log-probs again", err)
-        cached = None
-    if isinstance(cached, dict) and cached.get("fingerprint") == job.fingerprint:
-        logps = cached.get("logps", {})
-        if isinstance(logps, dict) and sorted(logps) == ids:
-            log.info("stage %s: reference log-probs read from %s", job.stage.name, path)
-            return {pid: (float(c), float(r)) for pid, (c, r) in logps.items()}
-    logps: dict[str, tuple[float, float]] = {}
-    for group, parquet in parquets:
-        logps.update(zip(group, score_pairs(job.init_model, parquet, data_config), strict=True))
-    write_json(path, {"fingerprint": job.fingerprint, "logps": {pid: list(v) for pid, v in logps.items()}})
-    log.info("stage %s: reference log-probs of %d pairs written to %s", job.stage.name, len(logps), path)
-    return logps
+    """Every pair's reference log-probs (the stage's start model), cached in `ckpt/REFERENCE_FILE` (each (pair ids,
+    parquet) scored in turn)."""
+
+    def compute() -> dict[str, tuple[float, float]]:
+        logps: dict[str, tuple[float, float]] = {}
+        for group, parquet in parquets:
+            logps.update(zip(group, score_pairs(job.init_model, parquet, data_config), strict=True))
+        return logps
+
+    return cached_reference_logps(job, [pid for group, _ in parquets for pid in group], compute)
 
 
 def heldout_metrics(
