@@ -113,7 +113,7 @@ def test_resume_after_kill_matches_straight_run(tiny_model_dir, pair_file, tmp_p
         LocalEngine(RunConfig(name="t"), on_step=crash_after_step_2).train_dpo(resumed, pairs)
     assert not resumed.out_model.exists() and (resumed.ckpt_dir / "step_000002").is_dir()
     assert (resumed.ckpt_dir / REFERENCE_FILE).is_file()
-    with caplog.at_level(logging.INFO, logger="reasoner.engines.local.dpo"):
+    with caplog.at_level(logging.INFO, logger="reasoner.engines.preference"):
         LocalEngine(RunConfig(name="t")).train_dpo(resumed, pairs)
     assert "reference log-probs read from" in caplog.text  # kept, not recomputed
     expected, _ = load_model(straight.out_model)
