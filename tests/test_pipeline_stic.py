@@ -15,11 +15,11 @@ from PIL import Image
 
 from reasoner.config import load
 from reasoner.data.records.files import write_problems
-from reasoner.data.stage.stic import CORRUPTIONS, color_jitter, low_resolution
+from reasoner.data.stage.stic import CORRUPTIONS, color_jitter, described_problems, low_resolution
 from reasoner.data.worlds import generate
 from reasoner.errors import ReasonerError
 from reasoner.pipeline import execute, load_run
-from reasoner.prompts import load_template
+from reasoner.prompts import DESCRIPTION_KEY, load_template
 from reasoner.schedule import plan
 
 CONFIG = """
@@ -115,6 +115,19 @@ def test_captions_as_targets_need_captions(tmp_path):
     with pytest.raises(ReasonerError, match="stages.sft1.data.targets: caption, but none of the 4 problems of "
                                             "dataset 'plain' has a caption"):  # fmt: skip
         execute(load_run(config, [f"output_dir={tmp_path}"]))
+
+
+def test_descriptions_are_made_once_per_image_and_empty_without_one(jittered_model_dir):
+    from reasoner.generation import HFGenerator
+
+    bars = generate("bars", 2, level=1, seed=0, split="train")
+    twin = replace(bars[0], id="twin", question="Which bar is the shortest?")  # the same picture, another question
+    text_only = replace(bars[1], id="text-only", images=[])
+    generator = HFGenerator.from_pretrained(jittered_model_dir, show_progress=False)
+    described = described_problems(generator, [*bars, twin, text_only], load_template("caption"), max_new_tokens=8)
+    texts = {p.id: p.metadata[DESCRIPTION_KEY] for p in described}
+    assert texts[bars[0].id] and texts["twin"] == texts[bars[0].id] and texts["text-only"] == ""
+    assert [p.id for p in described] == [bars[0].id, bars[1].id, "twin", "text-only"]
 
 
 def test_corruptions_are_seeded_and_keep_the_layout():

@@ -119,11 +119,11 @@ def described_problems(
     generator: Generator, problems: Sequence[Problem], template: Template, *, max_new_tokens: int
 ) -> list[Problem]:
     """`problems`, each with a greedy description of its images by `generator` in its metadata (`$description`);
-    problems sharing an image share its description."""
+    problems sharing an image share its description, and a problem without an image gets an empty one."""
     images = image_problems(problems)
     texts = _texts(generator, requests_for(images, template), max_new_tokens)
     by_image = {tuple(im.sha256() for im in p.images): text for p, text in zip(images, texts, strict=True)}
     return [
-        replace(p, metadata={**p.metadata, DESCRIPTION_KEY: by_image[tuple(im.sha256() for im in p.images)]})
+        replace(p, metadata={**p.metadata, DESCRIPTION_KEY: by_image.get(tuple(im.sha256() for im in p.images), "")})
         for p in problems
     ]
