@@ -20,7 +20,7 @@ from reasoner.data.worlds import generate
 from reasoner.errors import ReasonerError
 from reasoner.pipeline import execute, load_run
 from reasoner.prompts import DESCRIPTION_KEY, load_template
-from reasoner.schedule import plan
+from reasoner.schedule import plan, stage_settings
 
 CONFIG = """
 name: stic
@@ -200,5 +200,9 @@ def test_fingerprints_cover_what_makes_the_texts(config):
     ]:
         now = [p.fingerprint for p in plan(load(config, [override]), sha)]
         assert now[changed] != base[changed], override
-    # A stage without descriptions keeps the fingerprint it had before the keys existed (golden tests: the demo).
-    assert "describe" not in json.dumps(plan(load(config), sha)[1].config.data.describe.policy)
+    # The new keys count only away from their defaults: a stage without descriptions or STIC pairs fingerprints the
+    # settings it had before they existed (the golden tests pin the demo's fingerprints).
+    caption, stic, dif = load(config).stages
+    assert "describe" not in stage_settings(caption)["data"] and "describe" in stage_settings(dif)["data"]
+    assert {"pairs", "stic"} <= set(stage_settings(stic)["dpo"]) and "dpo" not in stage_settings(caption)
+    assert "describe" not in stage_settings(stic)["data"]
