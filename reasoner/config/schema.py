@@ -270,7 +270,8 @@ class ClusterConfig:
     min_image_pixels: int = ranged(3136, AT_LEAST_1)
     """Images are upscaled to at least this many pixels (3136 = 56 x 56, four visual tokens)."""
     keep_checkpoints: int = ranged(1, AT_LEAST_1)
-    """Resumable checkpoints kept per stage (the newest; older ones are deleted as new ones land)."""
+    """Resumable checkpoints kept per stage (the newest; older ones are deleted as new ones land; verl is told at
+    least 2, so a kill never leaves its tracker naming a deleted one: docs/faults.md)."""
 
 
 class Tracker(str, Enum):

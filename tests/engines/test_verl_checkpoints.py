@@ -38,6 +38,8 @@ from reasoner.engines.verl.export import (
     export_model,
     final_metrics,
     latest_checkpoint,
+    prune_checkpoints,
+    verl_checkpoints_to_keep,
 )
 from reasoner.errors import ReasonerError
 from reasoner.models.loading import load_model
@@ -223,3 +225,53 @@ def test_a_checkpoint_verl_was_killed_writing_is_removed_not_resumed(tmp_path, t
     # Before any save completed (no tracker): every global_step_N is partial.
     (ckpt / "latest_checkpointed_iteration.txt").unlink()
     assert discard_partial_checkpoints(ckpt, "grpo1") == [ckpt / "global_step_3"]
+
+
+def replay_verl_saves(ckpt: Path, steps: int, max_to_keep: int) -> list[int]:
+    """verl 0.9.1's GRPO saves, in its order, with its own rotation code (`BaseCheckpointManager`'s
+    `ensure_checkpoint_capacity` before the worker writes, `register_checkpoint` after; then the trainer's
+    `data.pt`; then the tracker file). Returns the steps at which the checkpoint the tracker names was found
+    deleted: where a kill would leave a run that can never resume."""
+    from verl.utils.checkpoint.checkpoint_manager import BaseCheckpointManager
+
+    manager = object.__new__(BaseCheckpointManager)  # only its rotation state: its __init__ wants a process group
+    manager.previous_saved_paths = []
+    tracker = ckpt / "latest_checkpointed_iteration.txt"
+    broken = []
+
+    def tracked_gone(step: int) -> None:
+        if tracker.is_file() and not (ckpt / f"global_step_{tracker.read_text()}" / "actor" / "model.pt").is_file():
+            broken.append(step)
+
+    for step in range(1, steps + 1):
+        actor = ckpt / f"global_step_{step}" / "actor"
+        manager.ensure_checkpoint_capacity(max_to_keep)
+        tracked_gone(step)
+        actor.mkdir(parents=True)
+        (actor / "model.pt").write_text(str(step))
+        manager.register_checkpoint(str(actor), max_to_keep)
+        tracked_gone(step)  # a kill here: the worker's save returned, the trainer has not moved the tracker
+        (actor.parent / "data.pt").write_text(str(step))
+        tracker.write_text(str(step))
+    return broken
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_verls_rotation_never_deletes_the_checkpoint_its_tracker_names(tmp_path, keep, caplog):
+    """CI caught it: SIGKILLed as verl saved the last step, the rerun failed on `global_step_3/actor/optim_*.pt`,
+    and every rerun would. Keeping one, verl deletes it before its tracker moves to the new one; with
+    `verl_checkpoints_to_keep` the tracker's checkpoint survives every point of every save, and
+    `prune_checkpoints` leaves the newest `keep` whole."""
+    broken = replay_verl_saves(tmp_path / "exact", 6, keep)  # verl keeping just `keep`
+    assert broken == (list(range(2, 7)) if keep == 1 else [])
+    ckpt = tmp_path / "ckpt"
+    assert replay_verl_saves(ckpt, 6, verl_checkpoints_to_keep(keep)) == []
+    with caplog.at_level(logging.INFO):
+        removed = prune_checkpoints(ckpt, keep, "grpo1")
+    assert [p.name for p in removed] == [f"global_step_{n}" for n in range(1, 7 - keep)]  # data.pt-only ones too
+    assert sorted(p.name for p in ckpt.glob("global_step_*")) == [f"global_step_{n}" for n in range(7 - keep, 7)]
+    assert all((ckpt / f"global_step_{n}" / "actor" / "model.pt").is_file() for n in range(7 - keep, 7))
+    assert "removed older checkpoints" in caplog.text
+    assert prune_checkpoints(ckpt, keep, "grpo1") == []  # nothing more; nothing newer than the tracker touched
+    (ckpt / "global_step_7" / "actor").mkdir(parents=True)  # a save under way
+    assert prune_checkpoints(ckpt, keep, "grpo1") == [] and (ckpt / "global_step_7").is_dir()

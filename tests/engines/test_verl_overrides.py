@@ -217,6 +217,14 @@ def test_fast_compose_equals_a_fresh_hydra_composition(config_name, overrides):
     assert OmegaConf.to_container(compose(config_name, overrides)) == OmegaConf.to_container(fresh)
 
 
+def test_one_kept_checkpoint_is_two_for_verl(run):
+    """verl keeping one deletes it before its tracker names the next (export.verl_checkpoints_to_keep)."""
+    one = dataclasses.replace(run, cluster=dataclasses.replace(run.cluster, keep_checkpoints=1))
+    grpo = grpo_overrides(one, one.stages[0], PATHS, n_problems=1000, seed=4)
+    sft = sft_overrides(one, one.stages[1], PATHS, n_examples=1000, seed=5)
+    assert "trainer.max_actor_ckpt_to_keep=2" in grpo and "trainer.max_ckpt_to_keep=2" in sft
+
+
 def test_unknown_data_size_leaves_steps_to_verl(run):
     assert training_steps(run.stages[0], None, 64) == (None, 2)
     overrides = grpo_overrides(run, run.stages[0], PATHS)

@@ -38,6 +38,7 @@ from reasoner.engines.verl.export import (
     export_model,
     final_metrics,
     latest_checkpoint,
+    prune_checkpoints,
 )
 from reasoner.errors import ReasonerError
 from reasoner.generation.base import Generator
@@ -275,6 +276,7 @@ class VerlEngine:
         remove_partial_writes(paths.ckpt_dir)  # our own files there (the fingerprint marker) killed mid-write
         claim_checkpoints(paths.ckpt_dir, job.fingerprint, job.stage.name)
         discard_partial_checkpoints(paths.ckpt_dir, job.stage.name)
+        prune_checkpoints(paths.ckpt_dir, self.run.cluster.keep_checkpoints, job.stage.name)
         done = checkpoint_step(latest_checkpoint(paths.ckpt_dir))
         metrics_file = paths.log_dir / METRICS_FILE
         if done < total:
@@ -291,6 +293,7 @@ class VerlEngine:
                     launch.run_sft(cfg, env, self.run.cluster, dpo=dpo)
             except Exception as err:  # noqa: BLE001 - re-raised as one line naming the stage; the cause is chained
                 raise trainer_failure(err, job.stage.name, config_name, paths) from err
+            prune_checkpoints(paths.ckpt_dir, self.run.cluster.keep_checkpoints, job.stage.name)
         else:
             log.info(
                 "stage %s: checkpoint at step %d of %d already; exporting it", job.stage.name, done, total

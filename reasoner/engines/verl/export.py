@@ -86,6 +86,36 @@ def discard_partial_checkpoints(ckpt_dir: Path, stage: str) -> list[Path]:
     return partial
 
 
+def verl_checkpoints_to_keep(keep: int) -> int:
+    """verl's `max_(actor_)ckpt_to_keep` for `cluster.keep_checkpoints` = `keep`: at least 2.
+
+    Keeping one, verl 0.9.1's checkpoint managers delete the previous checkpoint at the end of the worker's save
+    (`register_checkpoint`), before the trainer names the new one in its tracker file (`_save_checkpoint`,
+    `CheckpointHandler.save_checkpoint`): a kill in between leaves the tracker naming a half-deleted checkpoint
+    that every rerun fails to load (`tests/test_faults.py` hit it). Keeping 2 or more, verl makes room before a
+    save (`ensure_checkpoint_capacity`) and never deletes the newest, the one the tracker names. The peak on disk
+    stays two checkpoints; `prune_checkpoints` takes the folder back to `keep` around each launch."""
+    return max(keep, 2)
+
+
+def prune_checkpoints(ckpt_dir: Path, keep: int, stage: str) -> list[Path]:
+    """Remove the `global_step_N` folders older than the newest `keep` up to verl's tracker step: verl's extra one
+    when `keep` is 1 (`verl_checkpoints_to_keep`), and the folders its rotation empties but leaves (it deletes only the worker's
+    part, not the trainer's `data.pt`). Run before a stage's trainer starts and after it ends."""
+    done = checkpoint_step(latest_checkpoint(ckpt_dir))
+    kept = sorted(
+        (path for path in ckpt_dir.glob("global_step_*")
+         if path.is_dir() and re.fullmatch(r"global_step_\d+", path.name) and checkpoint_step(path) <= done),
+        key=checkpoint_step,
+    )  # fmt: skip
+    old = kept[: max(len(kept) - keep, 0)]
+    for path in old:
+        shutil.rmtree(path)
+    if old:
+        log.info("stage %s: removed older checkpoints %s (keeping %d)", stage, [p.name for p in old], keep)
+    return old
+
+
 def checkpoint_step(path: Path | None) -> int:
     """N of a `global_step_N` folder (0 for None)."""
     if path is None:

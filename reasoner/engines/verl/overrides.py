@@ -31,6 +31,7 @@ from typing import Any
 
 from reasoner import tracking
 from reasoner.config import ClusterConfig, CPURollout, GRPOConfig, PolicyLoss, RunConfig, StageConfig, Tracker
+from reasoner.engines.verl.export import verl_checkpoints_to_keep
 from reasoner.engines.verl.lora import checkpoint_contents, lora_overrides
 
 REWARD_FILE = Path(__file__).resolve().parents[3] / "rewards" / "verl.py"
@@ -209,7 +210,7 @@ def grpo_overrides(
         ("reward.custom_reward_function.path", str(REWARD_FILE)),
         ("reward.custom_reward_function.name", "compute_score"),
         *_trainer_common(run, stage, paths, total, epochs),
-        ("trainer.max_actor_ckpt_to_keep", cluster.keep_checkpoints),
+        ("trainer.max_actor_ckpt_to_keep", verl_checkpoints_to_keep(cluster.keep_checkpoints)),
         ("trainer.val_before_train", False),
         ("trainer.test_freq", -1),
     ]
@@ -310,7 +311,7 @@ def _sft_items(
         *_optim("optim", stage),
         ("checkpoint.save_contents", checkpoint_contents(CHECKPOINT_CONTENTS, run.model.lora)),
         *_trainer_common(run, stage, paths, total, epochs),
-        ("trainer.max_ckpt_to_keep", cluster.keep_checkpoints),
+        ("trainer.max_ckpt_to_keep", verl_checkpoints_to_keep(cluster.keep_checkpoints)),
         ("trainer.seed", run.seed if seed is None else seed),
     ]
     return items
