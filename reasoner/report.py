@@ -39,6 +39,11 @@ MEAN_SCORE_NOTE = (
     "and items +/- count exact descriptions (docs/scoring.md)."
 )
 """Added to the note when a set scores a mean (its scores.json writes its own `stderr`)."""
+BRANCH_NOTE = (
+    "Where the schedule branches, a stage marked `(from X)` is compared (Δ prev, items +/-) with X, the stage it "
+    "starts from, not with the row above it."
+)
+"""Added to the note when some stage's Δ prev compares with a stage other than the row above it."""
 ABOVE_CHANCE_P = 0.01
 BASELINES = ("chance", "prior")
 
@@ -65,6 +70,7 @@ def collect(run_dir: RunDir) -> dict[str, Any]:
                 "dir": stage_dir.root.name,
                 "name": manifest.get("name", stage_dir.root.name),
                 "kind": manifest.get("kind", stage_dir.root.name.split("_", 1)[-1]),
+                "init": manifest.get("init"),
                 "finished": bool(manifest),
                 "train": manifest.get("metrics", {}),
                 "seconds": manifest.get("seconds"),
@@ -73,7 +79,12 @@ def collect(run_dir: RunDir) -> dict[str, Any]:
         )
     datasets = sorted({name for stage in stages for name in stage["eval"]})
     for dataset in datasets:
-        _pair_with_previous([stage["eval"][dataset] for stage in stages if dataset in stage["eval"]])
+        rows = [stage for stage in stages if dataset in stage["eval"]]
+        for index, stage in enumerate(rows):
+            before = compared_with(stage, rows[:index])
+            if before is not None:
+                stage["eval"][dataset]["vs"] = before["name"]
+                _pair(before["eval"][dataset], stage["eval"][dataset])
     for stage in stages:
         for scores in stage["eval"].values():
             scores.pop("items", None)
@@ -90,16 +101,28 @@ def _read_contamination(run_dir: RunDir, damaged: list[str]) -> dict[str, Any]:
         return {}
 
 
-def _pair_with_previous(evals: list[dict[str, Any]]) -> None:
-    """Add `paired` (gained, lost, p) to each evaluation of one set against the one before it, item by item,
-    where both have their items (the items both scored)."""
-    for before, after in zip(evals, evals[1:], strict=False):
-        if before.get("items") is None or after.get("items") is None:
-            continue
-        shared = before["items"].keys() & after["items"].keys()
-        gained = sum(after["items"][pid] and not before["items"][pid] for pid in shared)
-        lost = sum(before["items"][pid] and not after["items"][pid] for pid in shared)
-        after["paired"] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
+def compared_with(stage: dict[str, Any], earlier: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The earlier row (of one set's table, in schedule order) a stage's Δ prev compares with: the row before it;
+    where the schedule branches (the stage starts from an earlier stage other than that row and the base), the
+    stage it starts from, or nothing when that one has no row. A stage restarting from the base (the recipe's
+    later SFT iterations) continues the row before it."""
+    if not earlier:
+        return None
+    start = stage.get("init")
+    if start in (None, "base", earlier[-1]["name"]):
+        return earlier[-1]
+    return next((row for row in earlier if row["name"] == start), None)
+
+
+def _pair(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Add `paired` (gained, lost, p) to `after` against `before`, item by item, where both have their items
+    (the items both scored)."""
+    if before.get("items") is None or after.get("items") is None:
+        return
+    shared = before["items"].keys() & after["items"].keys()
+    gained = sum(after["items"][pid] and not before["items"][pid] for pid in shared)
+    lost = sum(before["items"][pid] and not after["items"][pid] for pid in shared)
+    after["paired"] = {"gained": gained, "lost": lost, "p": mcnemar_p(gained, lost)}
 
 
 def _item_results(path: Path) -> dict[str, bool] | None:
@@ -148,7 +171,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     """A table of stages x metrics per evaluation set, with deltas to the stage before and to the base."""
     lines = [f"# Run `{data['run']}`", ""] + [f"> {w}\n" for w in data.get("warnings", [])]
     mean_score = any(e.get("mean_score") for s in data["stages"] for e in s["eval"].values())
-    note = STDERR_NOTE + (" " + MEAN_SCORE_NOTE if mean_score else "")
+    note = STDERR_NOTE + (" " + MEAN_SCORE_NOTE if mean_score else "") + (" " + BRANCH_NOTE if has_branches(data) else "")
     lines += ([note, ""] if data["datasets"] else []) + _summary(data)
     for dataset in data["datasets"]:
         rows = [s for s in data["stages"] if dataset in s["eval"]]
@@ -160,18 +183,18 @@ def render_markdown(data: dict[str, Any]) -> str:
             if found:
                 cells = [baseline, "", f"{found['overall']:.1f}", "", "", "", "", ""]
                 lines.append("| " + " | ".join(cells + [_pct(found.get(t)) for t in tasks]) + " |")
-        base = prev = None
-        for stage in rows:
+        base = None
+        accuracy = {stage["name"]: stage["eval"][dataset]["accuracy"] for stage in rows}
+        for stage, mark in zip(rows, branch_marks(data, dataset), strict=True):
             scores = stage["eval"][dataset]
             acc = scores["accuracy"]
             base = acc if base is None else base
-            cells = [stage["name"], str(scores["n"]), f"{acc:.1f}", f"{scores['stderr']:.1f}"]
+            cells = [stage["name"] + mark, str(scores["n"]), f"{acc:.1f}", f"{scores['stderr']:.1f}"]
             paired = scores.get("paired")
             flips = ["", ""] if paired is None else [f"+{paired['gained']} / -{paired['lost']}", _p(paired["p"])]
-            cells += [_delta(acc, prev), *flips, _delta(acc, base)]
+            cells += [_delta(acc, accuracy.get(scores.get("vs"))), *flips, _delta(acc, base)]
             cells += [_pct(scores["task"].get(t)) + ("*" if t in scores["above_chance"] else "") for t in tasks]
             lines.append("| " + " | ".join(cells) + " |")
-            prev = acc
         lines.append("")
     lines += ["## Training", "", "| stage | finished | seconds | metrics |", "|---|---|---|---|"]
     for stage in data["stages"]:
@@ -182,6 +205,22 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += ["", "## Damaged files", "", "Left out above; `reasoner run ... --redo-from STAGE` redoes a stage.", ""]
         lines += [f"- {problem}" for problem in data["damaged"]]
     return "\n".join(lines) + "\n"
+
+
+def branch_marks(data: dict[str, Any], dataset: str) -> list[str]:
+    """Per row of `dataset`'s table, ` (from X)` when its Δ prev compares with a stage X (`vs`, from
+    `compared_with`) other than the row above it, else ``."""
+    rows = [s for s in data["stages"] if dataset in s["eval"]]
+    above = [None] + [row["name"] for row in rows]
+    return [
+        f" (from {row['eval'][dataset]['vs']})" if row["eval"][dataset].get("vs") not in (None, before) else ""
+        for row, before in zip(rows, above, strict=False)
+    ]
+
+
+def has_branches(data: dict[str, Any]) -> bool:
+    """Whether some table has a stage compared with one other than the row above it (`branch_marks`)."""
+    return any(any(branch_marks(data, dataset)) for dataset in data["datasets"])
 
 
 def _columns(rows: list[dict[str, Any]], dataset: str) -> list[str]:

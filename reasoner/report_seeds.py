@@ -23,7 +23,7 @@ import yaml
 from reasoner.atomic import write_json, write_text
 from reasoner.benchmarks.metrics import spread
 from reasoner.errors import ReasonerError
-from reasoner.report import BASELINES, Curve, collect, open_run, plot
+from reasoner.report import BASELINES, BRANCH_NOTE, Curve, branch_marks, collect, has_branches, open_run, plot
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,14 @@ def combine(paths: list[str | Path]) -> dict[str, Any]:
         for dataset, scores in stage["eval"].items():
             accuracy = [run["stages"][index]["eval"][dataset]["accuracy"] for run in runs]
             evals[dataset] = {"n": scores["n"], "accuracy": accuracy, **spread(accuracy).to_dict()}
-            # The change from the last stage evaluated on this set (a text-only teacher has no evaluation), paired
-            # by seed.
-            previous = next((s["eval"][dataset] for s in reversed(stages) if dataset in s["eval"]), None)
+            # The change from the stage `report.compared_with` names (the last one evaluated on this set, or where
+            # the schedule branches the one this stage starts from), paired by seed.
+            vs = scores.get("vs")
+            previous = next((s["eval"][dataset] for s in stages if s["name"] == vs), None)
             if previous:
                 change = spread([a - b for a, b in zip(accuracy, previous["accuracy"], strict=True)])
                 evals[dataset]["delta_prev"] = {"mean": round(change.mean, 2), "sem": round(change.sem, 2)}
+                evals[dataset]["vs"] = vs
         stages.append({"name": stage["name"], "kind": stage["kind"], "eval": evals})
     return {
         "runs": [{"path": run["path"], "run": run["run"], "seed": run["seed"]} for run in runs],
@@ -142,7 +144,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Accuracy in percent on each run's evaluation; mean ± sd over the {len(runs)} seeds (sample standard "
         f"deviation); s.e. = sd / sqrt({len(runs)}), the standard error of the mean; Δ prev = the mean's change "
         "from the stage before ± its standard error over the seeds' own changes. A change smaller than about two "
-        "of its standard errors may be noise.",
+        "of its standard errors may be noise." + (" " + BRANCH_NOTE if has_branches(data) else ""),
         "",
     ]
     for dataset in data["datasets"]:
@@ -153,13 +155,13 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines.append("|" + "---|" * (len(runs) + 4))
         for baseline, value in data.get("baselines", {}).get(dataset, {}).items():
             lines.append(f"| {baseline} (no image) | " + " | ".join([""] * len(runs)) + f" | {value:.1f} |  |  |")
-        for stage in rows:
+        for stage, mark in zip(rows, branch_marks(data, dataset), strict=True):
             scores = stage["eval"][dataset]
             delta = scores.get("delta_prev")
             cells = [f"{a:.1f}" for a in scores["accuracy"]]
             cells += [f"{scores['mean']:.1f} ± {scores['sd']:.1f}", f"{scores['sem']:.1f}"]
             cells.append(f"{delta['mean']:+.1f} ± {delta['sem']:.1f}" if delta else "")
-            lines.append(f"| {stage['name']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {stage['name']}{mark} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Runs", "", "| seed | run folder |", "|---|---|"]
     lines += [f"| {r['seed']} | {r['path']} |" for r in runs]

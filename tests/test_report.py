@@ -97,7 +97,7 @@ def test_seeds_combine_into_each_seed_mean_sd_and_standard_errors(tmp_path):
     report = json.loads((tmp_path / "seeds" / "report.json").read_text())
     grpo1 = report["stages"][3]["eval"]["heldout"]
     assert grpo1 == {"n": 50, "accuracy": [30.0, 30.0, 60.0], "mean": 40.0, "sd": 17.32, "sem": 10.0,
-                     "delta_prev": {"mean": 10.0, "sem": 5.77}}  # fmt: skip
+                     "delta_prev": {"mean": 10.0, "sem": 5.77}, "vs": "sft1"}  # fmt: skip
     assert (tmp_path / "seeds" / "accuracy.png").stat().st_size > 1000
 
 
@@ -141,3 +141,45 @@ def test_a_set_without_breakdown_fields_gets_a_well_formed_table(tmp_path):
     table = write_report(run).read_text().split("## mine")[1].split("\n\n")[1].splitlines()
     assert table[0] == "| stage | n | accuracy | s.e. | Δ prev | items +/- | p | Δ base |"
     assert {line.count("|") for line in table} == {9}, table
+
+
+def branching_run(root: Path, name: str, seed: int, correct: dict[str, int], problems) -> RunDir:
+    """A run of a branching schedule (stic-demo's shape): base -> caption -> stic -> grpo, and plain (and a
+    branch off the text-only teacher, which has no evaluation) starting again from earlier stages."""
+    run = RunDir(root / name)
+    starts = {"base": None, "teacher": "base", "caption": "base", "stic": "caption", "grpo": "stic",
+              "plain": "caption", "taught": "teacher"}  # fmt: skip
+    for index, (stage, init) in enumerate(starts.items()):
+        folder = f"{index:02d}_{stage}"
+        if stage in correct:
+            write_scores(run, folder, "heldout", problems, correct[stage])
+        run.stage(folder).write_manifest({"name": stage, "kind": "sft", "init": init, "fingerprint": stage, "model": "-"})
+    (run.root / "config.yaml").write_text(f"seed: {seed}\n")
+    return run
+
+
+def test_a_branch_is_compared_with_the_stage_it_starts_from(tmp_path):
+    """stic-demo compared `plain` (started from `caption`) with `grpo`, the row above it, of another branch."""
+    from reasoner.report_seeds import write_combined_report
+
+    problems = generate_mixed(["count", "digits", "bars"], 50, level=1, seed=2, split="eval")
+    counts = {"base": 0, "caption": 10, "stic": 20, "grpo": 30, "plain": 15, "taught": 5}
+    run = branching_run(tmp_path, "s0", 0, counts, problems)
+    text = write_report(run).read_text()
+    assert "a stage marked `(from X)` is compared (Δ prev, items +/-) with X" in text
+    assert "| grpo | 50 | 60.0 | 6.9 | +20.0 | +10 / -0 | 0.002 | +60.0 |" in text  # the row above: no mark
+    assert "| plain (from caption) | 50 | 30.0 | 6.5 | +10.0 | +5 / -0 | 0.062 | +30.0 |" in text  # not -30 vs grpo
+    assert "| taught | 50 | 10.0 | 4.2 |  |  |  | +10.0 |" in text  # its start has no row: no comparison
+    report = json.loads(run.report_json.read_text())
+    assert [s["eval"].get("heldout", {}).get("vs") for s in report["stages"]] == [
+        None, None, "base", "caption", "stic", "caption", None,
+    ]  # fmt: skip
+    other = branching_run(tmp_path, "s1", 1, {**counts, "plain": 25}, problems)
+    text = write_combined_report([run.root, other.root], tmp_path / "seeds").read_text()
+    assert "a stage marked `(from X)` is compared" in text
+    assert "| plain (from caption) | 30.0 | 50.0 | 40.0 ± 14.1 | 10.0 | +20.0 ± 10.0 |" in text
+    # A linear schedule's report says nothing of branches (tests above: the demo's shape).
+    linear = RunDir(tmp_path / "linear")
+    write_scores(linear, "00_base", "heldout", problems, 0)
+    write_scores(linear, "01_sft", "heldout", problems, 10)
+    assert "(from" not in write_report(linear).read_text()
