@@ -28,13 +28,13 @@ from reasoner.data.sets.datasets import Datasets
 from reasoner.data.stage import contamination
 from reasoner.data.stage.builders import StageContext, build_stage_data
 from reasoner.data.stage.preflight import check_stage
-from reasoner.data.stage.stic import described_problems
 from reasoner.engines.base import Engine, TrainJob
 from reasoner.engines.registry import make_engine, validate_plans
 from reasoner.errors import ReasonerError
+from reasoner.eval.runner import describe as describe_images
 from reasoner.eval.runner import eval_fingerprint, evaluate
 from reasoner.models.tiny import build_tiny_model, describe_tiny_model
-from reasoner.prompts import DESCRIPTION_KEY, PAIR_PROMPT, Template, load_template
+from reasoner.prompts import PAIR_PROMPT, Template, load_template
 from reasoner.report import write_report
 from reasoner.rundir import DamagedFile, RunDir, StageDir, read_json
 from reasoner.runlock import hold
@@ -307,8 +307,7 @@ def _evaluate_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Eng
         generator = engine.generator(model_path(run, stage.name))
         problems = datasets[name]
         if describe is not None:  # describe-and-respond: the model's own descriptions go into its prompts
-            problems = described_problems(generator, problems, describe, max_new_tokens=dar.max_new_tokens)
-            write_json(out / "descriptions.json", {p.id: p.metadata[DESCRIPTION_KEY] for p in problems})
+            problems = describe_images(generator, problems, describe, dar.max_new_tokens, out)
         scores = evaluate(
             generator, problems, template, run.config.eval, label, out, fingerprint=fp, benchmark=benchmark
         )

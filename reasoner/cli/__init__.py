@@ -185,6 +185,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="the set's benchmark (default: recognized from --data: a problems file, a MATH-Vision or a MathVista "
         "folder)",
     )  # fmt: skip
+    parser.add_argument(
+        "--describe-prompt", metavar="NAME",
+        help="describe-and-respond: the model first describes each image with this template (e.g. caption), then "
+        "answers with --prompt, which must use $description (e.g. reason_with_description); scored as <set>-dar, "
+        "the descriptions in OUT/descriptions.json",
+    )  # fmt: skip
+    parser.add_argument(
+        "--describe-max-new-tokens", type=at_least(1), default=96, help="description budget (default 96)"
+    )
     parser.set_defaults(handler=_run_eval)
 
 
@@ -200,10 +209,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     )()  # fmt: skip
     scores = evaluate_model(
         generator, args.data, Path(args.out), prompt=args.prompt, max_new_tokens=args.max_new_tokens, limit=args.limit,
-        benchmark=args.benchmark,
+        benchmark=args.benchmark, describe_prompt=args.describe_prompt,
+        describe_max_new_tokens=args.describe_max_new_tokens,
     )
     print(format_table(scores, fields=[f for f in ("task", "skills", "level") if f in scores["breakdown"]]))
-    print(f"wrote {args.out}/scores.json, items.jsonl and responses.jsonl")
+    also = " and descriptions.json" if args.describe_prompt else ""
+    print(f"wrote {args.out}/scores.json, items.jsonl, responses.jsonl{also}")
     return 0
 
 
