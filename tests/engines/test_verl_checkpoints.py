@@ -275,3 +275,18 @@ def test_verls_rotation_never_deletes_the_checkpoint_its_tracker_names(tmp_path,
     assert prune_checkpoints(ckpt, keep, "grpo1") == []  # nothing more; nothing newer than the tracker touched
     (ckpt / "global_step_7" / "actor").mkdir(parents=True)  # a save under way
     assert prune_checkpoints(ckpt, keep, "grpo1") == [] and (ckpt / "global_step_7").is_dir()
+
+
+def test_a_tracker_verl_was_killed_writing_is_one_line_naming_the_repair(tmp_path, tiny_dir, shifted_state):
+    """verl's GRPO trainer writes its tracker in place: cut short, it is empty, and verl's own resume would stop on
+    `int('')`. The stage stops before launching anything, naming the file and what to write in it."""
+    ckpt = tmp_path / "ckpt"
+    for step in (2, 10):
+        write_checkpoint(ckpt, step, tiny_dir, shifted_state)
+    (ckpt / "latest_checkpointed_iteration.txt").write_text("")
+    with pytest.raises(ReasonerError) as err:
+        discard_partial_checkpoints(ckpt, "grpo1")
+    assert "latest_checkpointed_iteration.txt: damaged ('', not a step number)" in str(err.value)
+    assert "the N of the newest global_step_N (global_step_2, global_step_10)" in str(err.value)
+    (ckpt / "latest_checkpointed_iteration.txt").write_text("10\n")  # the repair it names
+    assert checkpoint_step(latest_checkpoint(ckpt)) == 10 and discard_partial_checkpoints(ckpt, "grpo1") == []

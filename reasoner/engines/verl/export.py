@@ -37,6 +37,16 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest complete `global_step_N` folder under `ckpt_dir`, or None before the first save."""
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
+    tracker = ckpt_dir / TRACKER_FILE
+    text = tracker.read_text(encoding="utf-8", errors="replace") if tracker.is_file() else "0"
+    if not text.strip().isdigit():  # verl writes it in place, after the save it names: cut short by a kill
+        steps = sorted((p for p in ckpt_dir.glob("global_step_*") if p.is_dir()), key=checkpoint_step)
+        raise ReasonerError(
+            f"{tracker}: damaged ({text[:40]!r}, not a step number): verl writes it last, after the save of the "
+            f"checkpoint it names, so write in it the N of the newest global_step_N "
+            f"({', '.join(p.name for p in steps) or 'none here'}), or delete {ckpt_dir} to train the stage from its "
+            "start"
+        )  # fmt: skip
     with contextlib.redirect_stdout(
         io.StringIO()
     ):  # verl prints "tracker file does not exist" on a fresh stage
