@@ -110,8 +110,8 @@ def verl_checkpoints_to_keep(keep: int) -> int:
 
 def prune_checkpoints(ckpt_dir: Path, keep: int, stage: str) -> list[Path]:
     """Remove the `global_step_N` folders older than the newest `keep` up to verl's tracker step: verl's extra one
-    when `keep` is 1 (`verl_checkpoints_to_keep`), and the folders its rotation empties but leaves (it deletes only the worker's
-    part, not the trainer's `data.pt`). Run before a stage's trainer starts and after it ends."""
+    when `keep` is 1 (`verl_checkpoints_to_keep`), and the folders its rotation empties but leaves (it deletes
+    only the worker's part, not the trainer's `data.pt`). Run before a stage's trainer starts and after it ends."""
     done = checkpoint_step(latest_checkpoint(ckpt_dir))
     kept = sorted(
         (path for path in ckpt_dir.glob("global_step_*")
