@@ -5,7 +5,7 @@
 
 (`make stic-demo` runs the three seeds and this.) Every run of the schedule trains, from one caption model, three
 branches with the same SFT and GRPO settings: STIC (stic -> dif -> grpo), STIC's stage 1 alone (stic ->
-stic_sft -> stic_grpo) and none (plain -> plain_grpo). For each pair of comparable stages and each evaluation set
+stic_sft -> stic_grpo) and none (plain -> plain_grpo); and dif_mix, dif with the exact captions mixed in. For each pair of comparable stages and each evaluation set
 (`heldout`: answer accuracy, the image alone; `heldout-dar`: the same problems describe-and-respond, the model's
 own description in the prompt, as STIC evaluates "with DaR"; `descriptions`: mean fact F1 of the descriptions) it gives each seed's difference
 and their mean with its standard error (paired by seed), and a paired test on the items, pooled over the seeds:
@@ -33,6 +33,8 @@ COMPARISONS = (
     ("dif", "plain", "STIC vs none, after SFT"),
     ("stic_sft", "plain", "STIC stage 1 only vs none, after SFT"),
     ("stic", "caption", "the STIC stage (DPO) vs its start"),
+    ("dif_mix", "dif", "description-infused SFT with caption mixing vs without"),
+    ("dif_mix", "plain", "STIC with caption mixing vs none, after SFT"),
 )
 """(stage, its counterpart, what the difference means)."""
 SETS = {"heldout": "correct", "heldout-dar": "correct", "descriptions": "f1"}

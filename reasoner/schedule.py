@@ -105,6 +105,8 @@ def plan(run: RunConfig, prompt_sha256: str) -> list[StagePlan]:
             "init": by_name[init].fingerprint,
             "policy": by_name[policy].fingerprint if policy else None,
             **generated_inputs(stage, init, by_name),
+            **({"caption_mix_prompt": load_template(stage.data.caption_mix.prompt).sha256}
+               if stage.data.caption_mix.ratio > 0 else {}),  # fmt: skip
             **(run.eval.batch_inputs() if sampled else {}),
             # Data-parallel processes sample other rollouts and round the summed gradients differently.
             **({"processes": run.processes} if run.processes > 1 and run.engine.value == "local" else {}),
@@ -195,9 +197,9 @@ def stage_settings(stage: StageConfig) -> dict:
 
 DPO_ADDED_KEYS = ("pairs", "stic")
 """dpo keys that joined the fingerprint later (STIC pairs): counted only away from their default."""
-DATA_ADDED_KEYS = ("describe",)
-"""Stage data keys that joined the fingerprint later (description-infused SFT): counted only away from their
-default, so stages finished before them keep their fingerprints."""
+DATA_ADDED_KEYS = ("describe", "caption_mix")
+"""Stage data keys that joined the fingerprint later (description-infused SFT, caption mixing): counted only away
+from their default, so stages finished before them keep their fingerprints."""
 
 
 def _unless_default(settings: dict, defaults: dict, added: tuple[str, ...]) -> dict:
@@ -261,6 +263,13 @@ def check_prompts(run: RunConfig) -> None:
                                 f"{stage.prompt or run.prompt!r} does not use $description")  # fmt: skip
         if describer:
             load_template(stage.data.describe.prompt, f"{key}.data.describe.prompt")
+        mix = stage.data.caption_mix
+        if mix.ratio > 0:
+            shown = load_template(mix.prompt, f"{key}.data.caption_mix.prompt")
+            if shown.shows_caption or shown.shows_description:
+                field = "$caption" if shown.shows_caption else "$description"
+                raise ReasonerError(f"{key}.data.caption_mix.prompt: template {mix.prompt!r} uses {field}; caption "
+                                    "examples show the image alone, with a describing prompt (e.g. caption)")  # fmt: skip
         if stage.kind == StageKind.dpo and stage.dpo.pairs.value == "stic":
             load_template(stage.dpo.stic.good_prompt, f"{key}.dpo.stic.good_prompt")
             load_template(stage.dpo.stic.bad_prompt, f"{key}.dpo.stic.bad_prompt")

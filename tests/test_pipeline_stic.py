@@ -155,6 +155,10 @@ def test_corruptions_are_seeded_and_keep_the_layout():
         ("stages.dif.data.describe.policy=nowhere", "stages[2] (dif).data.describe.policy: 'nowhere' is not allowed; "
          "allowed: init, base, caption, stic"),
         ("stages.stic.data.describe.policy=caption", "stages[1] (stic).data: a dpo stage takes only data.dataset"),
+        ("stages.caption.data.caption_mix.ratio=0.5", "stages[0] (caption).data.caption_mix: the stage's targets are "
+         "captions already (data.targets: caption)"),
+        ("stages.dif.data.caption_mix.ratio=-1", "stages[2] (dif).data.caption_mix.ratio: -1.0 is not allowed; "
+         "allowed: ratio >= 0"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(config, override, message):
@@ -178,6 +182,10 @@ def test_config_errors_name_the_key(config, override, message):
          "allowed: sets of eval.datasets (heldout)"),
         ("eval.describe_and_respond.prompt=reason", "eval.describe_and_respond.prompt: template 'reason' does not "
          "use $description"),
+        ("stages.dif.data.caption_mix={ratio: 0.5, prompt: reason_from_caption}", "stages.dif.data.caption_mix.prompt: "
+         "template 'reason_from_caption' uses $caption; caption examples show the image alone"),
+        ("stages.dif.data.caption_mix={ratio: 0.5, prompt: nothing_here}", "stages.dif.data.caption_mix.prompt: "
+         "prompt template 'nothing_here' not found"),
     ],
 )  # fmt: skip
 def test_description_prompts_are_checked_before_any_work(config, tmp_path, override, message):
@@ -197,6 +205,7 @@ def test_fingerprints_cover_what_makes_the_texts(config):
         ("stages.dif.data.describe.policy=caption", 3),
         ("stages.dif.data.describe.max_new_tokens=12", 3),
         ("stages.caption.steps=13", 3),  # the describer's fingerprint is an input of the descriptions
+        ("stages.dif.data.caption_mix.ratio=0.5", 3),
     ]:
         now = [p.fingerprint for p in plan(load(config, [override]), sha)]
         assert now[changed] != base[changed], override
@@ -206,3 +215,43 @@ def test_fingerprints_cover_what_makes_the_texts(config):
     assert "describe" not in stage_settings(caption)["data"] and "describe" in stage_settings(dif)["data"]
     assert {"pairs", "stic"} <= set(stage_settings(stic)["dpo"]) and "dpo" not in stage_settings(caption)
     assert "describe" not in stage_settings(stic)["data"]
+    assert all("caption_mix" not in stage_settings(stage)["data"] for stage in (caption, stic, dif))
+    mixed = plan(load(config, ["stages.dif.data.caption_mix.ratio=0.5"]), sha)[3].fingerprint
+    assert plan(load(config, ["stages.dif.data.caption_mix={ratio: 0.5, prompt: describe_imaginative}"]), sha)[3]\
+        .fingerprint != mixed  # the describing prompt's text counts  # fmt: skip
+
+
+def test_caption_mix_adds_captions_shown_with_their_own_prompt(config, tmp_path, jittered_model_dir):
+    """`data.caption_mix`: the stage also learns its images' exact captions, each example shown with the describing
+    prompt (the local engine's batches as trained: the prompt tokens), one per distinct image, drawn by the seed."""
+    import torch
+
+    from reasoner.data.stage.selection import SFTExample
+    from reasoner.engines.local.sft import encode_batch
+    from reasoner.models.loading import load_model
+
+    overrides = [f"output_dir={tmp_path}", "stages.dif.data.caption_mix.ratio=0.5", "stages.dif.steps=1"]
+    run = load_run(config, overrides)
+    execute(run)
+    metrics = json.loads((run.dir.stage("03_sft").root / "manifest.json").read_text())["metrics"]
+    assert metrics["data/caption_examples"] == 6 and metrics["data/kept"] == 12  # 0.5 x 12 reference chains
+    # The same draw on a rerun; another seed, another draw (from the 12 problems' distinct images).
+    from reasoner.data.stage.builders import StageContext, caption_mix
+
+    problems = generate("bars", 6, level=1, seed=0, split="train") + generate("digits", 6, level=1, seed=0, split="train")
+    def unused(*_):
+        raise AssertionError("caption mixing loads no model")
+
+    ctx = StageContext(run.plans[3], run.plans, load_template("reason"), tmp_path, 7, unused, unused)
+    first = caption_mix(ctx, problems, 8)
+    assert [e.problem.id for e in first] == [e.problem.id for e in caption_mix(ctx, problems, 8)]
+    assert len(first) == 4 and len({e.problem.id for e in first}) == 4
+    assert all(e.target == e.problem.caption.strip() and e.prompt == "caption" for e in first)
+    assert len(caption_mix(ctx, problems, 100)) == 12  # at most one per distinct image
+    # Trained with their own prompt: the caption example's prompt tokens are the caption template's.
+    model, processor = load_model(jittered_model_dir)
+    reasoning = SFTExample(problems[0], "<answer>1</answer>")
+    batch = encode_batch(model, processor, [reasoning, first[0]], load_template("reason"), torch.device("cpu"))
+    texts = processor.tokenizer.batch_decode(batch.prompts.inputs["input_ids"])
+    caption_text = load_template("caption").text.split(".")[0]
+    assert caption_text in texts[1] and caption_text not in texts[0]

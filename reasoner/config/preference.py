@@ -2,7 +2,7 @@
 them): a `kind: dpo` stage trains on a `preference` dataset (`dpo.pairs: file`) or builds STIC pairs from a problem
 set's images (`dpo.pairs: stic`), and nothing else trains on a preference set; a preference set is never an
 evaluation set (its rows are pairs of responses, not problems with an answer to score); the `dpo` section belongs
-to dpo stages, `data.describe` to sft stages. Whether a stage's prompt uses `$description` is checked where
+to dpo stages, `data.describe` and `data.caption_mix` to sft stages. Whether a stage's prompt uses `$description` is checked where
 templates are read (`reasoner.schedule.check_prompts`).
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 from reasoner.config.schema import RunConfig
 from reasoner.config.stages import (
     STIC_DISPREFERRED,
+    CaptionMixConfig,
     DescribeConfig,
     DPOConfig,
     DPOPairs,
     GRPOConfig,
+    SFTTargets,
     StageConfig,
     StageDataConfig,
     StageKind,
@@ -46,6 +48,16 @@ def check_describe(stage: StageConfig, earlier: list[str]) -> list[str]:
     return []
 
 
+def check_caption_mix(stage: StageConfig) -> list[str]:
+    """`data.caption_mix` belongs to sft stages whose targets are not captions already."""
+    mix = stage.data.caption_mix
+    if stage.kind != StageKind.sft:
+        return [] if mix == CaptionMixConfig() else ["data.caption_mix: only for kind=sft stages"]
+    if mix.ratio > 0 and stage.data.targets == SFTTargets.caption:
+        return ["data.caption_mix: the stage's targets are captions already (data.targets: caption); remove it"]
+    return []
+
+
 def check_stic(stage: StageConfig) -> list[str]:
     """`dpo.stic` is given only with `dpo.pairs: stic`, and names known ways of making a dispreferred response."""
     stic = stage.dpo.stic
@@ -63,7 +75,7 @@ def check_kind(run: RunConfig, stage: StageConfig, earlier: list[str]) -> list[s
     ds = run.datasets.get(stage.data.dataset)
     preference = ds is not None and ds.source == PREFERENCE_SOURCE
     if stage.kind != StageKind.dpo:
-        return _check_not_dpo(stage, preference) + check_describe(stage, earlier)
+        return _check_not_dpo(stage, preference) + check_describe(stage, earlier) + check_caption_mix(stage)
     errors = check_stic(stage)
     stic = stage.dpo.pairs == DPOPairs.stic
     if ds is not None and not preference and not stic:

@@ -27,6 +27,7 @@ from reasoner.config.ranges import (
 )
 
 __all__ = [
+    "CaptionMixConfig",
     "StageKind",
     "Extraction",
     "SFTTargets",
@@ -231,6 +232,18 @@ class DescribeConfig:
 
 
 @dataclass
+class CaptionMixConfig:
+    """SFT only: besides the stage's targets, also learn the exact captions of its problems' images (synthetic
+    worlds carry them) with a describing prompt, so a model that describes keeps describing while it learns to
+    reason (STIC's describe-and-respond needs the describer)."""
+
+    ratio: float = ranged(0.0, AT_LEAST_0)
+    """Caption examples per target example (0 = none; at most one per distinct image, drawn by the stage seed)."""
+    prompt: str = "caption"
+    """The describing prompt template of the caption examples (configs/prompts/<name>.txt), shown with the image."""
+
+
+@dataclass
 class StageDataConfig:
     dataset: str = MISSING
     """Name from `datasets` this stage trains on."""
@@ -246,6 +259,8 @@ class StageDataConfig:
     """SFT targets=distill: captioner, reasoner and filters."""
     describe: DescribeConfig = field(default_factory=DescribeConfig)
     """SFT only: who describes each image for a prompt that uses `$description`, with which prompt."""
+    caption_mix: CaptionMixConfig = field(default_factory=CaptionMixConfig)
+    """SFT only: also learn the images' exact captions (multi-task: describing beside reasoning)."""
     limit: int = ranged(0, ALL_IF_0)
     """Use at most this many problems (0 = all)."""
     allow_overlap: bool = False

@@ -13,6 +13,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from reasoner.prompts import load_template
 from tests.engines.test_verl_cpu_train import REPO
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,7 @@ stages:
   - name: dif
     kind: sft
     prompt: reason_with_description
-    data: {dataset: train, limit: 12, describe: {policy: stic, max_new_tokens: 24}}
+    data: {dataset: train, limit: 12, describe: {policy: stic, max_new_tokens: 24}, caption_mix: {ratio: 0.5}}
     lr: 1.0e-3
     batch_size: 4
     steps: 2
@@ -65,8 +66,15 @@ def test_stic_schedule_on_verl(tmp_path):
     dif = json.loads((stages / "03_sft" / "manifest.json").read_text())
     assert dif["prompt"]["name"] == "reason_with_description" and (stages / "03_sft" / "model" / "config.json").is_file()
     # The prompts verl trained on carry the descriptions (the parquet it read).
-    texts = "\n".join(_strings(pq.read_table(stages / "03_sft" / "ckpt" / "verl_data" / "train.parquet").to_pylist()))
+    rows = pq.read_table(stages / "03_sft" / "ckpt" / "verl_data" / "train.parquet").to_pylist()
+    texts = "\n".join(_strings(rows))
     assert all(f"Image description: {text.strip()}" in texts for _, text in described if text.strip())
+    # data.caption_mix: 6 more rows (0.5 x 12), each an exact caption asked with the caption prompt.
+    describing = load_template("caption").text.split(".")[0]
+    captions = [row for row in rows if describing in row["messages"][0]["content"]]
+    assert dif["metrics"]["data/caption_examples"] == len(captions) == 6 and len(rows) == 18
+    targets = [row["messages"][1]["content"] for row in captions]
+    assert all(target.strip() and "<answer>" not in target for target in targets)  # captions, not chains
     for stage in ("01_sft", "02_dpo", "03_sft"):
         assert json.loads((stages / stage / "eval" / "descriptions" / "scores.json").read_text())["n"] == 4
 

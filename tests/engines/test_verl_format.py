@@ -122,15 +122,20 @@ def test_sft_parquet_loads_with_multiturn_sft_dataset_and_trains_only_the_target
 ):
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
-    template = load_template("reason")
+    template, caption = load_template("reason"), load_template("caption")
     pairs = [
-        (p, format_target(f"reasoning for {p.id}", p.answer_label())) for p in problems
+        (p, format_target(f"reasoning for {p.id}", p.answer_label()), template) for p in problems
     ]
-    path = write_sft_parquet(pairs, tmp_path / "sft.parquet", template, limits=LIMITS)
+    pairs[-1] = (problems[-1], "a caption", caption)  # a row with its own template (data.caption_mix)
+    path = write_sft_parquet(pairs, tmp_path / "sft.parquet", limits=LIMITS)
     config = OmegaConf.create({"max_length": 4096, "pad_mode": "no_padding", "truncation": "error"})
     dataset = MultiTurnSFTDataset(str(path), processor.tokenizer, config, processor=processor)
     assert len(dataset) == len(problems)
-    for index, (problem, target) in enumerate(pairs):
+    import pyarrow.parquet as pq
+
+    users = [row[0]["content"] for row in pq.read_table(path).column("messages").to_pylist()]
+    assert caption.text.strip()[:40] in users[-1] and all(caption.text.strip()[:40] not in u for u in users[:-1])
+    for index, (problem, target, _) in enumerate(pairs):
         row = dataset[index]
         grid = row["multi_modal_inputs"]["image_grid_thw"]
         assert len(grid) == len(problem.images)
@@ -159,5 +164,5 @@ def test_missing_image_file_and_empty_data_are_reported(tmp_path):
     with pytest.raises(ReasonerError, match="problem lost: image file .*nowhere.png is missing"):
         write_rl_parquet([lost], tmp_path / "rl.parquet", load_template("reason"), data_source="x")
     with pytest.raises(ReasonerError, match="no SFT rows"):
-        write_sft_parquet([], tmp_path / "sft.parquet", load_template("reason"))
+        write_sft_parquet([], tmp_path / "sft.parquet")
     assert not (tmp_path / "rl.parquet").exists()

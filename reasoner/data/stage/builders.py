@@ -19,6 +19,7 @@ plain callables: the data layer imports no engine and no driver.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,7 +70,7 @@ def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[A
     data = ctx.plan.config.data
     if ctx.plan.config.kind == StageKind.sft:
         build = SFT_BUILDERS[data.targets]
-        return cached_build(
+        examples, stats = cached_build(
             ctx.data_dir / TARGETS_FILE,
             ctx.plan.fingerprint,
             lambda: build(ctx, problems),
@@ -77,6 +78,10 @@ def build_stage_data(ctx: StageContext, problems: list[Problem]) -> tuple[list[A
             decode=lambda item: SFTExample(by_id[item[0]], item[1]),
             owner=owner,
         )
+        if data.caption_mix.ratio > 0:
+            mixed = caption_mix(ctx, problems, len(examples))
+            examples, stats = [*examples, *mixed], {**stats, "caption_examples": len(mixed)}
+        return examples, stats
     if ctx.plan.config.kind == StageKind.dpo:
         from reasoner.data.stage.preference import PreferencePair, select_pairs
 
@@ -211,6 +216,24 @@ def caption_targets(ctx: StageContext, problems: list[Problem]) -> Built:
             f"{ctx.plan.config.data.dataset!r} has a caption (synthetic worlds carry them)"
         )
     return examples, {"problems": len(problems), "kept": len(examples)}
+
+
+def caption_mix(ctx: StageContext, problems: list[Problem], n_targets: int) -> list[SFTExample]:
+    """`data.caption_mix`: `ratio` x `n_targets` examples (at most one per distinct image, drawn by the stage seed)
+    whose target is the image's exact caption, shown with the describing prompt instead of the stage's."""
+    cfg = ctx.plan.config.data.caption_mix
+    by_image: dict[tuple[str, ...], Problem] = {}
+    for problem in problems:
+        if problem.images and problem.caption and problem.caption.strip():
+            by_image.setdefault(tuple(image.sha256() for image in problem.images), problem)
+    if not by_image:
+        raise ReasonerError(
+            f"stages.{ctx.plan.name}.data.caption_mix: none of the {len(problems)} problems of dataset "
+            f"{ctx.plan.config.data.dataset!r} has an image with a caption (synthetic worlds carry them)"
+        )
+    pool = sorted(by_image.values(), key=lambda p: p.id)
+    chosen = random.Random(f"{ctx.seed}-caption-mix").sample(pool, min(round(cfg.ratio * n_targets), len(pool)))
+    return [SFTExample(p, p.caption.strip(), prompt=cfg.prompt) for p in chosen]
 
 
 SFT_BUILDERS: dict[SFTTargets, Callable[[StageContext, list[Problem]], Built]] = {

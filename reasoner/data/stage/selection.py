@@ -23,7 +23,7 @@ import rewards
 from reasoner.data.records.problem import Problem
 from reasoner.data.records.scoring import score_pairs
 from reasoner.errors import ReasonerError
-from reasoner.prompts import format_target
+from reasoner.prompts import Template, format_target, load_template
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ class SFTExample:
 
     problem: Problem
     target: str
+    prompt: str = ""
+    """A template name shown instead of the stage's (`data.caption_mix`'s describing examples); empty = the stage's."""
+
+    def template(self, stage_template: Template) -> Template:
+        """The prompt template this example is shown with."""
+        return load_template(self.prompt) if self.prompt else stage_template
 
 
 @dataclass

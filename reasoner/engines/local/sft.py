@@ -72,8 +72,8 @@ def encode_batch(
     model: Any, processor: Any, examples: Sequence[SFTExample], template: Template, device: torch.device
 ) -> SFTBatch:
     """Tokenize examples: prompts with images through the processor, targets as the chat template renders them."""
-    messages = [problem_messages(example.problem, template) for example in examples]
-    images = [[im.load() for im in shown_images(example.problem, template)] for example in examples]
+    messages = [problem_messages(example.problem, example.template(template)) for example in examples]
+    images = [[im.load() for im in shown_images(e.problem, e.template(template))] for e in examples]
     prompts = policy.encode(model, processor, messages, images, device)
     tokenizer = processor.tokenizer
     rows = [

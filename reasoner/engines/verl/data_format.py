@@ -160,14 +160,13 @@ def write_rl_parquet(
 
 
 def write_sft_parquet(
-    examples: Iterable[tuple[Problem, str]],
+    examples: Iterable[tuple[Problem, str, Template]],
     path: str | Path,
-    template: Template,
     *,
     limits: ImageLimits = ImageLimits(),
 ) -> Path:
-    """Write (problem, assistant target) pairs as a verl multi-turn SFT parquet file (atomically)."""
-    rows = [sft_row(problem, target, template, limits=limits) for problem, target in examples]
+    """Write (problem, assistant target, its prompt template) as a verl multi-turn SFT parquet file (atomically)."""
+    rows = [sft_row(problem, target, template, limits=limits) for problem, target, template in examples]
     return _write(rows, _schemas()["sft"], Path(path), "SFT")
 
 

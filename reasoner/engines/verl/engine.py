@@ -209,9 +209,8 @@ class VerlEngine:
         )
         paths = stage_paths(job.init_model, job.ckpt_dir, job.log_dir)
         write_sft_parquet(
-            [(e.problem, e.target) for e in examples],
+            [(e.problem, e.target, e.template(job.template)) for e in examples],
             paths.train_files[0],
-            job.template,
             limits=self._limits(),
         )
         return self._train(job, paths, len(examples), role=None)
