@@ -237,9 +237,9 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
             stage, run.plans, template, stage_dir.data, job.seed, lambda name: model_path(run, name), engine.generator
         )
         data, data_stats = build_stage_data(context, problems)
-        items = [_preflight_item(stage.kind, item) for item in data]
+        items = [_preflight_item(stage.kind, item, template) for item in data]
         # Pre-flight: measure every prompt against the engine's limit; stop here rather than train on cut inputs.
-        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, template, items)}
+        data_stats = {**data_stats, **check_stage(run.config, stage.config, job.init_model, items)}
         train = {"sft": engine.train_sft, "grpo": engine.train_grpo, "dpo": engine.train_dpo}[stage.kind]
         metrics = train(job, data)
         metrics = {**{f"data/{k}": v for k, v in data_stats.items()}, **metrics}
@@ -264,14 +264,14 @@ def _run_stage(run: Run, stage: StagePlan, stage_dir: StageDir, engine: Engine, 
     log.info("stage %s (%s): finished in %.1f s", stage.dir_name, stage.name, time.perf_counter() - start)
 
 
-def _preflight_item(kind: str, item) -> tuple[Problem, str | None]:
-    """What the pre-flight measures of one training item: an SFT example's prompt + target, a DPO pair's prompt +
-    its longer response, a GRPO problem's prompt."""
+def _preflight_item(kind: str, item, template: Template) -> tuple[Problem, str | None, Template]:
+    """What the pre-flight measures of one training item: an SFT example's prompt (its own template, if it has
+    one) + target, a DPO pair's prompt + its longer response, a GRPO problem's prompt."""
     if kind == "sft":
-        return item.problem, item.target
+        return item.problem, item.target, item.template(template)
     if kind == "dpo":
-        return item.problem, max(item.chosen, item.rejected, key=len)
-    return item, None
+        return item.problem, max(item.chosen, item.rejected, key=len), template
+    return item, None, template
 
 
 def _limit(problems: list[Problem], limit: int) -> list[Problem]:

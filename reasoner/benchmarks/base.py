@@ -59,6 +59,12 @@ class Benchmark:
         scoring needs no pixels, so a set may skip checking its image files)."""
         raise ReasonerError(f"{self.name}: problems are generated from a seed, not read from a path")
 
+    @property
+    def reads_files(self) -> bool:
+        """Whether its problems can be read from a path (`reasoner eval --data`, `reasoner score NAME --data`): a set
+        with `needs_path`, or a generated one that also reads a problems file (its own `load_path`: descriptions)."""
+        return self.needs_path or type(self).load_path is not Benchmark.load_path
+
     def recognizes(self, path: Path) -> bool:
         """Whether `path` holds this benchmark's files (`reasoner eval --data PATH` picks the benchmark by it)."""
         return False

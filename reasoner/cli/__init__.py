@@ -24,7 +24,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     benchmarks = score.add_subparsers(dest="score_command", required=True, metavar="BENCHMARK")
     for name in registry.names():
         benchmark = registry.benchmark(name)
-        if not benchmark.needs_path:  # generated sets have no files to score against
+        if not benchmark.reads_files:  # generated sets have no files to score against (descriptions reads one)
             continue
         parser = benchmarks.add_parser(
             name,

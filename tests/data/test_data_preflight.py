@@ -48,12 +48,23 @@ def real_problems(tabmwp_problems, mathvision_problems):
 def test_counts_equal_the_processors_encoding(real_problems, processor):
     low, high = processor_pixels(processor)
     budget = PromptBudget(10**6, "test", low, high)
-    rows = measure([(p, None) for p in real_problems], TEMPLATE, processor, budget)
+    rows = measure([(p, None, TEMPLATE) for p in real_problems], processor, budget)
     messages = [problem_messages(p, TEMPLATE) for p in real_problems]
     encoded = encode_prompts(processor, messages, [p.load_images() for p in real_problems])
     assert [row[2] for row in rows] == prompt_token_counts(encoded)
     shapes = {row[3] for row in rows}
     assert len(shapes) == len(rows)  # all different sizes and aspect ratios
+
+
+def test_each_example_is_measured_with_its_own_template(real_problems, processor):
+    """data.caption_mix's examples carry the describing template: measured with it, not the stage's."""
+    low, high = processor_pixels(processor)
+    problem, caption = real_problems[0], load_template("caption")
+    rows = measure([(problem, None, TEMPLATE), (problem, None, caption)], processor, PromptBudget(10**6, "test", low, high))
+    for row, template in zip(rows, (TEMPLATE, caption), strict=True):
+        encoded = encode_prompts(processor, [problem_messages(problem, template)], [problem.load_images()])
+        assert row[2] == prompt_token_counts(encoded)[0]
+    assert rows[0][2] != rows[1][2]
 
 
 def test_max_image_pixels_bounds_the_image_tokens(real_problems, processor):
@@ -88,8 +99,7 @@ def test_token_side_follows_the_image_processor(patch_size):
 def test_prompts_over_the_limit_stop_the_stage_naming_them(real_problems, processor):
     low, high = processor_pixels(processor)
     stats = check_prompts(
-        [(p, None) for p in real_problems],
-        TEMPLATE,
+        [(p, None, TEMPLATE) for p in real_problems],
         processor,
         PromptBudget(10**6, "test", low, high),
         stage="grpo1",
@@ -102,8 +112,7 @@ def test_prompts_over_the_limit_stop_the_stage_naming_them(real_problems, proces
         ReasonerError, match=r"stage grpo1: \d+ of 12 examples exceed cluster.max_prompt_tokens"
     ):
         check_prompts(
-            [(p, None) for p in real_problems],
-            TEMPLATE,
+            [(p, None, TEMPLATE) for p in real_problems],
             processor,
             PromptBudget(limit, "cluster.max_prompt_tokens", low, high),
             stage="grpo1",

@@ -171,3 +171,21 @@ def test_reasoner_eval_scores_descriptions_of_a_problems_file(tiny_model_dir, tm
     # the caption template, though the command's --prompt default is `reason`
     expected = fingerprint({"data": str(data), "prompt": load_template("caption").sha256, "max_new_tokens": 4})
     assert scores["fingerprint"] == expected
+
+
+def test_reasoner_score_descriptions_of_a_problems_file(tmp_path, capsys):
+    """`reasoner score descriptions`: the set is generated in a run, but a problems file with captions (`reasoner
+    eval --benchmark descriptions` reads one too) is scored against its captions; the captions themselves score
+    100, an empty response 0."""
+    problems = generate_mixed(["count", "digits", "bars"], 3, level=1, seed=4, split="eval")
+    data = write_problems(problems, tmp_path / "d.jsonl")
+    predictions = tmp_path / "p.jsonl"
+    rows = [{"pid": p.id, "response": p.caption if i else ""} for i, p in enumerate(problems)]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+    argv = ["score", "descriptions", "--data", str(data), "--predictions", str(predictions), "--out", str(out)]
+    assert main(argv) == 0 and "wrote" in capsys.readouterr().out
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["n"] == 3 and scores["exact"] == round(200 / 3, 2)
+    items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    assert [item["f1"] for item in items] == [0.0, 1.0, 1.0]

@@ -112,21 +112,23 @@ def stage_budget(run: RunConfig, stage: StageConfig, model_dir: Path, processor:
     return PromptBudget(int(context), "the model's max_position_embeddings", low, high, reserved)
 
 
-def measure(
-    items: Sequence[tuple[Problem, str | None]], template: Template, processor: Any, budget: PromptBudget
-) -> list[tuple[str, int, int, str]]:
+Item = tuple[Problem, "str | None", Template]
+"""One training example as measured: its problem, its SFT target (None: a prompt alone), its prompt template."""
+
+
+def measure(items: Sequence[Item], processor: Any, budget: PromptBudget) -> list[tuple[str, int, int, str]]:
     """Per example: (id, image tokens, total tokens, image sizes) with the prompt rendered by the chat template."""
     rendered = [
         processor.apply_chat_template(
             problem_messages(problem, template), tokenize=False, add_generation_prompt=True
         )
         + (target or "")
-        for problem, target in items
+        for problem, target, template in items
     ]
     text_tokens = processor.tokenizer(rendered, add_special_tokens=False)["input_ids"]
     side = pixels_per_token_side(processor)
     rows = []
-    for (problem, _), ids in zip(items, text_tokens, strict=True):
+    for (problem, _, template), ids in zip(items, text_tokens, strict=True):
         sizes = [image_size(image) for image in shown_images(problem, template)]
         visual = sum(image_tokens(w, h, budget.min_pixels, budget.max_pixels, token_side=side) for w, h in sizes)
         # The rendered text holds one image pad per image; the processor expands each to its visual tokens.
@@ -135,19 +137,12 @@ def measure(
     return rows
 
 
-def check_prompts(
-    items: Sequence[tuple[Problem, str | None]],
-    template: Template,
-    processor: Any,
-    budget: PromptBudget,
-    *,
-    stage: str,
-) -> dict[str, float]:
+def check_prompts(items: Sequence[Item], processor: Any, budget: PromptBudget, *, stage: str) -> dict[str, float]:
     """Measure every example; return min/median/max image and total tokens, or raise ReasonerError naming the
     examples over the limit (the stage would train on cut or dropped inputs)."""
     if not items:
         return {}
-    rows = measure(items, template, processor, budget)
+    rows = measure(items, processor, budget)
     visual, total = [row[1] for row in rows], [row[2] for row in rows]
     stats = {
         "image_tokens_min": min(visual), "image_tokens_median": statistics.median(visual),
@@ -178,14 +173,11 @@ def check_stage(
     run: RunConfig,
     stage: StageConfig,
     init_model: Path,
-    template: Template,
-    items: Sequence[tuple[Problem, str | None]],
+    items: Sequence[Item],
 ) -> dict[str, float]:
-    """`check_prompts` for one stage's examples ((problem, SFT target or None)), with the processor of its start
-    model and the budget of the run's engine; the statistics are for the stage manifest."""
+    """`check_prompts` for one stage's examples ((problem, SFT target or None, prompt template)), with the processor
+    of its start model and the budget of the run's engine; the statistics are for the stage manifest."""
     from reasoner.models.loading import load_processor
 
     processor = load_processor(init_model)
-    return check_prompts(
-        items, template, processor, stage_budget(run, stage, init_model, processor), stage=stage.name
-    )
+    return check_prompts(items, processor, stage_budget(run, stage, init_model, processor), stage=stage.name)
