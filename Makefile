@@ -51,7 +51,7 @@ demo-seeds: install
 	for s in $(SEEDS); do $(VENV)/bin/reasoner run configs/demo.yaml seed=$$s name=demo-s$$s || exit 1; done
 	$(VENV)/bin/reasoner report $(foreach s,$(SEEDS),runs/demo-s$(s)) --out runs/demo-seeds
 
-stic-demo: install   # configs/stic-demo.yaml per seed (about 8 min each), then STIC's branches compared with paired tests
+stic-demo: install   # configs/stic-demo.yaml per seed (about 6 min each), then STIC's branches compared with paired tests
 	for s in $(SEEDS); do $(VENV)/bin/reasoner run configs/stic-demo.yaml seed=$$s name=stic-demo-s$$s || exit 1; done
 	$(VENV)/bin/reasoner report $(foreach s,$(SEEDS),runs/stic-demo-s$(s)) --out runs/stic-demo-seeds
 	$(PY) experiments/stic_compare.py $(foreach s,$(SEEDS),runs/stic-demo-s$(s)) --out runs/stic-demo-seeds/compare.md

@@ -22,7 +22,7 @@ SHORTENED = {
     "demo-verl.yaml": "tests/engines/test_verl_cpu_train.py (as shipped: 13 min 46 s on this machine kind, "
     "2026-12-07, too long for every CI run; the header says so)",
     "stic-demo.yaml": "tests/test_configs.py (its caption and stic stages as shipped, below; the whole schedule over "
-    "three seeds, about 8 min a seed, measured by hand in docs/results/2026-12-07-stic.md)",
+    "three seeds, about 6 min a seed, measured by hand in docs/results/2026-12-07-stic.md)",
 }
 """Configs the suite runs shortened by overrides, whose full run is measured by hand and dated in the docs."""
 GPU_RECIPES = ("openvlthinker-3b.yaml", "openvlthinker-7b.yaml", "openvlthinker-v2-8b.yaml")
