@@ -112,7 +112,7 @@ def stage_budget(run: RunConfig, stage: StageConfig, model_dir: Path, processor:
     return PromptBudget(int(context), "the model's max_position_embeddings", low, high, reserved)
 
 
-Item = tuple[Problem, "str | None", Template]
+Item = tuple[Problem, str | None, Template]
 """One training example as measured: its problem, its SFT target (None: a prompt alone), its prompt template."""
 
 
