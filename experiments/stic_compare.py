@@ -4,14 +4,15 @@
         [--out runs/stic-demo-compare.md]
 
 (`make stic-demo` runs the three seeds and this.) Every run of the schedule trains, from one caption model, three
-branches with the same SFT and GRPO settings: STIC (stic -> dif -> grpo), STIC's stage 1 alone (stic ->
-stic_sft -> stic_grpo) and none (plain -> plain_grpo); and dif_mix, dif with the exact captions mixed in. For each pair of comparable stages and each evaluation set
-(`heldout`: answer accuracy, the image alone; `heldout-dar`: the same problems describe-and-respond, the model's
-own description in the prompt, as STIC evaluates "with DaR"; `descriptions`: mean fact F1 of the descriptions) it gives each seed's difference
-and their mean with its standard error (paired by seed), and a paired test on the items, pooled over the seeds:
-heldout and heldout-dar, the exact McNemar test of the items only one of the two stages gets right; descriptions, the exact sign
-test of the items whose F1 differs. It also gives the STIC stage's held-out preference accuracy (before -> after)
-per seed. Reads each run's stage folders (scores.json, items.jsonl, manifest.json), never its report.
+branches with the same SFT and GRPO settings: STIC (stic -> dif -> grpo), STIC's stage 1 alone (stic -> stic_sft
+-> stic_grpo) and none (plain -> plain_grpo); and dif_mix, dif with the exact captions mixed in. For each pair of
+comparable stages and each evaluation set (`heldout`: answer accuracy, the image alone; `heldout-dar`: the same
+problems describe-and-respond, the model's own description in the prompt, as STIC evaluates "with DaR";
+`descriptions`: mean fact F1 of the descriptions) it gives each seed's difference and their mean with its standard
+error (paired by seed), and a paired test on the items, pooled over the seeds: heldout and heldout-dar, the exact
+McNemar test of the items only one of the two stages gets right; descriptions, the exact sign test of the items
+whose F1 differs. It also gives the STIC stage's held-out preference accuracy (before -> after) per seed. Reads
+each run's stage folders (scores.json, items.jsonl, manifest.json), never its report.
 """
 
 from __future__ import annotations

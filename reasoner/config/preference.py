@@ -2,8 +2,8 @@
 them): a `kind: dpo` stage trains on a `preference` dataset (`dpo.pairs: file`) or builds STIC pairs from a problem
 set's images (`dpo.pairs: stic`), and nothing else trains on a preference set; a preference set is never an
 evaluation set (its rows are pairs of responses, not problems with an answer to score); the `dpo` section belongs
-to dpo stages, `data.describe` and `data.caption_mix` to sft stages. Whether a stage's prompt uses `$description` is checked where
-templates are read (`reasoner.schedule.check_prompts`).
+to dpo stages, `data.describe` and `data.caption_mix` to sft stages. Whether a stage's prompt uses `$description`
+is checked where templates are read (`reasoner.schedule.check_prompts`).
 """
 
 from __future__ import annotations

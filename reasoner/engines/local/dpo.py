@@ -44,7 +44,6 @@ from reasoner.prompts import Template, problem_messages, shown_images
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class PairBatch:
     """B prompts (left-padded, with images) and their 2B responses: row 2i the chosen, row 2i+1 the rejected."""

@@ -3,14 +3,14 @@ held-out pairs at the start and the end.
 
 Each row is tokenized by verl's own SFT dataset (`dpo.PairDataset`, with the stage's composed `data` config and
 verl's tokenizer and processor loaders), so the sums cover exactly the tokens verl's loss sums (its loss mask), and
-scored with transformers in fp32, one row at a time. The reference log-probs are kept in `ckpt/REFERENCE_FILE`
-under the stage fingerprint (a resumed stage reads them). The start model is the reference, so the start's held-out
-scores are the reference's (margins 0, accuracy 1/2); the end's are the exported model's.
+scored with transformers in fp32, one row at a time. The reference log-probs are kept in the stage's ckpt/
+(`engines.preference.REFERENCE_FILE`) under the stage fingerprint (a resumed stage reads them). The start model is
+the reference, so the start's held-out scores are the reference's (margins 0, accuracy 1/2); the end's are the
+exported model's.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,6 @@ import torch
 
 from reasoner.engines.base import TrainJob
 from reasoner.engines.preference import cached_reference_logps, dpo_terms
-
-log = logging.getLogger(__name__)
-
-"""In the stage's ckpt/: `{"fingerprint", "logps": {pair id: [ref_chosen, ref_rejected]}}` (the local engine's
-format)."""
 
 
 def row_logp(model: Any, row: dict[str, Any]) -> float:
